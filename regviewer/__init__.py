@@ -1,0 +1,19 @@
+"""regviewer: interactive image registration.
+
+``regviewer.register(fixed, moving, preset="affine-mi")`` runs the registration
+engine from Python; ``regviewer`` on the command line opens the window.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def register(*args, **kwargs):
+    """Register `moving` onto `fixed`; see `regviewer.core.engine.register`."""
+    from .core.engine import register as _register
+
+    return _register(*args, **kwargs)
+
+
+__all__ = ["register", "__version__"]

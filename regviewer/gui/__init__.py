@@ -1,0 +1,1 @@
+"""regviewer's Qt views and controllers over `regviewer.core`. No numerics here."""
