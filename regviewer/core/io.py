@@ -8,6 +8,7 @@ atomic (see `atomic.py`). Geometry (origin, spacing, direction) is kept exactly.
 from __future__ import annotations
 
 import gzip
+import os
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -134,11 +135,88 @@ def _read_file(p: Path) -> tuple[sitk.Image, list[str]]:
         raise UnsupportedImageError(p, "it holds complex numbers; only real-valued images are supported")
     if any(s <= 0 for s in reader.GetSpacing()):
         raise UnsupportedImageError(p, f"its voxel spacing {tuple(reader.GetSpacing())} has a zero or negative value")
+    _check_not_truncated(p, reader)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
+        if "orthonormal" in str(exc).lower() and suffix_of(p) in (".nii", ".nii.gz"):
+            return _read_nifti_non_orthonormal(p)
         raise ImageReadError(p, f"the file is truncated or damaged ({_first_line(exc)})") from None
-    return image, []
+    notes = _nifti_sform_notes(p) if suffix_of(p) in (".nii", ".nii.gz") else []
+    for note in notes:
+        warnings.warn(f"{p}: {note}", stacklevel=3)
+    return image, notes
+
+
+def _expected_data_bytes(reader: sitk.ImageFileReader) -> int:
+    pixel_bytes = {
+        sitk.sitkUInt8: 1, sitk.sitkInt8: 1, sitk.sitkUInt16: 2, sitk.sitkInt16: 2, sitk.sitkUInt32: 4,
+        sitk.sitkInt32: 4, sitk.sitkUInt64: 8, sitk.sitkInt64: 8, sitk.sitkFloat32: 4, sitk.sitkFloat64: 8,
+        sitk.sitkVectorUInt8: 1, sitk.sitkVectorUInt16: 2, sitk.sitkVectorFloat32: 4, sitk.sitkVectorFloat64: 8,
+        sitk.sitkVectorInt16: 2, sitk.sitkVectorInt8: 1, sitk.sitkVectorInt32: 4, sitk.sitkVectorUInt32: 4,
+    }.get(reader.GetPixelID(), 0)
+    return int(np.prod(reader.GetSize())) * reader.GetNumberOfComponents() * pixel_bytes
+
+
+def _check_not_truncated(p: Path, reader: sitk.ImageFileReader) -> None:
+    """ITK zero-fills a NIfTI or MetaImage whose data stops short, silently; a clinician
+    must not register against a half-missing scan, so compare sizes first."""
+    suffix = suffix_of(p)
+    expected = _expected_data_bytes(reader)
+    if not expected:
+        return
+    short = False
+    if suffix in (".nii", ".nii.gz"):
+        head = _nifti_header_bytes(p)
+        if head is None:
+            return
+        endian = "<" if int(np.frombuffer(head[:4], "<i4")[0]) == 348 else ">"
+        vox_offset = int(np.frombuffer(head[108:112], endian + "f4")[0])
+        needed = vox_offset + expected
+        if suffix == ".nii":
+            short = p.stat().st_size < needed
+        else:
+            with p.open("rb") as fh:  # gzip's trailer holds the uncompressed size mod 2**32
+                fh.seek(-4, os.SEEK_END)
+                isize = int(np.frombuffer(fh.read(4), "<u4")[0])
+            short = isize != needed % 2**32
+    elif suffix == ".mha":
+        text = p.read_bytes()[:4096]
+        marker = text.find(b"ElementDataFile = LOCAL")
+        if marker >= 0 and b"CompressedData = True" not in text[:marker]:
+            start = text.index(b"\n", marker) + 1
+            short = p.stat().st_size - start < expected
+    if short:
+        raise ImageReadError(p, "the file is truncated (it holds less image data than its header describes)")
+
+
+def _nifti_header_bytes(p: Path) -> bytes | None:
+    try:
+        opener = gzip.open if suffix_of(p) == ".nii.gz" else open
+        with opener(p, "rb") as fh:
+            head = fh.read(348)
+    except (OSError, EOFError):
+        return None
+    return head if len(head) == 348 else None
+
+
+def _nifti_sform_notes(p: Path) -> list[str]:
+    """ITK silently prefers the qform when the sform is not orthonormal; say so."""
+    head = _nifti_header_bytes(p)
+    if head is None:
+        return []
+    endian = "<" if int(np.frombuffer(head[:4], "<i4")[0]) == 348 else ">"
+    qform_code, sform_code = (int(v) for v in np.frombuffer(head[252:256], endian + "i2"))
+    if sform_code <= 0 or qform_code <= 0:
+        return []
+    axes = np.frombuffer(head[280:328], endian + "f4").reshape(3, 4)[:, :3].astype(float)
+    norms = np.linalg.norm(axes, axis=0)
+    if np.any(norms == 0):
+        return []
+    unit = axes / norms
+    if np.allclose(unit.T @ unit, np.eye(3), atol=1e-4):
+        return []
+    return ["its sform orientation is not orthonormal; the qform orientation was used instead"]
 
 
 def _read_nifti_non_orthonormal(p: Path) -> tuple[sitk.Image, list[str]]:
