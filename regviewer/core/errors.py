@@ -103,3 +103,7 @@ class RegistrationCancelled(RegviewerError):
 
 class SessionError(RegviewerError):
     """A session file could not be read or written."""
+
+
+class LandmarkEditError(RegviewerError):
+    """A landmark edit was refused (e.g. a name already taken, a point with NaN)."""
