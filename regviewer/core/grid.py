@@ -208,3 +208,19 @@ def points_near_plane(
         keep = np.abs(rel @ np.asarray(plane.n, dtype=float) - depth) <= tolerance_mm
         col, row = col[keep], row[keep]
     return np.stack([col, row], axis=1)
+
+
+def pack_polylines(lines: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate (k, 2) polylines into x, y and a `connect` mask (1 = join to the next point).
+
+    The format of pyqtgraph's `PlotCurveItem(x, y, connect=...)`: one item draws
+    every line, so a grid costs one draw call. Prepared off the GUI thread.
+    """
+    if not lines:
+        empty = np.zeros(0)
+        return empty, empty, np.zeros(0, dtype=np.int32)
+    xy = np.concatenate([np.asarray(ln, dtype=float)[:, :2] for ln in lines], axis=0)
+    connect = np.ones(len(xy), dtype=np.int32)
+    ends = np.cumsum([len(ln) for ln in lines]) - 1
+    connect[ends] = 0
+    return xy[:, 0].copy(), xy[:, 1].copy(), connect

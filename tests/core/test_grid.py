@@ -136,3 +136,11 @@ def test_huge_plane_widens_spacing():
     plane = planes_for(vol)["axial"]
     lines = warped_grid_lines(None, plane, 0.0, spacing_mm=0.1)
     assert len(lines) <= 2 * 200 + 2
+
+
+def test_pack_polylines_breaks_between_lines():
+    from regviewer.core.grid import pack_polylines
+
+    x, y, connect = pack_polylines([np.array([[0, 0], [1, 1]]), np.array([[5, 5], [6, 6], [7, 7]])])
+    assert list(x) == [0, 1, 5, 6, 7] and list(connect) == [1, 0, 1, 1, 0]
+    assert len(pack_polylines([])[0]) == 0
