@@ -291,6 +291,13 @@ class RecoveryManager:
             raise SessionError(f"Cannot write the recovery file '{self.autosave_path}': {exc}") from None
         return self.autosave_path
 
+    def clear_autosave(self) -> None:
+        """The user saved: nothing is left to recover, but the run is still alive."""
+        try:
+            self.autosave_path.unlink()
+        except OSError:
+            pass
+
     def finish(self) -> None:
         """Clean exit: this run leaves nothing to recover. Autosave first, lock last,
         so an interruption in between still looks like a crash with nothing lost."""
