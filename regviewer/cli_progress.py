@@ -74,12 +74,15 @@ class BatchProgress:
         self.done = self.ok = self.failed = self.skipped = 0
         self.start = time.monotonic()
 
-    def skip(self, n: int) -> None:
-        """Pairs finished by an earlier run; they count as done, not in the time estimate."""
-        self.skipped += n
-        self.done += n
-        if n:
-            self._line(f"{n} pair(s) already finished in an earlier run: skipped")
+    def skip(self, earlier: list) -> None:
+        """Pairs finished by an earlier run (results with this_run == "skipped"): counted as
+        done, left out of the time estimate."""
+        self.skipped += len(earlier)
+        self.done += len(earlier)
+        if earlier:
+            failed = sum(r.status != "ok" for r in earlier)
+            note = f" ({failed} of them failed; --retry-failed runs those again)" if failed else ""
+            self._line(f"{len(earlier)} pair(s) finished in an earlier run are skipped{note}")
 
     def __call__(self, result) -> None:
         self.done += 1

@@ -37,6 +37,7 @@ FAILED_MARKER = "failed.json"
 SUMMARY_NAME = "summary.csv"
 _STAGING_PREFIX = ".staging-"
 _OPTIONAL_COLUMNS = ("landmarks", "fixed_mask", "moving_mask")
+SCHEDULER_TIMEOUT_S = 10.0
 DASK_MISSING = ("Batch registration on Dask needs the optional 'dask[distributed]' package: install it with\n"
                 "    pip install 'regviewer[batch]'\n"
                 "or run the pairs one after another in this process with --no-dask.")
@@ -273,7 +274,7 @@ def itk_threads_for(workers: int, threads_per_worker: int = 1, cores: int | None
 def run_batch(pairs: list[PairSpec], out_dir: str | Path, settings: BatchSettings = BatchSettings(),
               workers: int | None = None, scheduler: str | None = None, use_dask: bool = True,
               retry_failed: bool = False, on_result: Callable[[PairResult], None] | None = None,
-              on_skip: Callable[[int], None] | None = None, cancel=None) -> list[PairResult]:
+              on_skip: Callable[[list[PairResult]], None] | None = None, cancel=None) -> list[PairResult]:
     """Register every pair; return one result per pair in the input order and write summary.csv.
 
     `use_dask=False` runs the pairs one after another in this process (no Dask needed).
@@ -297,7 +298,7 @@ def run_batch(pairs: list[PairSpec], out_dir: str | Path, settings: BatchSetting
         else:
             results[spec.name] = old
     if on_skip:
-        on_skip(len(results))
+        on_skip(list(results.values()))
 
     def record(r: PairResult) -> None:
         results[r.pair] = r
@@ -335,7 +336,7 @@ def _run_on_dask(todo: list[PairSpec], out_root: Path, settings: BatchSettings, 
     try:
         if scheduler:
             try:
-                client = Client(scheduler, timeout="10s")
+                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
             except (OSError, TimeoutError) as exc:
                 raise BatchSetupError(f"Cannot reach the Dask scheduler at '{scheduler}': {exc}") from None
         else:
@@ -344,6 +345,10 @@ def _run_on_dask(todo: list[PairSpec], out_root: Path, settings: BatchSettings, 
                                    silence_logs=logging.ERROR)
             client = Client(cluster)
         with client:
+            try:
+                client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                raise BatchSetupError(f"The Dask scheduler at '{scheduler}' has no workers (waited 60 s)") from None
             threads = _itk_threads_per_worker(client)
             futures = [client.submit(run_pair, spec, str(out_root), settings, threads, key=f"regviewer-pair-{spec.name}-"
                                      f"{time.monotonic_ns()}", pure=False, retries=0) for spec in todo]
