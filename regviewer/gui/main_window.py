@@ -63,6 +63,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._fixed_cache: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
         self._moving_cache: dict[tuple, np.ndarray] = {}
         self._views: dict[tuple[str, str], SliceView] = {}
+        self._active: set[tuple[str, str]] = set()
         self.last_error: str | None = None
         self.confirm: Callable[[str, str], bool] = self._confirm_dialog
         self.choose_dicom_series: Callable[[str, list], str | None] = lambda folder, series: file_actions.ask_dicom_series(self, folder, series)
@@ -155,13 +156,17 @@ class MainWindow(QtWidgets.QMainWindow):
     def all_slice_views(self) -> list[SliceView]:
         return list(self._views.values())
 
+    def active_slice_views(self) -> list[SliceView]:
+        """Views that belong to the open image (shown or not)."""
+        return [v for k, v in self._views.items() if k in self._active]
+
     def volume_view(self):
         return self._volume_view
 
     def center_on(self, point_lps) -> None:
         """Move the linked crosshair (and every view's slice) to a physical LPS point."""
         self._cursor = tuple(float(x) for x in point_lps)
-        for view in self._views.values():
+        for view in self.active_slice_views():
             view.set_cursor(self._cursor)
         self._update_3d()
         self._show_position(self._cursor)
@@ -234,7 +239,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._wl["moving"] = moving.default_window_level()
         self._build_views()
         self._cursor = fixed.center_physical()
-        for view in self._views.values():
+        for view in self.active_slice_views():
             view.set_cursor(self._cursor)
         names = fixed.name + (f"  ←  {moving.name}" if moving else "")
         self.setWindowTitle(f"regviewer — {names}[*]")
@@ -252,6 +257,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # ================================================================ views and layouts
     def _build_views(self) -> None:
         planes = planes_for(self._fixed)
+        self._active = {(r, o) for o in planes for r in ("overlay", "fixed", "moving")}
         for orientation in ORIENTATIONS:
             plane = planes.get(orientation)
             for role in ("overlay", "fixed", "moving"):

@@ -221,7 +221,7 @@ class SliceView(QtWidgets.QWidget):
             self.view_box.addItem(self.curtain_line, ignoreBounds=True)
             if on_move is not None:
                 self.curtain_line.sigPositionChanged.connect(
-                    lambda line: on_move(float(np.clip((line.value() + 0.5) / cols, 0, 1))))
+                    lambda line: on_move(float(np.clip((line.value() + 0.5) / self.plane.shape[1], 0, 1))))
         elif abs(self.curtain_line.value() - x) > 1e-6:
             self.curtain_line.blockSignals(True)
             self.curtain_line.setValue(x)

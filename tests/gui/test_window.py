@@ -1,0 +1,214 @@
+"""The main window driven through its real widgets: open, scroll, click, layouts,
+window/level, errors, saves, drag-and-drop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PyQt6 import QtCore
+
+from regviewer.core.io import read_image
+from regviewer.gui.host import RegistrationHost, SliceViewLike
+
+from .conftest import click, drag
+
+
+def test_window_implements_the_host_protocols(brain_window):
+    w = brain_window
+    assert isinstance(w, RegistrationHost)
+    assert all(isinstance(v, SliceViewLike) for v in w.slice_views())
+    assert w.fixed_volume().dimension == 3 and w.moving_volume() is not None
+    assert w.current_transform().GetDimension() == 3
+
+
+def test_three_views_with_orientation_letters_and_cursor_at_centre(brain_window):
+    w = brain_window
+    views = {v.plane.orientation: v for v in w.slice_views()}
+    assert set(views) == {"axial", "coronal", "sagittal"}
+    assert [views["axial"].letter(e) for e in ("left", "right", "top", "bottom")] == ["R", "L", "A", "P"]
+    assert [views["coronal"].letter(e) for e in ("left", "right", "top", "bottom")] == ["R", "L", "S", "I"]
+    assert [views["sagittal"].letter(e) for e in ("left", "right", "top", "bottom")] == ["A", "P", "S", "I"]
+    centre = w.fixed_volume().center_physical()
+    for v in views.values():
+        assert v.last_rgb is not None and v.last_rgb.shape[:2] == v.plane.shape and v.last_rgb.max() > 0
+        assert np.isclose(v.depth, v.plane.depth_of(centre))
+
+
+def test_wheel_and_keys_scroll_and_move_the_linked_cursor(qtbot, brain_window):
+    w = brain_window
+    axial = w.view("overlay", "axial")
+    before = axial.depth
+    with qtbot.waitSignal(axial.sliceChanged, timeout=1000):
+        qtbot.keyClick(axial, QtCore.Qt.Key.Key_Up)
+    assert np.isclose(axial.depth, before + axial.plane.depth_step)
+    # the cursor followed, so the other views' crosshairs are on the new slice
+    assert np.isclose(w._cursor[2], axial.depth)
+    qtbot.keyClick(axial, QtCore.Qt.Key.Key_PageDown)
+    assert np.isclose(axial.depth, before + axial.plane.depth_step * -4)
+    axial.view_box.wheelEvent(_FakeWheel(120))
+    assert np.isclose(axial.depth, before + axial.plane.depth_step * -3)
+
+
+class _FakeWheel:
+    def __init__(self, delta):
+        self._delta = delta
+
+    def modifiers(self):
+        return QtCore.Qt.KeyboardModifier.NoModifier
+
+    def delta(self):
+        return self._delta
+
+    def accept(self):
+        pass
+
+
+def test_click_moves_the_crosshair_in_every_view_and_status_shows_both_intensities(qtbot, brain_window):
+    w = brain_window
+    axial, coronal = w.view("overlay", "axial"), w.view("overlay", "coronal")
+    click(qtbot, axial, (30, 40))
+    expected = axial.to_physical(30, 40)
+    assert np.allclose(w._cursor, expected, atol=1.0)
+    col, row, depth = coronal.plane.to_plane(w._cursor)
+    assert np.isclose(coronal.depth, np.clip(depth, *coronal.plane.depth_range), atol=1e-6)
+    assert abs(coronal.v_line.value() - col) < 1e-6
+    text = w.position_label.text()
+    assert "mm LPS" in text and "fixed" in text and "moving" in text
+
+
+def test_layouts(brain_window):
+    w = brain_window
+    w.apply_layout("single", "coronal")
+    assert [(v.role, v.plane.orientation) for v in w.slice_views()] == [("overlay", "coronal")]
+    w.apply_layout("side_by_side", "axial")
+    views = w.slice_views()
+    assert [v.role for v in views] == ["fixed", "moving"]
+    fixed_view, moving_view = views
+    assert fixed_view.isVisible() and moving_view.isVisible()
+    # the moving view shows the moving image resampled into the fixed frame
+    assert not np.array_equal(fixed_view.last_rgb, moving_view.last_rgb)
+    w.apply_layout("1x3+3d")
+    assert len(w.slice_views()) == 3
+
+
+def test_2d_pair_shows_one_view(make_window, retina_paths):
+    w = make_window(*retina_paths)
+    views = w.slice_views()
+    assert len(views) == 1 and views[0].plane.dimension == 2
+    assert views[0].last_rgb.shape[2] == 3
+    w.apply_layout("side_by_side")
+    assert len(w.slice_views()) == 2
+
+
+def test_errors_show_a_dialog_and_keep_the_window_usable(brain_window, tmp_path):
+    w = brain_window
+    before = w.fixed_volume()
+    assert not w.open_images(str(tmp_path / "missing.nii.gz"), None)
+    assert "does not exist" in w.last_error and "Traceback" not in w.last_error
+    assert w.fixed_volume() is before
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"not an image at all")
+    assert not w.open_images(str(bad), None)
+    assert "bad.nii.gz" in w.last_error
+    retina = w.fixed_volume()
+    w.refresh_views()  # still draws
+    assert retina is before
+
+
+def test_window_level_drag_and_presets(qtbot, brain_window):
+    w = brain_window
+    w.set_interaction_mode("window_level")
+    win0, lev0 = w.window_level("fixed")
+    axial = w.view("overlay", "axial")
+    drag(qtbot, axial, (20, 20), (60, 20))
+    win1, lev1 = w.window_level("fixed")
+    assert win1 > win0 and np.isclose(lev1, lev0)
+    w.apply_window_preset("full range")
+    arr = w.fixed_volume().array()
+    assert np.isclose(w.window_level("fixed")[0], float(arr.max()) - float(arr.min()))
+
+
+def test_landmark_mode_click_emits_a_fixed_frame_point(qtbot, brain_window):
+    w = brain_window
+    w.set_interaction_mode("landmark")
+    w.apply_layout("side_by_side", "axial")
+    moving_view = w.slice_views()[1]
+    cursor_before = w._cursor
+    with qtbot.waitSignal(moving_view.clicked, timeout=1000) as blocker:
+        click(qtbot, moving_view, (40, 50))
+    point, role, _mods = blocker.args
+    assert role == "moving"
+    assert np.allclose(point, moving_view.to_physical(40, 50), atol=1.0)
+    assert w._cursor == cursor_before  # landmark clicks do not move the crosshair
+
+
+def test_saves_are_atomic_and_guard_the_inputs(brain_window, tmp_path):
+    from regviewer.gui import file_actions
+
+    w = brain_window
+    w.set_current_transform(sitk.TranslationTransform(3, (2.0, 0.0, 0.0)), "test")
+    tfm = tmp_path / "t.tfm"
+    assert file_actions.save_transform(w, tfm)
+    assert "FIXED image points to MOVING" in tfm.read_text()
+    assert np.allclose(sitk.ReadTransform(str(tfm)).TransformPoint((0, 0, 0)), (2, 0, 0))
+    out = tmp_path / "resampled.nii.gz"
+    assert file_actions.save_resampled(w, out)
+    assert read_image(out).size == w.fixed_volume().size
+    shot = tmp_path / "shot.png"
+    assert file_actions.save_screenshot(w, shot)
+    assert shot.stat().st_size > 1000
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".regviewer-tmp")]
+    # overwriting an input image needs a yes
+    asked = []
+    w.confirm = lambda title, text: asked.append(text) or False
+    moving_path = w.moving_volume().path
+    size_before = (tmp_path / "x").exists()
+    assert not file_actions.save_resampled(w, moving_path)
+    assert asked and not size_before
+
+
+def test_drop_and_recent_files(brain_window, brain_paths, retina_paths):
+    from regviewer.gui import file_actions
+
+    w = brain_window
+    file_actions.handle_dropped_paths(w, [str(p) for p in retina_paths])
+    assert w.fixed_volume().dimension == 2
+    recent = file_actions.recent_pairs()
+    assert recent[0] == (str(retina_paths[0]), str(retina_paths[1]))
+    assert recent[1] == (str(brain_paths[0]), str(brain_paths[1]))
+
+
+def test_preview_transform_does_not_change_the_current_one(brain_window):
+    w = brain_window
+    axial = w.view("overlay", "axial")
+    before = axial.last_rgb.copy()
+    calls = []
+    w.on_transform_changed(lambda: calls.append(1))
+    w.show_preview_transform(sitk.TranslationTransform(3, (10.0, 0.0, 0.0)))
+    assert not np.array_equal(axial.last_rgb, before)
+    assert w.current_transform().GetName() != "TranslationTransform" and not calls
+    w.show_preview_transform(None)
+    assert np.array_equal(axial.last_rgb, before)
+    w.set_current_transform(sitk.TranslationTransform(3, (10.0, 0.0, 0.0)), "move")
+    assert calls == [1]
+    w.undo_transform()
+    assert np.allclose(w.current_transform().TransformPoint((1, 2, 3)), (1, 2, 3))
+    w.redo_transform()
+    assert np.allclose(w.current_transform().TransformPoint((1, 2, 3)), (11, 2, 3))
+
+
+def test_3d_view_under_xcb(make_window, brain_paths):
+    from PyQt6 import QtWidgets
+
+    if QtWidgets.QApplication.platformName() != "xcb":
+        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    w = make_window(*brain_paths, three_d=True)
+    vv = w.volume_view()
+    assert vv is not None
+    vv.set_polylines("grid", [np.array([[0, 0, 0], [10, 0, 0], [10, 10, 0]], float)], (1, 0, 0))
+    assert vv.polyline_names() == ["grid"]
+    vv.set_polylines("grid", None)
+    assert vv.polyline_names() == []
+    image = vv.snapshot()
+    assert image is not None and image.width() > 10
