@@ -81,10 +81,12 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Map physical points (LPS mm) from a CSV. By default the points are in FIXED space and go to "
                     "moving space as T(p). With --to fixed the points are in MOVING space and go back with the "
                     "inverse: exact (matrix inverse) for a linear transform, Newton's method per point for a "
-                    "deformable one (a residual_mm column reports |T(p) - q|). The CSV has columns x,y[,z] with a "
-                    "header, or no header and the coordinates last; other columns are kept.")
+                    "deformable one (a residual_mm column reports |T(p) - q|). POINTS is a CSV with columns x,y[,z] "
+                    "and a header, or no header and the coordinates last (other columns are kept); or a landmark "
+                    "file (regviewer CSV/JSON, Slicer .fcsv/.mrk.json), whose fixed (or, with --to fixed, moving) "
+                    "points are mapped and compared with their partners (error_mm column).")
     p_pts.add_argument("transform", help="transform file (fixed -> moving)")
-    p_pts.add_argument("points", help="CSV of points")
+    p_pts.add_argument("points", help="CSV of points, or a landmark file")
     p_pts.add_argument("--to", choices=("moving", "fixed"), default="moving", help="target space (default moving)")
     p_pts.add_argument("--out", help="output CSV (default: print to stdout)")
 

@@ -120,21 +120,31 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_apply_points(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .core.atomic import atomic_write_text
     from .core.io import read_transform
-    from .core.point_mapping import map_points, read_point_csv
+    from .core.point_mapping import is_landmark_file, landmark_table_for, map_points, read_point_csv
 
     tx = read_transform(args.transform)
-    table = read_point_csv(args.points, tx.GetDimension())
+    expected = None
+    if is_landmark_file(args.points):
+        table, expected = landmark_table_for(args.points, args.to, tx.GetDimension())
+    else:
+        table = read_point_csv(args.points, tx.GetDimension())
     mapped = map_points(tx, table.points, to=args.to)
-    extra = None
+    extra: dict[str, list] = {}
     if args.to == "fixed":
-        extra = {"residual_mm": [f"{r:.3g}" for r in mapped.residual_mm]}
+        extra["residual_mm"] = [f"{r:.3g}" for r in mapped.residual_mm]
         bad = int((~mapped.converged).sum())
         if bad:
             _err(f"warning: {bad} point(s) could not be inverted to within 1e-4 mm (see residual_mm); the "
                  "transform may fold or not cover them")
-    text = table.with_points(mapped.points).to_csv(extra)
+    if expected is not None:
+        errors = np.linalg.norm(mapped.points - expected, axis=1)
+        extra["error_mm"] = [f"{e:.4g}" for e in errors]
+        _err(f"distance to the {args.to} landmarks: mean {errors.mean():.4g} mm, max {errors.max():.4g} mm")
+    text = table.with_points(mapped.points).to_csv(extra or None)
     if args.out:
         atomic_write_text(args.out, text)
         print(args.out)

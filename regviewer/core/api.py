@@ -95,16 +95,12 @@ def landmark_tre(transform: sitk.Transform, landmarks) -> tuple[float | None, fl
     """(mean, max) of |T(fixed landmark) - moving landmark| in mm over complete, enabled pairs."""
     if landmarks is None:
         return None, None
-    import numpy as np
+    from .landmarks import landmark_errors
 
-    from .transforms import transform_points
-
-    pairs = [p for p in landmarks.pairs if p.enabled and p.fixed is not None and p.moving is not None]
-    if not pairs:
+    errors = landmark_errors(transform, landmarks)
+    if errors.n == 0:
         return None, None
-    mapped = transform_points(transform, np.array([p.fixed for p in pairs], float))
-    errors = np.linalg.norm(mapped - np.array([p.moving for p in pairs], float), axis=1)
-    return float(errors.mean()), float(errors.max())
+    return _finite(errors.mean_mm), _finite(errors.max_mm)
 
 
 def _finite(x: float | None) -> float | None:

@@ -184,4 +184,42 @@ def read_point_csv(path: str | Path, dimension: int) -> PointTable:
     return PointTable(header, rows, columns)
 
 
-__all__ = ["MappedPoints", "map_points", "PointTable", "read_point_csv"]
+def is_landmark_file(path: str | Path) -> bool:
+    """True for landmark-pair files (regviewer CSV with fixed_x..., .json, Slicer .fcsv/.mrk.json)
+    rather than a plain x,y[,z] point list."""
+    p = Path(path)
+    if p.name.lower().endswith((".fcsv", ".json")):
+        return True
+    try:
+        with p.open(encoding="utf-8-sig") as f:
+            first = f.readline().lower()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return "fixed_x" in first.replace(" ", "")
+
+
+def landmark_table_for(path: str | Path, to: str, dimension: int) -> tuple[PointTable, np.ndarray | None]:
+    """The source points of a landmark file as a `PointTable` (columns name,x,y[,z]) and,
+    where every pair has one, the points they should land on (None otherwise).
+
+    ``to="moving"`` takes the fixed points (expected: the moving ones); ``to="fixed"``
+    the moving points (expected: the fixed ones). Half-made pairs without a source point
+    are left out.
+    """
+    from .landmarks import load_landmarks
+
+    lm = load_landmarks(path)
+    if lm.dimension != dimension:
+        raise LandmarkFileError(path, f"the landmarks are {lm.dimension}D but the transform is {dimension}D")
+    source = "fixed" if to == "moving" else "moving"
+    pairs = [pr for pr in lm.pairs if getattr(pr, source) is not None]
+    if not pairs:
+        raise LandmarkFileError(path, f"it holds no {source} points")
+    header = ["name", *"xyz"[:dimension]]
+    rows = [[pr.name, *(repr(float(v)) for v in getattr(pr, source))] for pr in pairs]
+    targets = [getattr(pr, to) for pr in pairs]
+    expected = None if any(t is None for t in targets) else np.array(targets, float)
+    return PointTable(header, rows, list(range(1, dimension + 1))), expected
+
+
+__all__ = ["MappedPoints", "map_points", "PointTable", "read_point_csv", "is_landmark_file", "landmark_table_for"]

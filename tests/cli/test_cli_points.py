@@ -95,3 +95,26 @@ def test_bad_point_files_are_named(tmp_path, content, problem, capsys):
         read_point_csv(path, 3)
     assert main(["apply-points", str(DEMO / "brain_true_affine.tfm"), str(path)]) == 2
     assert "points.csv" in capsys.readouterr().err
+
+
+def test_a_landmark_file_maps_its_fixed_points_onto_its_moving_points(tmp_path):
+    pytest.importorskip("regviewer.core.landmark_formats")
+    from regviewer.core.landmarks import LandmarkSet
+
+    true_path = DEMO / "brain_true_fixed_to_moving.h5"
+    fixed, moving = _landmarks(sitk.ReadTransform(str(true_path)), n=8, seed=2)
+    lm = LandmarkSet(3)
+    for i, (f, m) in enumerate(zip(fixed, moving)):
+        lm.add_pair(fixed=f.tolist(), moving=m.tolist(), name=f"P{i}")
+    lm.save(tmp_path / "pairs.csv")
+    proc = run_cli("apply-points", true_path, tmp_path / "pairs.csv")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert [r["name"] for r in rows] == [f"P{i}" for i in range(8)]
+    assert np.allclose(_read_xyz(proc.stdout), moving, atol=1e-6)
+    assert max(float(r["error_mm"]) for r in rows) < 1e-6
+    assert "distance to the moving landmarks" in proc.stderr
+    # and back: the moving points land on the fixed ones
+    proc = run_cli("apply-points", true_path, tmp_path / "pairs.csv", "--to", "fixed")
+    assert proc.returncode == 0, proc.stderr
+    assert np.abs(_read_xyz(proc.stdout) - fixed).max() < 1e-3

@@ -1,0 +1,74 @@
+"""The Python API as the README shows it, and the progress printers (TTY vs plain)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import SimpleITK as sitk
+
+import regviewer
+from regviewer.cli_progress import BatchProgress, ProgressPrinter
+from regviewer.core.api import register_to_folder
+from regviewer.core.batch import PairResult
+from regviewer.core.engine import Progress
+
+from .conftest import grid_points, tiny_pipeline, tre
+
+
+def test_python_api_register_with_progress_callback(tiny_pair):
+    seen: list[Progress] = []
+    result = regviewer.register(str(tiny_pair.fixed), str(tiny_pair.moving), params=tiny_pipeline(),
+                                progress=seen.append)
+    assert seen and seen[-1].iteration >= 0 and isinstance(seen[-1].transform, sitk.Transform)
+    assert len(result.history) >= len(seen) and not result.cancelled
+    assert result.resampled.GetSize() == sitk.ReadImage(str(tiny_pair.fixed)).GetSize()
+    assert tre(result.transform, tiny_pair.true_transform, grid_points(tiny_pair.fixed)).mean() < 0.5
+
+
+def test_register_to_folder_from_python(tiny_pair, tmp_path):
+    outcome = register_to_folder(tiny_pair.fixed, tiny_pair.moving, tmp_path, params=tiny_pipeline(), evaluate=False)
+    assert outcome.files["transform"].name == "transform.tfm" and outcome.files["resampled"].is_file()
+    summary = json.loads(outcome.files["qa"].read_text())
+    assert "qa" not in summary and summary["final_metric"] == outcome.final_metric
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _progress(stage=0, level=0, iteration=0, metric=-0.5):
+    return Progress(stage=stage, stage_name="affine", level=level, n_levels=3, iteration=iteration, metric=metric,
+                    transform=sitk.Transform(2, sitk.sitkIdentity), elapsed=1.0)
+
+
+def test_progress_is_one_updating_line_on_a_tty_and_throttled_lines_otherwise():
+    tty = _Tty()
+    printer = ProgressPrinter(tty, label="affine-mi", tty_interval=0.0)
+    for i in range(5):
+        printer(_progress(iteration=i))
+    printer.finish()
+    text = tty.getvalue()
+    assert text.count("\r") == 5 and text.count("\n") == 1
+    assert "stage 1 affine" in text and "level 1/3" in text and "iteration 4" in text and "metric -0.5" in text
+
+    plain = io.StringIO()
+    printer = ProgressPrinter(plain, plain_interval=60.0)
+    for i in range(100):
+        printer(_progress(iteration=i))
+    printer(_progress(level=1))  # a new level always gets a line
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 2 and "\r" not in plain.getvalue()
+    assert "level 2/3" in lines[1]
+
+
+def test_batch_progress_counts_and_bar():
+    tty = _Tty()
+    bar = BatchProgress(3, tty)
+    bar.skip([PairResult("a", "ok", this_run="skipped")])
+    bar(PairResult("b", "ok", seconds=1.0, final_metric=-0.9))
+    bar(PairResult("c", "failed", error="boom"))
+    bar.finish()
+    text = tty.getvalue()
+    assert "3/3 pairs" in text and "1 ok" in text and "1 failed" in text and "c: FAILED: boom" in text
