@@ -243,15 +243,13 @@ def _overlap_values(fixed, moving, transform: sitk.Transform | None, mask) -> tu
             f"The fixed image is {f.GetDimension()}D and the moving image {m.GetDimension()}D; similarity needs both the same"
         )
     tx = transform if transform is not None else sitk.Transform(f.GetDimension(), sitk.sitkIdentity)
-    warped = sitk.Resample(m, f, tx, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    # Which fixed voxels map inside the moving image: resample an all-ones image.
-    ones = sitk.Image(m.GetSize(), sitk.sitkUInt8) + 1
-    ones.CopyInformation(m)
-    inside = sitk.GetArrayViewFromImage(sitk.Resample(ones, f, tx, sitk.sitkNearestNeighbor, 0)) > 0
+    # NaN outside the moving image marks the fixed voxels whose T(x) falls outside it.
+    warped = sitk.GetArrayFromImage(sitk.Resample(m, f, tx, sitk.sitkLinear, float("nan"), sitk.sitkFloat32))
+    inside = ~np.isnan(warped)
     region = _mask_array(mask, f)
     if region is not None:
         inside = inside & region
-    return sitk.GetArrayViewFromImage(f)[inside], sitk.GetArrayViewFromImage(warped)[inside]
+    return sitk.GetArrayViewFromImage(f)[inside], warped[inside]
 
 
 def mutual_information(a: np.ndarray, b: np.ndarray, bins: int = MI_BINS) -> float:
