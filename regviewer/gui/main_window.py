@@ -251,6 +251,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for callback in list(self._transform_callbacks):
             callback()
         self.apply_layout(self.layout_name)
+        self.slice_views()[0].setFocus()  # keys (slice scroll, overlay modes) go to the views, not a field
         for warning in fixed.warnings + (moving.warnings if moving else []):
             self.show_message(warning)
 

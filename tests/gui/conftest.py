@@ -56,6 +56,7 @@ def make_window(qtbot, monkeypatch):
         window.resize(1200, 800)
         window.show()
         qtbot.waitExposed(window)
+        activate(qtbot, window)
         if fixed is not None:
             assert window.open_images(str(fixed), str(moving) if moving else None), window.last_error
         made.append(window)
@@ -72,6 +73,20 @@ def make_window(qtbot, monkeypatch):
 @pytest.fixture
 def brain_window(make_window, brain_paths):
     return make_window(*brain_paths)
+
+
+def activate(qtbot, window):
+    """Make `window` the active window (Xvfb has no window manager to do it), so
+    keyboard shortcuts reach its actions as they would for a user."""
+    from PyQt6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    window.raise_()
+    window.activateWindow()
+    try:
+        qtbot.waitUntil(lambda: app.activeWindow() is window, timeout=2000)
+    except AssertionError:
+        pass  # some platforms never report an active window; shortcut tests will say so
 
 
 # --- mouse helpers --------------------------------------------------------------------------
