@@ -44,6 +44,7 @@ class RunRecord:
     started_at: float = field(default_factory=time.time)
     metric_curve: list[tuple[int, int, int, float]] = field(default_factory=list)
     note: str = ""
+    inputs: dict = field(default_factory=dict)  # file paths used: fixed, moving, fixed_mask, moving_mask
 
     @property
     def label(self) -> str:
@@ -80,6 +81,7 @@ class RunRecord:
             "started_at": self.started_at,
             "metric_curve": [list(row) for row in self.metric_curve],
             "note": self.note,
+            "inputs": self.inputs,
         }
 
     @classmethod
@@ -103,6 +105,7 @@ class RunRecord:
                 started_at=float(data.get("started_at", 0.0)),
                 metric_curve=[(int(a), int(b), int(c), float(d)) for a, b, c, d in data.get("metric_curve", [])],
                 note=str(data.get("note", "")),
+                inputs=dict(data.get("inputs") or {}),
             )
         except (TypeError, ValueError) as exc:
             raise SessionError(f"{where}: run {data.get('number')} is malformed ({exc})") from None
@@ -122,6 +125,7 @@ def record_from_result(
     seed: int = 0,
     landmarks: Any = None,
     started_at: float | None = None,
+    inputs: dict | None = None,
 ) -> RunRecord:
     """Build a record from an engine `RegistrationResult` (duck-typed: transform,
     history, stop_reason, elapsed, params, cancelled)."""
@@ -142,6 +146,7 @@ def record_from_result(
         seed=seed,
         started_at=time.time() if started_at is None else started_at,
         metric_curve=curve,
+        inputs=dict(inputs or {}),
     )
 
 

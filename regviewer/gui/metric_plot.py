@@ -29,6 +29,8 @@ class MetricPlot(QtWidgets.QWidget):
         item.setLabel("left", "metric (lower is better)")
         item.showGrid(x=True, y=True, alpha=0.2)
         self.curve = item.plot(pen=pg.mkPen((30, 90, 200), width=1.5))
+        item.disableAutoRange()
+        item.setClipToView(True)
         # TRE on a second y axis sharing x.
         self.tre_view = pg.ViewBox()
         item.showAxis("right")
@@ -57,6 +59,7 @@ class MetricPlot(QtWidgets.QWidget):
         self._last_key: tuple[int, int] | None = None
         self._tre_x: list[int] = []
         self._tre_y: list[float] = []
+        self._range_fresh = True
         self.curve.setData([], [])
         self.tre_curve.setData([], [])
         self.plot.getPlotItem().getAxis("right").hide()
@@ -91,6 +94,7 @@ class MetricPlot(QtWidgets.QWidget):
         self._tre_x.append(max(len(self._x) - 1, 0))
         self._tre_y.append(float(tre_mm))
         self.tre_curve.setData(self._tre_x, self._tre_y)
+        self.tre_view.setYRange(0, max(self._tre_y) * 1.1 + 1e-6, padding=0)
         self._sync_views()
 
     def show_curve(self, curve: list[tuple[int, int, int, float]], stage_names: list[str] | None = None) -> None:
@@ -114,5 +118,23 @@ class MetricPlot(QtWidgets.QWidget):
         self._markers.append(line)
 
     def _redraw(self) -> None:
-        if self._x:
-            self.curve.setData(np.asarray(self._x), np.asarray(self._y))
+        if not self._x:
+            return
+        self.curve.setData(np.asarray(self._x), np.asarray(self._y))
+        self._grow_range()
+
+    def _grow_range(self) -> None:
+        """Widen the axes in steps instead of auto-ranging on every update: re-laying out
+        the axes is what costs time on the GUI thread, and a steady frame reads better."""
+        box = self.plot.getPlotItem().getViewBox()
+        (x0, x1), (y0, y1) = box.viewRange()
+        n = len(self._x)
+        if n > x1 or self._range_fresh:
+            box.setXRange(0, max(20, int(n * 1.5)), padding=0)
+        finite = [v for v in self._y[-2000:] if np.isfinite(v)]
+        if finite:
+            lo, hi = min(finite), max(finite)
+            if self._range_fresh or lo < y0 or hi > y1:
+                pad = max(hi - lo, abs(hi) * 0.01, 1e-9) * 0.15
+                box.setYRange(lo - pad, hi + pad, padding=0)
+        self._range_fresh = False
