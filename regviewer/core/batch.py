@@ -91,6 +91,7 @@ class PairResult:
     folder: str = ""
     error: str = ""
     worker: str = ""
+    itk_threads: int | None = None
     inputs: str = field(default="", repr=False)
     settings: str = field(default="", repr=False)
 
@@ -183,7 +184,7 @@ def run_pair(spec: PairSpec, out_root: str, settings: BatchSettings, itk_threads
     stage = root / f"{_STAGING_PREFIX}{spec.name}-{os.getpid()}-{time.monotonic_ns()}"
     start = time.monotonic()
     result = PairResult(pair=spec.name, status="failed", folder=str(final), worker=worker,
-                        inputs=inputs_fingerprint(spec), settings=settings.fingerprint())
+                        itk_threads=sitk.ProcessObject_GetGlobalDefaultNumberOfThreads(), inputs=inputs_fingerprint(spec), settings=settings.fingerprint())
     try:
         try:
             params = Pipeline.from_json(settings.params_json) if settings.params_json else None
