@@ -1,0 +1,198 @@
+"""The QA dock against a small fake host: evaluation off the GUI thread, the Jacobian
+overlay in every view (following slice changes), the grid, the histogram, the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+import SimpleITK as sitk
+from PyQt6 import QtCore, QtWidgets
+
+from regviewer.core.image import Volume
+from regviewer.core.slicing import planes_for
+
+
+def _volume(seed=0) -> Volume:
+    rng = np.random.default_rng(seed)
+    img = sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(rng.random((20, 28, 24)).astype(np.float32) * 100), 1.5)
+    img.SetSpacing((2.0, 2.0, 2.0))
+    img.SetOrigin((-24.0, -28.0, -20.0))
+    return Volume(img, path=f"vol{seed}.nii.gz")
+
+
+def _folding_transform(volume: Volume) -> sitk.Transform:
+    """A local fold at the image centre (d u_x / dx = -3 there)."""
+    ref = volume.sitk
+    z, y, x = np.indices(ref.GetSize()[::-1], dtype=float)
+    c = (np.array(ref.GetSize()) - 1) / 2
+    g = np.exp(-((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2) / 8.0)
+    field = np.zeros(x.shape + (3,))
+    field[..., 0] = -6.0 * (x - c[0]) * g  # mm, 2 mm voxels
+    img = sitk.GetImageFromArray(field, isVector=True)
+    img.CopyInformation(ref)
+    return sitk.DisplacementFieldTransform(img)
+
+
+class FakeView(QtCore.QObject):
+    sliceChanged = QtCore.pyqtSignal()
+
+    def __init__(self, role, plane, depth, view_box):
+        super().__init__()
+        self.role, self.plane, self.depth, self.view_box = role, plane, depth, view_box
+
+
+class FakeHost(QtWidgets.QMainWindow):
+    """Just what a panel may use of the main window (regviewer.gui.host.RegistrationHost)."""
+
+    def __init__(self):
+        super().__init__()
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.setCentralWidget(self.graphics)
+        self._fixed, self._moving = _volume(0), _volume(1)
+        self.transform: sitk.Transform = sitk.TranslationTransform(3, (2.0, 0.0, 0.0))
+        self.messages, self.errors = [], []
+        self._tx_callbacks, self._img_callbacks = [], []
+        planes = planes_for(self._fixed)
+        self.views = [FakeView("overlay", planes[name], float(np.mean(planes[name].depth_range)),
+                               self.graphics.addViewBox(lockAspect=True, invertY=True)) for name in ("axial", "coronal", "sagittal")]
+
+    def fixed_volume(self):
+        return self._fixed
+
+    def moving_volume(self):
+        return self._moving
+
+    def current_transform(self):
+        return self.transform
+
+    def set_current_transform(self, transform, description):
+        self.transform = transform
+        for cb in self._tx_callbacks:
+            cb()
+
+    def show_preview_transform(self, transform):
+        pass
+
+    def slice_views(self):
+        return self.views
+
+    def volume_view(self):
+        return None
+
+    def center_on(self, point):
+        pass
+
+    def show_message(self, text):
+        self.messages.append(text)
+
+    def show_error(self, error):
+        self.errors.append(error)
+
+    def on_images_changed(self, callback):
+        self._img_callbacks.append(callback)
+
+    def on_transform_changed(self, callback):
+        self._tx_callbacks.append(callback)
+
+    def register_session_part(self, key, get_state, set_state):
+        pass
+
+    def mark_modified(self):
+        pass
+
+
+@pytest.fixture
+def dock(qtbot):
+    from regviewer.gui.qa_panel import QADock
+
+    host = FakeHost()
+    qtbot.addWidget(host)
+    dock = QADock(host)
+    host.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    host.resize(1000, 700)
+    host.show()
+    yield dock
+    dock._pool.waitForDone(10000)
+
+
+def _evaluate(qtbot, dock):
+    with qtbot.waitSignal(dock.evaluated, timeout=20000):
+        assert dock.evaluate()
+
+
+def test_evaluates_off_thread_and_shows_numbers(qtbot, dock):
+    _evaluate(qtbot, dock)
+    e = dock.evaluation
+    assert e.jacobian_stats["folding_voxels"] == 0
+    assert e.displacement_stats["mean"] == pytest.approx(2.0, abs=1e-4)
+    texts = [dock.table.item(i, 0).text() for i in range(dock.table.rowCount())]
+    assert "Deformation" in texts and any("Mutual information" in t for t in texts)
+    assert "No warning" in dock.flags_label.text()
+    assert dock.report_button.isEnabled()
+    x, h = dock.histogram_bars.opts["x"], dock.histogram_bars.opts["height"]
+    assert len(x) > 0 and np.asarray(h).max() > 0
+
+
+def test_transform_change_reevaluates_automatically(qtbot, dock):
+    _evaluate(qtbot, dock)
+    with qtbot.waitSignal(dock.evaluated, timeout=20000):
+        dock.host.set_current_transform(sitk.TranslationTransform(3, (0.0, 5.0, 0.0)), "move")
+    assert dock.evaluation.displacement_stats["mean"] == pytest.approx(5.0, abs=1e-4)
+
+
+def test_jacobian_overlay_in_every_view_marks_folding_and_follows_slices(qtbot, dock):
+    dock.host.transform = _folding_transform(dock.host.fixed_volume())
+    _evaluate(qtbot, dock)
+    assert any("folds" in f for f in dock.evaluation.flags)
+    dock.overlay_check.setChecked(True)
+    for view in dock.host.views:
+        item = dock.overlay_item(view)
+        assert item.getViewBox() is view.view_box and item.isVisible()
+        image = item.image
+        assert image.shape[:2] == view.plane.shape and image.shape[2] == 4
+        yellow = np.all(image[..., :3] == (255, 230, 0), axis=-1)
+        assert yellow.any(), view.plane.orientation  # the fold sits at the centre slice of every plane
+    # scroll the axial view far from the fold: no folding colour there
+    axial = dock.host.views[0]
+    axial.depth = axial.plane.depth_range[0]
+    axial.sliceChanged.emit()
+    image = dock.overlay_item(axial).image
+    assert not np.all(image[..., :3] == (255, 230, 0), axis=-1).any()
+    assert len(dock.folding_bars.opts["x"]) > 0  # histogram shows folding bars
+    dock.overlay_check.setChecked(False)
+    assert not dock.overlay_item(axial).isVisible()
+
+
+def test_grid_drawn_in_views(qtbot, dock):
+    _evaluate(qtbot, dock)
+    dock.grid_check.setChecked(True)
+    grid = dock._grids[id(dock.host.views[0])]
+    assert grid.n_points() > 0
+    dock.grid_check.setChecked(False)
+    assert not grid.curve.isVisible()
+
+
+def test_write_report(qtbot, dock, tmp_path):
+    assert not dock.write_report_to(str(tmp_path / "none.html"))  # nothing evaluated yet
+    _evaluate(qtbot, dock)
+    path = tmp_path / "qa.html"
+    with qtbot.waitSignal(dock.reportWritten, timeout=30000) as blocker:
+        assert dock.write_report_to(str(path))
+    assert blocker.args[0] == str(path)
+    assert path.exists() and "Registration quality report" in path.read_text(encoding="utf-8")
+    assert any("qa.html" in m for m in dock.host.messages)
+
+
+def test_errors_go_to_the_host(qtbot, dock, tmp_path):
+    dock.mask_path = str(tmp_path / "missing_mask.nii.gz")
+    with qtbot.waitSignal(dock._signals.failed, timeout=20000):
+        dock.evaluate()
+    assert dock.host.errors and "missing_mask" in str(dock.host.errors[0])
+    assert "failed" in dock.status_label.text()
+
+
+def test_no_images_is_a_message(qtbot, dock):
+    dock.host._fixed = None
+    assert not dock.evaluate()
+    assert "Open a fixed" in dock.status_label.text()
