@@ -168,7 +168,10 @@ def landmark_tre(transform: sitk.Transform, landmarks: Any) -> dict | None:
         kind = getattr(landmark_module, "LandmarkSet", None)
         if fn is not None and kind is not None and isinstance(landmarks, kind):
             out = fn(transform, landmarks)
-            errors = [float(e) for e in (out.values() if isinstance(out, dict) else out)]
+            if hasattr(out, "rows"):  # LandmarkErrors: per pair, disabled ones flagged
+                errors = [float(r.error_mm) for r in out.rows if r.enabled]
+            else:
+                errors = [float(e) for e in (out.values() if isinstance(out, dict) else out)]
     except ImportError:
         pass
     if errors is None:

@@ -45,7 +45,8 @@ class _LandmarkCopy:
 
         self.pairs = [SimpleNamespace(fixed=tuple(p.fixed), moving=tuple(p.moving), enabled=True)
                       for p in getattr(landmark_set, "pairs", []) or []
-                      if getattr(p, "enabled", True) and p.fixed is not None and p.moving is not None]
+                      if getattr(p, "enabled", True) and getattr(p, "fixed", None) is not None
+                      and getattr(p, "moving", None) is not None]
 
 
 def describe_progress(progress: Any, n_stages: int) -> str:
@@ -72,6 +73,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self._run_context: dict = {}
         self._grid_items: dict[int, DeformationGridItem] = {}
         self._views: list[Any] = []
+        self._connected_views: set[int] = set()
         self._grid_targets: tuple = ()  # ((key, plane, depth), ...) read by the worker thread
         self._landmark_copy: _LandmarkCopy | None = None
         self._last_3d = 0.0
@@ -233,9 +235,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
                              "seed": job.seed, "inputs": self._inputs(), "n_stages": len(job.params.stages),
                              "started_at": time.time()}
         if self.checker_check.isChecked():
-            set_mode = getattr(self.host, "set_overlay_mode", None)
-            if callable(set_mode):
-                set_mode("checkerboard")
+            self._set_overlay_checkerboard()
         self._update_grid_targets()
         self.worker = RegistrationWorker(job, rate_hz=15.0, prepare=self._prepare, parent=self)
         self.worker.snapshot.connect(self._on_snapshot)
@@ -246,6 +246,13 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self.tabs.setCurrentIndex(1)
         self._update_buttons()
         return True
+
+    def _set_overlay_checkerboard(self) -> None:
+        set_mode = getattr(self.host, "set_overlay_mode", None)
+        if not callable(set_mode):  # the main window keeps its overlay controller as `.overlay`
+            set_mode = getattr(getattr(self.host, "overlay", None), "set_mode", None)
+        if callable(set_mode):
+            set_mode("checkerboard")
 
     def cancel(self) -> None:
         """Ask the engine to stop; the best transform so far arrives as a (cancelled) result."""
@@ -409,8 +416,9 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         for view in views:
             self._grid_items[id(view)] = DeformationGridItem(view.view_box)
             signal = getattr(view, "sliceChanged", None)
-            if signal is not None:
+            if signal is not None and id(view) not in self._connected_views:
                 signal.connect(self._on_slice_changed)
+                self._connected_views.add(id(view))
         self._update_grid_targets()
 
     def _update_grid_targets(self) -> None:

@@ -74,3 +74,12 @@ def test_non_finite_metric_stored_as_null_and_bad_data():
         RunHistory().load_dict({"runs": [{"number": 1}]})
     with pytest.raises(SessionError):
         RunHistory().load_dict([1, 2])
+
+
+def test_tre_with_the_real_landmark_set():
+    lm = pytest.importorskip("regviewer.core.landmarks")
+    landmark_set = lm.LandmarkSet(dimension=2)
+    landmark_set.add_pair((0.0, 0.0), (2.0, 0.0))
+    landmark_set.add_pair((5.0, 5.0), (7.0, 6.0))
+    tre = landmark_tre(sitk.TranslationTransform(2, (2.0, 0.0)), landmark_set)
+    assert tre["n"] == 2 and tre["mean"] == pytest.approx(0.5) and tre["max"] == pytest.approx(1.0)
