@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
 
+from . import landmark_formats
 from .errors import LandmarkEditError
 from .landmark_fit import MODELS, LandmarkErrors, LandmarkFit, fit, landmark_errors
 from .undo import Command, UndoStack
@@ -210,16 +211,17 @@ class LandmarkSet:
             self._subscribers.remove(callback)
 
     # --- files and sessions ---------------------------------------------------------------
-    def save(self, path: str | Path, moving_path: str | Path | None = None, *, format: str | None = None) -> None:
+    def save(self, path: str | Path, moving_path: str | Path | None = None, *, format: str | None = None,
+             coordinate_system: str = "LPS") -> None:
         """Write the pairs to `path` (format from the suffix, or `format`), atomically.
 
         Slicer markups (.mrk.json, .fcsv) hold one image's points per file: `path`
         gets the fixed points and `moving_path` the moving ones. ``format="bigwarp"``
-        writes a BigWarp landmarks CSV. See `landmark_formats` for every format.
+        writes a BigWarp landmarks CSV; `coordinate_system` ("LPS"/"RAS") applies to
+        Slicer files. See `landmark_formats` for every format. Raises `ImageWriteError`.
         """
-        from . import landmark_formats
-
-        landmark_formats.write_landmarks(self._pairs, self._dimension, path, moving_path, format=format)
+        landmark_formats.write_landmarks(self._pairs, self._dimension, path, moving_path, format=format,
+                                         coordinate_system=coordinate_system)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data for the session file (points in LPS mm)."""
@@ -339,8 +341,6 @@ def load_landmarks(path: str | Path, moving_path: str | Path | None = None, *, f
     matched by label, or by order with ``match="order"``), and regviewer ``.json``.
     Raises `LandmarkFileError` naming the file and line for anything malformed.
     """
-    from . import landmark_formats
-
     dimension, records = landmark_formats.read_landmarks(path, moving_path, format=format, match=match)
     return LandmarkSet(dimension, [LandmarkPair(**r) for r in records])
 
