@@ -1,0 +1,424 @@
+"""File > Open/Save Session, autosave, crash recovery and the unsaved-changes prompt.
+
+Thin Qt over `core.session`: the controller gathers the window's state into a
+`Session` (image paths, the current fixed→moving transform, every registered session
+part), writes it atomically, and puts it back on open. The recovery file and the
+crash detection live in `core.session.RecoveryManager`; this class only decides when
+to call it (every 30 s when something changed, and shortly after every landmark edit)
+and asks the user.
+
+Dialogs that appear on their own (recovery offer, unsaved changes on close) are non-blocking, so an automated
+run never hangs on them; tests replace `ask_recover` / `ask_save_changes`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import weakref
+from pathlib import Path
+from typing import Callable
+
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from ..core.errors import RegviewerError, SessionError
+from ..core.session import SESSION_SUFFIX, RecoveryCandidate, RecoveryManager, Session
+
+AUTOSAVE_INTERVAL_MS = 30_000
+EDIT_AUTOSAVE_DELAY_MS = 300  # a burst of edits (a drag, a paste) costs one write
+SESSION_FILTER = f"regviewer session (*{SESSION_SUFFIX} *.json);;All files (*)"
+# Session parts stored as top-level fields of the session file (the rest go in "parts").
+_TOP_LEVEL_PARTS = {"landmarks": "landmarks", "parameters": "parameters", "view": "view_state",
+                    "view_state": "view_state"}
+
+
+class SessionController(QtCore.QObject):
+    """Sessions for one main window (see the module docstring).
+
+    `window` provides `session_parts()` (key -> (get_state, set_state)),
+    `open_images(fixed, moving)` and the `gui.host.RegistrationHost` methods.
+    """
+
+    saved = QtCore.pyqtSignal(str)  # path of a session just saved
+    opened = QtCore.pyqtSignal(str)  # path of a session just opened
+    autosaved = QtCore.pyqtSignal(str)  # path of the recovery file just written
+
+    def __init__(self, window, recovery: RecoveryManager | None = None) -> None:
+        super().__init__(window if isinstance(window, QtCore.QObject) else None)
+        self.window = window
+        self.recovery = recovery or RecoveryManager()
+        self.path: Path | None = None
+        self.modified = False
+        self._dirty_since_autosave = False
+        self._loading = False
+        self._closing_accepted = False
+        self._installed = False
+        self.ask_recover: Callable[[list[RecoveryCandidate]], None] = self._ask_recover_dialog
+        # None: ask with a dialog (non-blocking on close). Tests set a callable returning
+        # "save", "discard" or "cancel".
+        self.ask_save_changes: Callable[[], str] | None = None
+        self.autosave_timer = QtCore.QTimer(self)
+        self.autosave_timer.setInterval(AUTOSAVE_INTERVAL_MS)
+        self.autosave_timer.timeout.connect(self._autosave_if_dirty)
+        self._edit_timer = QtCore.QTimer(self)
+        self._edit_timer.setSingleShot(True)
+        self._edit_timer.setInterval(EDIT_AUTOSAVE_DELAY_MS)
+        self._edit_timer.timeout.connect(self.autosave_now)
+
+    # ------------------------------------------------------------------ installation
+    def install(self, window=None) -> "SessionController":
+        """Add the File menu items, start autosave and crash detection, hook close."""
+        window = window or self.window
+        if self._installed:
+            return self
+        self._installed = True
+        self._add_menu_items(window)
+        window.installEventFilter(self)
+        self._hook_modification_sources(window)
+        self.recovery.start()
+        for lock in self.recovery.stale_locks():
+            lock.unlink(missing_ok=True)
+        ref = weakref.ref(self)
+        atexit.register(lambda: (c := ref()) is not None and c._finish_quietly())
+        self.autosave_timer.start()
+        candidates = self.recovery.crashed_runs()
+        if candidates:
+            QtCore.QTimer.singleShot(0, lambda: self.ask_recover(candidates))
+        return self
+
+    def _add_menu_items(self, window) -> None:
+        menu_bar = window.menuBar()
+        file_menu = None
+        for action in menu_bar.actions():
+            if action.menu() is not None and action.text().replace("&", "").strip().lower() == "file":
+                file_menu = action.menu()
+                break
+        if file_menu is None:
+            file_menu = menu_bar.addMenu("&File")
+        taken = {a.shortcut().toString() for a in window.findChildren(QtGui.QAction) if not a.shortcut().isEmpty()}
+        file_menu.addSeparator()
+        self.open_action = file_menu.addAction("Open Session…", self.open_session_dialog)
+        self.save_action = file_menu.addAction("Save Session", self.save_session_interactive)
+        self.save_as_action = file_menu.addAction("Save Session As…", self.save_session_as_dialog)
+        for action, key in ((self.open_action, "Ctrl+Shift+O"), (self.save_action, "Ctrl+S"),
+                            (self.save_as_action, "Ctrl+Shift+S")):
+            if QtGui.QKeySequence(key).toString() not in taken:
+                action.setShortcut(QtGui.QKeySequence(key))
+
+    def _hook_modification_sources(self, window) -> None:
+        """Listen to everything that changes what a session holds."""
+        for name in ("on_transform_changed", "on_images_changed"):
+            hook = getattr(window, name, None)
+            if hook is not None:
+                hook(self.mark_modified)
+        original = getattr(window, "mark_modified", None)
+        if callable(original) and not getattr(original, "_session_hook", False):
+            def mark_modified() -> None:
+                original()
+                self.mark_modified()
+            mark_modified._session_hook = True  # type: ignore[attr-defined]
+            try:
+                window.mark_modified = mark_modified
+            except AttributeError:
+                pass
+        self.connect_landmark_dock(window)
+
+    def connect_landmark_dock(self, window=None) -> None:
+        """Autosave shortly after every landmark edit (the dock may be added later)."""
+        window = window or self.window
+        finder = getattr(window, "findChildren", None)
+        if finder is None:
+            return
+        for dock in finder(QtWidgets.QDockWidget):
+            edited = getattr(dock, "edited", None)
+            if edited is not None and not getattr(dock, "_session_connected", False):
+                edited.connect(self.landmarks_edited)
+                dock._session_connected = True
+
+    # ------------------------------------------------------------------ state
+    def mark_modified(self, *_args) -> None:
+        if self._loading:
+            return
+        self.modified = True
+        self._dirty_since_autosave = True
+        self._set_window_modified(True)
+
+    def landmarks_edited(self) -> None:
+        self.mark_modified()
+        if not self._loading:
+            self._edit_timer.start()
+
+    def collect(self) -> Session:
+        """The window's state as a Session (transforms map fixed→moving)."""
+        w = self.window
+        fixed, moving = w.fixed_volume(), w.moving_volume()
+        session = Session(fixed_path=getattr(fixed, "path", None), moving_path=getattr(moving, "path", None))
+        if fixed is not None and moving is not None:
+            session.transforms["current"] = w.current_transform()
+        for key, (get_state, _set_state) in self._parts().items():
+            state = get_state()
+            field = _TOP_LEVEL_PARTS.get(key)
+            if field == "landmarks":
+                session.landmarks = state
+            elif field is not None:
+                setattr(session, field, dict(state or {}))
+            else:
+                session.parts[key] = state
+        return session
+
+    def apply(self, session: Session) -> None:
+        """Put a session back: images, the current transform, then every part."""
+        w = self.window
+        self._loading = True
+        try:
+            if session.fixed_path and session.moving_path:
+                w.open_images(session.fixed_path, session.moving_path)
+            current = session.transforms.get("current")
+            if current is not None:
+                w.set_current_transform(current, "Open session")
+            for key, (_get_state, set_state) in self._parts().items():
+                field = _TOP_LEVEL_PARTS.get(key)
+                if field is not None:
+                    state = getattr(session, field)
+                    if field != "landmarks" and not state:
+                        continue
+                elif key in session.parts:
+                    state = session.parts[key]
+                else:
+                    continue
+                set_state(state)
+            QtWidgets.QApplication.processEvents()  # let queued change callbacks run while loading
+        finally:
+            self._loading = False
+        self.connect_landmark_dock()
+
+    def _parts(self) -> dict:
+        getter = getattr(self.window, "session_parts", None)
+        return dict(getter() if callable(getter) else {})
+
+    # ------------------------------------------------------------------ files
+    def save_session(self, path: str | Path | None = None) -> Path:
+        """Save to `path` (or the current session file); raises SessionError."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise SessionError("The session has no file yet: use Save Session As…")
+        self.collect().save(target)
+        self.path = target
+        self._set_clean()
+        self.saved.emit(str(target))
+        self._message(f"Session saved to {target.name}")
+        return target
+
+    def open_session(self, path: str | Path) -> Session:
+        """Open a session file into the window; raises SessionError / image errors."""
+        session = Session.load(path)
+        self.apply(session)
+        self.path = Path(path)
+        self._set_clean()
+        self.opened.emit(str(path))
+        self._message(f"Session {Path(path).name} opened")
+        return session
+
+    def autosave_now(self) -> Path | None:
+        """Write the recovery file now (errors go to the status bar: autosave must never
+        interrupt the user)."""
+        if self._loading:
+            return None
+        try:
+            path = self.recovery.autosave(self.collect())
+        except RegviewerError as exc:
+            self._message(str(exc))
+            return None
+        self._dirty_since_autosave = False
+        self.autosaved.emit(str(path))
+        return path
+
+    def recover(self, candidate: RecoveryCandidate) -> Session | None:
+        """Open a crashed run's autosave; the result counts as unsaved work."""
+        try:
+            session = self.recovery.recover(candidate)
+            self.apply(session)
+        except RegviewerError as exc:
+            self._error(exc)
+            return None
+        self.recovery.discard(candidate)
+        self.path = None
+        self.mark_modified()
+        self.autosave_now()
+        self._message("Recovered the autosaved session")
+        return session
+
+    # ------------------------------------------------------------------ menu actions
+    def open_session_dialog(self) -> None:
+        if self.modified and not self._resolve_unsaved():
+            return
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self._parent_widget(), "Open session", "", SESSION_FILTER)
+        if path:
+            try:
+                self.open_session(path)
+            except RegviewerError as exc:
+                self._error(exc)
+
+    def save_session_interactive(self) -> bool:
+        if self.path is None:
+            return self.save_session_as_dialog()
+        try:
+            self.save_session()
+            return True
+        except RegviewerError as exc:
+            self._error(exc)
+            return False
+
+    def save_session_as_dialog(self) -> bool:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self._parent_widget(), "Save session as",
+                                                        str(self.path or ("session" + SESSION_SUFFIX)), SESSION_FILTER)
+        if not path:
+            return False
+        if not path.endswith(".json"):
+            path += SESSION_SUFFIX
+        try:
+            self.save_session(path)
+            return True
+        except RegviewerError as exc:
+            self._error(exc)
+            return False
+
+    # ------------------------------------------------------------------ close / exit
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if obj is self.window and event.type() == QtCore.QEvent.Type.Close:
+            if not self.maybe_close():
+                event.ignore()
+                return True
+        return False
+
+    def maybe_close(self) -> bool:
+        """True when the window may close now: nothing unsaved, or the user saved or
+        discarded it. A clean close removes this run's recovery files.
+
+        With unsaved changes and no `ask_save_changes` override, the question is a
+        non-blocking dialog: the close is refused now and redone after the answer, so
+        a scripted close (tests, quitting) can never hang on it."""
+        if self._closing_accepted:
+            return True
+        if self.modified:
+            if self.ask_save_changes is None:
+                self._ask_close_async()
+                return False
+            if not self._resolve_unsaved():
+                return False
+        self._accept_close()
+        return True
+
+    def _accept_close(self) -> None:
+        self._closing_accepted = True
+        self.shutdown()
+
+    def _resolve_unsaved(self) -> bool:
+        answer = self.ask_save_changes() if self.ask_save_changes is not None else self._ask_save_changes_dialog()
+        if answer == "save":
+            return self.save_session_interactive()
+        return answer == "discard"
+
+    def _ask_close_async(self) -> None:
+        if getattr(self, "close_box", None) is not None:
+            return
+        box = self._save_changes_box()
+        buttons = QtWidgets.QMessageBox.StandardButton
+
+        def done(result: int) -> None:
+            self.close_box = None
+            answer = box.standardButton(box.clickedButton()) if box.clickedButton() is not None else buttons.Cancel
+            box.deleteLater()
+            if answer == buttons.Save and not self.save_session_interactive():
+                return
+            if answer in (buttons.Save, buttons.Discard):
+                self._accept_close()
+                self.window.close()
+
+        box.finished.connect(done)
+        self.close_box = box
+        box.open()
+
+    def shutdown(self) -> None:
+        """Clean exit: stop timers and remove the recovery files."""
+        self.autosave_timer.stop()
+        self._edit_timer.stop()
+        self.recovery.finish()
+
+    def _finish_quietly(self) -> None:
+        try:
+            self.recovery.finish()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ dialogs
+    def _ask_save_changes_dialog(self) -> str:
+        box = self._save_changes_box()
+        buttons = QtWidgets.QMessageBox.StandardButton
+        result = box.exec()
+        return {buttons.Save: "save", buttons.Discard: "discard"}.get(QtWidgets.QMessageBox.StandardButton(result),
+                                                                       "cancel")
+
+    def _save_changes_box(self) -> QtWidgets.QMessageBox:
+        box = QtWidgets.QMessageBox(self._parent_widget())
+        box.setWindowTitle("regviewer")
+        box.setIcon(QtWidgets.QMessageBox.Icon.Question)
+        box.setText("The session has unsaved changes.")
+        box.setInformativeText("Save them to a session file before closing?")
+        buttons = QtWidgets.QMessageBox.StandardButton
+        box.setStandardButtons(buttons.Save | buttons.Discard | buttons.Cancel)
+        box.setDefaultButton(buttons.Save)
+        return box
+
+    def _ask_recover_dialog(self, candidates: list[RecoveryCandidate]) -> None:
+        """Non-blocking: offers the newest crashed run's autosave."""
+        candidate = candidates[0]
+        box = QtWidgets.QMessageBox(self._parent_widget())
+        box.setWindowTitle("Recover session")
+        box.setIcon(QtWidgets.QMessageBox.Icon.Question)
+        box.setText("regviewer did not exit cleanly last time. Recover the autosaved work?")
+        box.setInformativeText(candidate.describe())
+        recover = box.addButton("Recover", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Discard", QtWidgets.QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Later", QtWidgets.QMessageBox.ButtonRole.RejectRole)
+
+        def done(_result: int) -> None:
+            clicked = box.clickedButton()
+            if clicked is recover:
+                self.recover(candidate)
+            elif clicked is not None and box.buttonRole(clicked) == QtWidgets.QMessageBox.ButtonRole.DestructiveRole:
+                self.recovery.discard(candidate)
+            box.deleteLater()
+
+        box.finished.connect(done)
+        box.open()
+        self.recovery_box = box
+
+    # ------------------------------------------------------------------ helpers
+    def _autosave_if_dirty(self) -> None:
+        if self._dirty_since_autosave:
+            self.autosave_now()
+
+    def _set_clean(self) -> None:
+        self.modified = False
+        self._dirty_since_autosave = False
+        self._set_window_modified(False)
+        self.recovery.clear_autosave()  # the session file holds everything now
+
+    def _set_window_modified(self, flag: bool) -> None:
+        if isinstance(self.window, QtWidgets.QWidget):
+            self.window.setWindowModified(flag)
+
+    def _parent_widget(self):
+        return self.window if isinstance(self.window, QtWidgets.QWidget) else None
+
+    def _message(self, text: str) -> None:
+        show = getattr(self.window, "show_message", None)
+        if show is not None:
+            show(text)
+
+    def _error(self, exc: BaseException) -> None:
+        show = getattr(self.window, "show_error", None)
+        if show is not None:
+            show(exc)
+        else:
+            QtWidgets.QMessageBox.critical(self._parent_widget(), "regviewer", str(exc))
