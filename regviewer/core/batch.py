@@ -307,6 +307,7 @@ def run_batch(pairs: list[PairSpec], out_dir: str | Path, settings: BatchSetting
             on_result(r)
         write_summary([results[n] for n in names if n in results], out_root / SUMMARY_NAME)
 
+    write_summary([results[n] for n in names if n in results], out_root / SUMMARY_NAME)
     try:
         if todo and not use_dask:
             threads = itk_threads_for(1)
@@ -319,7 +320,12 @@ def run_batch(pairs: list[PairSpec], out_dir: str | Path, settings: BatchSetting
                     raise KeyboardInterrupt from None
                 record(r)
         elif todo:
-            _run_on_dask(todo, out_root, settings, workers, scheduler, record)
+            try:
+                _run_on_dask(todo, out_root, settings, workers, scheduler, record)
+            except KeyboardInterrupt:
+                if not scheduler:  # the local workers are gone: remove what they left half-done
+                    clean_staging(out_root)
+                raise
     finally:
         write_summary([results[n] for n in names if n in results], out_root / SUMMARY_NAME)
     return [results[n] for n in names]

@@ -149,3 +149,35 @@ def test_pairs_file_resolves_paths_and_makes_unique_names(tmp_path):
     assert a.fixed == str(tmp_path / "sub" / "f.nii.gz") and b.fixed == "/abs/f.nii.gz"
     assert a.landmarks is None and b.landmarks == str(tmp_path / "sub" / "l.csv")
     shutil.rmtree(tmp_path / "sub")
+
+
+def test_ctrl_c_in_a_plain_loop_batch_exits_130_and_leaves_no_partial_pair(tmp_path):
+    import signal
+
+    from regviewer.core.params import OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage
+
+    from .conftest import DEMO
+
+    slow = Pipeline(stages=(Stage(optimizer=OptimizerParams(iterations=10000, min_step=0.0, convergence_tolerance=0.0),
+                                  pyramid=PyramidParams(shrink_factors=(1,), smoothing_sigmas=(0.0,)),
+                                  sampling=SamplingParams(strategy="none"), initializer="geometry"),), name="slow")
+    (tmp_path / "slow.json").write_text(slow.to_json())
+    pairs = tmp_path / "pairs.csv"  # the full-size retina pair: minutes with these parameters
+    pairs.write_text(f"fixed,moving\n{DEMO / 'retina_fixed.png'},{DEMO / 'retina_moving.png'}\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "regviewer", "batch", str(pairs), "--out", str(out), "--params",
+                             str(tmp_path / "slow.json"), "--no-dask"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "summary.csv").exists() and time.monotonic() < deadline:  # the batch has started
+            time.sleep(0.1)
+        time.sleep(1.5)  # the pair is registering
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 130
+    assert sorted(p.name for p in out.iterdir()) == ["summary.csv"]  # no pair folder, no staging folder
