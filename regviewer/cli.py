@@ -21,13 +21,23 @@ _EPILOG = ("Every transform maps FIXED points to MOVING points (LPS mm), the dir
            "130 interrupted.")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Wraps each line of a description or epilog on its own, so explicit line breaks stay."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        return "\n".join(textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent) or indent
+                         for line in text.splitlines())
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
-    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+    return _Formatter(prog, max_help_position=32)
 
 
 def _add_registration_options(p: argparse.ArgumentParser) -> None:
     choice = p.add_mutually_exclusive_group()
-    choice.add_argument("--preset", default=None, help="a preset name (see `regviewer presets`; default affine-mi)")
+    choice.add_argument("--preset", default=None, metavar="NAME", help="a preset name (see `regviewer presets`; default affine-mi)")
     choice.add_argument("--params", metavar="P.json", help="a parameters JSON file (a Pipeline), instead of a preset")
     p.add_argument("--seed", type=int, default=0, help="random seed for metric sampling (same seed, same result)")
     p.add_argument("--no-qa", action="store_true", help="skip the quality measures in qa.json (faster)")
@@ -119,7 +129,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p_batch.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_registration_options(p_batch)
     where = p_batch.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, help="local worker processes (default: the cores)")
+    where.add_argument("--workers", type=int, default=None, metavar="N", help="local worker processes (default: the cores)")
     where.add_argument("--scheduler", metavar="tcp://HOST:8786", help="run on an existing Dask cluster")
     where.add_argument("--no-dask", action="store_true", help="run the pairs one after another in this process")
     p_batch.add_argument("--retry-failed", action="store_true", help="run pairs that failed before again")

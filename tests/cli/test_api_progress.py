@@ -72,3 +72,14 @@ def test_batch_progress_counts_and_bar():
     bar.finish()
     text = tty.getvalue()
     assert "3/3 pairs" in text and "1 ok" in text and "1 failed" in text and "c: FAILED: boom" in text
+
+
+def test_no_command_or_image_paths_open_the_window(monkeypatch):
+    import regviewer.gui.app as app
+    from regviewer.cli import main
+
+    calls = []
+    monkeypatch.setattr(app, "run_app", lambda **kw: calls.append(kw) or 0)
+    assert main([]) == 0 and main(["f.nii.gz", "m.nii.gz"]) == 0 and main(["--session", "s.json"]) == 0
+    assert calls[0]["fixed"] is None and calls[1]["fixed"] == "f.nii.gz" and calls[1]["moving"] == "m.nii.gz"
+    assert calls[2]["session"] == "s.json"
