@@ -72,6 +72,18 @@ def tre(estimated: sitk.Transform, true: sitk.Transform, points: np.ndarray) -> 
     return np.linalg.norm(est - ref, axis=1)
 
 
+def write_landmarks(path: Path, fixed_image: Path, true: sitk.Transform) -> Path:
+    """A landmark file (regviewer CSV) of grid points on the fixed image and their true partners."""
+    from regviewer.core.landmarks import LandmarkSet
+
+    points = grid_points(fixed_image, margin=25, step=25)
+    lm = LandmarkSet(points.shape[1])
+    for i, p in enumerate(points):
+        lm.add_pair(fixed=p.tolist(), moving=list(true.TransformPoint(p.tolist())), name=f"L{i}")
+    lm.save(path)
+    return path
+
+
 def run_cli(*args, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     """The real command, as a user types it (python -m regviewer ...)."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from regviewer.cli import main
 from regviewer.core.batch import BatchSetupError, read_pairs
 
-from .conftest import grid_points, make_pair, run_cli, tre
+from .conftest import grid_points, make_pair, run_cli, tre, write_landmarks
 
 ANGLES = [(5.0, (6.0, -4.0)), (-6.0, (-5.0, 3.0)), (3.0, (4.0, 4.0)), (8.0, (-3.0, -6.0))]
 
@@ -70,6 +70,12 @@ def test_local_cluster_isolates_a_corrupt_pair_and_a_rerun_does_nothing(tmp_path
 
 def test_plain_loop_retries_a_failed_pair_once_its_file_is_fixed(tmp_path, tiny_params):
     pairs = _pairs(tmp_path / "in", 2, corrupt="p1")
+    # p0 gets landmarks: its summary row then has a TRE.
+    true0 = sitk.ReadTransform(str(tmp_path / "in" / "p0_true.tfm"))
+    write_landmarks(tmp_path / "in" / "p0_landmarks.csv", tmp_path / "in" / "p0_fixed.mha", true0)
+    text = pairs.read_text().splitlines()
+    text = [text[0] + ",landmarks", text[1] + ",p0_landmarks.csv", text[2] + ","]
+    pairs.write_text("\n".join(text) + "\n")
     out = tmp_path / "out"
     assert main(["batch", str(pairs), "--out", str(out), "--params", str(tiny_params), "--no-dask"]) == 3
     assert _summary(out)["p1"]["status"] == "failed"
@@ -78,6 +84,7 @@ def test_plain_loop_retries_a_failed_pair_once_its_file_is_fixed(tmp_path, tiny_
     assert main(["batch", str(pairs), "--out", str(out), "--params", str(tiny_params), "--no-dask"]) == 0
     rows = _summary(out)
     assert rows["p0"]["this_run"] == "skipped" and rows["p1"]["this_run"] == "ran" and rows["p1"]["status"] == "ok"
+    assert float(rows["p0"]["tre_mean_mm"]) < 0.5 and rows["p1"]["tre_mean_mm"] == ""
     assert not (out / "p1" / "failed.json").exists() and (out / "p1" / "done.json").is_file()
 
 

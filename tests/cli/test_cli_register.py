@@ -14,12 +14,14 @@ import SimpleITK as sitk
 
 from regviewer.cli import main
 
-from .conftest import DEMO, PYTHON, grid_points, run_cli, tre
+from .conftest import DEMO, PYTHON, grid_points, run_cli, tre, write_landmarks
 
 
 def test_register_writes_every_output_and_recovers_the_known_transform(tiny_pair, tiny_params, tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("register", tiny_pair.fixed, tiny_pair.moving, "--params", tiny_params, "--out", out)
+    landmarks = write_landmarks(tmp_path / "landmarks.csv", tiny_pair.fixed, tiny_pair.true_transform)
+    proc = run_cli("register", tiny_pair.fixed, tiny_pair.moving, "--params", tiny_params, "--out", out,
+                   "--landmarks", landmarks)
     assert proc.returncode == 0, proc.stderr
     for name in ("transform.tfm", "moving_resampled.nii.gz", "history.csv", "qa.json", "parameters.json"):
         assert (out / name).is_file(), name
@@ -32,6 +34,9 @@ def test_register_writes_every_output_and_recovers_the_known_transform(tiny_pair
     qa = json.loads((out / "qa.json").read_text())
     assert qa["linear"] is True and qa["transform_direction"].startswith("fixed -> moving")
     assert qa["final_metric"] == pytest.approx(float(rows[-1]["metric"]))
+    assert qa["landmark_tre_mean_mm"] < 0.5 and qa["landmark_tre_max_mm"] >= qa["landmark_tre_mean_mm"]
+    assert qa["qa"]["landmarks"]  # the QA module's landmark table summary
+    assert "TRE" in proc.stdout
     resampled = sitk.ReadImage(str(out / "moving_resampled.nii.gz"))
     assert resampled.GetSize() == sitk.ReadImage(str(tiny_pair.fixed)).GetSize()
     # Not a terminal: plain progress lines (stage, level, iteration, metric), no carriage returns.
