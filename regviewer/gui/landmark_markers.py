@@ -156,6 +156,15 @@ class LandmarkMarkers:
             self._views[id(view)] = view
             self._draw_view(view, mapper)
 
+    def refresh_view(self, view) -> None:
+        """Redraw one view's markers (after that view's slice step)."""
+        try:
+            mapper = PointMapper(self.host.current_transform())
+        except Exception:
+            mapper = PointMapper(None)
+        self._views[id(view)] = view
+        self._draw_view(view, mapper)
+
     def clear(self) -> None:
         for key in list(self._items):
             self._clear(key)
@@ -176,6 +185,10 @@ class LandmarkMarkers:
         for item in self._items.pop(key, []):
             if item.scene() is not None:
                 view.view_box.removeItem(item)
+        is_visible = getattr(view, "isVisible", None)
+        if is_visible is not None and not is_visible():
+            self._items[key] = []  # hidden (another layout's view): drawn when it is shown
+            return
         plane = view.plane
         tolerance = DEPTH_TOLERANCE_STEPS * float(plane.depth_step)
         role = getattr(view, "role", "overlay")

@@ -265,6 +265,12 @@ class LandmarkDock(QtWidgets.QDockWidget):
         self.model_box.setToolTip("The transform fitted to the enabled pairs (it maps fixed to moving points)")
         self.model_box.currentTextChanged.connect(lambda _: self._restoring or self.refit())
         row.addWidget(self.model_box)
+        self.pick_button = QtWidgets.QToolButton()
+        self.pick_button.setText("Pick")
+        self.pick_button.setCheckable(True)
+        self.pick_button.setToolTip("Landmark mode: click the fixed view, then the moving view, to make a pair")
+        self.pick_button.toggled.connect(self._set_pick_mode)
+        row.addWidget(self.pick_button)
         self.apply_live_box = QtWidgets.QCheckBox("Apply fit live")
         self.apply_live_box.setToolTip("Make the fit the current transform after every edit")
         self.apply_live_box.toggled.connect(lambda on: on and not self._restoring and self.refit())
@@ -304,6 +310,11 @@ class LandmarkDock(QtWidgets.QDockWidget):
             buttons.addWidget(button)
         layout.addLayout(buttons)
         self.setWidget(body)
+
+    def _set_pick_mode(self, on: bool) -> None:
+        set_mode = getattr(self.host, "set_interaction_mode", None)
+        if set_mode is not None:
+            set_mode("landmark" if on else "navigate")
 
     def _install_shortcuts(self, window: QtWidgets.QWidget) -> None:
         self.undo_shortcut = QtGui.QShortcut(QtGui.QKeySequence("Ctrl+Z"), window)
@@ -386,7 +397,7 @@ class LandmarkDock(QtWidgets.QDockWidget):
                 clicked.connect(self.handle_click)
             changed = getattr(view, "sliceChanged", None)
             if changed is not None:
-                changed.connect(self.markers.refresh)
+                changed.connect(lambda v=view: self.markers.refresh_view(v))
 
     def _on_images_changed(self) -> None:
         self._connect_views()

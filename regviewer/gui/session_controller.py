@@ -110,6 +110,11 @@ class SessionController(QtCore.QObject):
             hook = getattr(window, name, None)
             if hook is not None:
                 hook(self.mark_modified)
+        signal = getattr(window, "modified", None)
+        if isinstance(signal, QtCore.pyqtBoundSignal):
+            signal.connect(self.mark_modified)  # the window's own "something changed" signal
+            self.connect_landmark_dock(window)
+            return
         original = getattr(window, "mark_modified", None)
         if callable(original) and not getattr(original, "_session_hook", False):
             def mark_modified() -> None:
