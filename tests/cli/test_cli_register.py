@@ -44,6 +44,7 @@ def test_register_writes_every_output_and_recovers_the_known_transform(tiny_pair
     assert "\r" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_register_demo_brain_affine(tmp_path):
     """The bundled multi-modal brain pair with the affine MI preset: close to the true
     warp (which includes a small deformation the affine cannot follow)."""
