@@ -25,7 +25,8 @@ Errors
   loo_errors_mm  the same after refitting WITHOUT pair i (an estimate of target
                  registration error; NaN when the model is undetermined without it)
   flagged        pairs whose leave-one-out error is far above the others' (robust
-                 median/MAD rule): likely misplaced points.
+                 median/MAD rule, one pair at a time): likely misplaced points. For the
+                 bspline the judge is the TPS's leave-one-out error (see `fit`).
 """
 
 from __future__ import annotations
@@ -205,40 +206,78 @@ def fit(landmark_set, model: str, reference=None, *, bspline_mesh_size: int = 4,
     residuals = np.linalg.norm(mapped - moving, axis=1)
 
     loo = np.full(len(used), math.nan)
-    basis = None
-    if leave_one_out and model == "bspline":
-        basis = _bspline_basis(_bspline_for(grid, bspline_mesh_size).GetCoefficientImages()[0], fixed)
-    if leave_one_out and model == "tps":
-        loo = _tps_leave_one_out(fixed, moving)
-    elif leave_one_out:
-        for k in range(len(used)):
-            keep = np.arange(len(used)) != k
-            try:
-                _check_enough(model, fixed[keep], dim, 0)
-                predicted = _predict(model, fixed[keep], moving[keep], weights[keep], fixed[k:k + 1],
-                                     None if basis is None else (basis[keep], basis[k:k + 1]))
-            except (LandmarkFitError, np.linalg.LinAlgError, ValueError):
-                continue  # undetermined without this pair: NaN
-            loo[k] = float(np.linalg.norm(predicted[0] - moving[k]))
-    flagged = tuple(used[k] for k in _outliers(loo))
+    flagged: tuple[int, ...] = ()
+    if leave_one_out:
+        basis = None
+        if model == "bspline":  # the control grid is fixed, so each pair's basis row is computed once
+            basis = _bspline_basis(_bspline_for(grid, bspline_mesh_size).GetCoefficientImages()[0], fixed)
+        loo = _leave_one_out(model, fixed, moving, weights, basis)
+        if model == "bspline":
+            # The least-squares B-spline's own leave-one-out errors swing with each pair's
+            # leverage (many control points per pair), which flags good pairs; the
+            # interpolating TPS is the steadier judge of a misplaced point.
+            flagged = tuple(used[k] for k in _outliers("tps", fixed, moving, weights, None,
+                                                       _tps_leave_one_out(fixed, moving)))
+        else:
+            flagged = tuple(used[k] for k in _outliers(model, fixed, moving, weights, basis, loo))
     return LandmarkFit(model, transform, tuple(used), tuple(pairs[i].name for i in used), residuals, loo, flagged)
 
 
-def _outliers(loo: np.ndarray) -> list[int]:
-    """Indices whose leave-one-out error is far above the rest (robust z-score rule).
+def _leave_one_out(model, fixed, moving, weights, basis) -> np.ndarray:
+    """|model fitted without pair k, at fixed_k - moving_k| for each k (NaN if undetermined)."""
+    n, dim = fixed.shape
+    if model == "tps":
+        return _tps_leave_one_out(fixed, moving)
+    loo = np.full(n, math.nan)
+    for k in range(n):
+        keep = np.arange(n) != k
+        try:
+            _check_enough(model, fixed[keep], dim, 0)
+            predicted = _predict(model, fixed[keep], moving[keep], weights[keep], fixed[k:k + 1],
+                                 None if basis is None else (basis[keep], basis[k:k + 1]))
+        except (LandmarkFitError, np.linalg.LinAlgError, ValueError):
+            continue  # undetermined without this pair: NaN
+        loo[k] = float(np.linalg.norm(predicted[0] - moving[k]))
+    return loo
 
-    Needs at least 5 defined values. A value is flagged when it exceeds the median by
-    more than 5 robust standard deviations (1.4826·MAD) AND is over 3× the median: the
-    second condition keeps tight, noise-free sets from flagging rounding errors.
+
+def _outliers(model, fixed, moving, weights, basis, loo: np.ndarray) -> list[int]:
+    """Positions of pairs whose leave-one-out error is far above the rest.
+
+    One at a time, like Grubbs' test: the worst pair is flagged if it passes
+    `_is_far_above`, then it is set aside and the leave-one-out errors of the others
+    are recomputed, since a bad pair also spoils its neighbours' errors (strongly
+    so for tps/bspline). At most a fifth of the pairs are flagged.
     """
-    finite = np.isfinite(loo)
-    if finite.sum() < 5:
-        return []
-    values = loo[finite]
-    median = float(np.median(values))
-    spread = 1.4826 * float(np.median(np.abs(values - median)))
-    limit = max(median + 5.0 * spread, 3.0 * median, 1e-6)
-    return [int(k) for k in np.flatnonzero(finite & (np.nan_to_num(loo) > limit))]
+    active = np.arange(len(loo))
+    flagged: list[int] = []
+    while len(flagged) < max(1, len(loo) // 5):
+        worst = _is_far_above(loo)
+        if worst is None:
+            break
+        flagged.append(int(active[worst]))
+        active = np.delete(active, worst)
+        loo = _leave_one_out(model, fixed[active], moving[active], weights[active],
+                             None if basis is None else basis[active])
+    return sorted(flagged)
+
+
+def _is_far_above(loo: np.ndarray) -> int | None:
+    """Position of the largest value if it is an outlier among `loo`, else None.
+
+    Needs at least 5 defined values. The largest is an outlier when it exceeds the
+    median of the others by more than 5 robust standard deviations (1.4826·MAD) AND
+    is over 3× that median: the second condition keeps tight, noise-free sets from
+    flagging rounding errors.
+    """
+    finite = np.flatnonzero(np.isfinite(loo))
+    if len(finite) < 5:
+        return None
+    worst = int(finite[np.argmax(loo[finite])])
+    others = loo[finite[finite != worst]]
+    median = float(np.median(others))
+    spread = 1.4826 * float(np.median(np.abs(others - median)))
+    return worst if loo[worst] > max(median + 5.0 * spread, 3.0 * median, 1e-6) else None
 
 
 _NEEDS = {  # model -> (rank of centred fixed points needed, words) per dimension
