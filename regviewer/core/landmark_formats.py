@@ -62,7 +62,10 @@ def detect_format(path: str | Path) -> str:
     if name.endswith((".csv", ".txt")):
         p = Path(path)
         if p.exists():
-            first = _read_text(p).lstrip().split("\n", 1)[0]
+            text = _read_text(p).lstrip()
+            if not text:
+                raise LandmarkFileError(p, "the file is empty")
+            first = text.split("\n", 1)[0]
             return "csv" if first.strip().strip('"').lower().startswith("name") else "bigwarp"
         return "csv"
     if name.endswith((".tfm", ".h5", ".hdf5", ".mat")):
