@@ -26,7 +26,7 @@ import SimpleITK as sitk
 
 from .errors import ImageWriteError, ParameterError, RegistrationCancelled
 from .image import Volume
-from .io import read_image, suffix_of, write_image
+from .io import suffix_of, write_image
 
 TRANSFORM_LINEAR_NAME = "transform.tfm"
 TRANSFORM_DEFORMABLE_NAME = "transform.h5"

@@ -27,7 +27,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from .atomic import atomic_write_text
 from .errors import ParameterError, RegistrationCancelled, RegviewerError
@@ -37,7 +37,6 @@ FAILED_MARKER = "failed.json"
 SUMMARY_NAME = "summary.csv"
 _STAGING_PREFIX = ".staging-"
 _OPTIONAL_COLUMNS = ("landmarks", "fixed_mask", "moving_mask")
-SCHEDULER_TIMEOUT_S = 10.0
 DASK_MISSING = ("Batch registration on Dask needs the optional 'dask[distributed]' package: install it with\n"
                 "    pip install 'regviewer[batch]'\n"
                 "or run the pairs one after another in this process with --no-dask.")
@@ -177,6 +176,8 @@ def run_pair(spec: PairSpec, out_root: str, settings: BatchSettings, itk_threads
 
     worker = _worker_address()
     threads = itk_threads.get(worker) if isinstance(itk_threads, dict) else itk_threads
+    if worker and not threads:  # a worker that joined after the batch started
+        threads = itk_threads_for(1, _worker_nthreads())
     if threads:
         sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(int(threads))
     root = Path(out_root)
@@ -224,6 +225,12 @@ def _worker_address() -> str:
         return get_worker().address
     except (ImportError, ValueError):
         return ""
+
+
+def _worker_nthreads() -> int:
+    from distributed import get_worker
+
+    return int(getattr(get_worker(), "nthreads", None) or get_worker().state.nthreads)
 
 
 # --- resuming ---------------------------------------------------------------------------
@@ -320,8 +327,10 @@ def run_batch(pairs: list[PairSpec], out_dir: str | Path, settings: BatchSetting
                     raise KeyboardInterrupt from None
                 record(r)
         elif todo:
+            from .batch_dask import run_on_dask
+
             try:
-                _run_on_dask(todo, out_root, settings, workers, scheduler, record)
+                run_on_dask(todo, out_root, settings, workers, scheduler, record)
             except KeyboardInterrupt:
                 if not scheduler:  # the local workers are gone: remove what they left half-done
                     clean_staging(out_root)
@@ -329,71 +338,6 @@ def run_batch(pairs: list[PairSpec], out_dir: str | Path, settings: BatchSetting
     finally:
         write_summary([results[n] for n in names if n in results], out_root / SUMMARY_NAME)
     return [results[n] for n in names]
-
-
-def _run_on_dask(todo: list[PairSpec], out_root: Path, settings: BatchSettings, workers: int | None,
-                 scheduler: str | None, record: Callable[[PairResult], None]) -> None:
-    try:
-        import logging
-
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise BatchSetupError(DASK_MISSING) from None
-    cluster = None
-    try:
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
-            except (OSError, TimeoutError) as exc:
-                raise BatchSetupError(f"Cannot reach the Dask scheduler at '{scheduler}': {exc}") from None
-        else:
-            n = workers or os.cpu_count() or 1
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=logging.ERROR)
-            client = Client(cluster)
-        with client:
-            try:
-                client.wait_for_workers(1, timeout=60)
-            except TimeoutError:
-                raise BatchSetupError(f"The Dask scheduler at '{scheduler}' has no workers (waited 60 s)") from None
-            threads = _itk_threads_per_worker(client)
-            futures = [client.submit(run_pair, spec, str(out_root), settings, threads, key=f"regviewer-pair-{spec.name}-"
-                                     f"{time.monotonic_ns()}", pure=False, retries=0) for spec in todo]
-            by_future = dict(zip(futures, todo))
-            try:
-                for fut in as_completed(futures):
-                    spec = by_future[fut]
-                    try:
-                        r = fut.result()
-                    except Exception as exc:  # noqa: BLE001 -- a worker died: record, go on
-                        r = PairResult(pair=spec.name, status="failed", folder=str(out_root / spec.name),
-                                       error=f"the Dask worker failed: {type(exc).__name__}: {exc}")
-                    record(r)
-            except BaseException:
-                client.cancel(futures)
-                raise
-    finally:
-        if cluster is not None:
-            cluster.close()
-
-
-def _itk_threads_per_worker(client) -> dict[str, int]:
-    """{worker address: ITK threads} so each machine's tasks share its cores without oversubscribing."""
-    info = client.scheduler_info(n_workers=-1)["workers"] if _accepts_n_workers(client) else client.scheduler_info()["workers"]
-    cores = client.run(os.cpu_count)
-    per_host: dict[str, int] = {}
-    for addr, w in info.items():
-        per_host[w.get("host", addr)] = per_host.get(w.get("host", addr), 0) + int(w.get("nthreads", 1))
-    return {addr: max(1, int(cores.get(addr) or 1) // max(1, per_host[w.get("host", addr)])) for addr, w in info.items()}
-
-
-def _accepts_n_workers(client) -> bool:
-    import inspect
-
-    try:
-        return "n_workers" in inspect.signature(client.scheduler_info).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 __all__ = ["PairSpec", "BatchSettings", "PairResult", "BatchSetupError", "read_pairs", "run_pair", "run_batch",

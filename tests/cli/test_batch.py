@@ -134,7 +134,7 @@ def test_dask_missing_says_how_to_install(tmp_path, tiny_params, monkeypatch, ca
 
 def test_unreachable_scheduler_and_bad_pairs_files_exit_2(tmp_path, tiny_params, capsys, monkeypatch):
     pairs = _pairs(tmp_path / "in", 1)
-    monkeypatch.setattr("regviewer.core.batch.SCHEDULER_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("regviewer.core.batch_dask.SCHEDULER_TIMEOUT_S", 1.0)
     assert main(["batch", str(pairs), "--out", str(tmp_path / "out"), "--params", str(tiny_params),
                  "--scheduler", "tcp://127.0.0.1:9"]) == 2
     assert "tcp://127.0.0.1:9" in capsys.readouterr().err
