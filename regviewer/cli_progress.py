@@ -83,6 +83,8 @@ class BatchProgress:
             failed = sum(r.status != "ok" for r in earlier)
             note = f" ({failed} of them failed; --retry-failed runs those again)" if failed else ""
             self._line(f"{len(earlier)} pair(s) finished in an earlier run are skipped{note}")
+        if self.tty:
+            self._bar()
 
     def __call__(self, result) -> None:
         self.done += 1
