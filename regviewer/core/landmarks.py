@@ -159,7 +159,8 @@ class LandmarkSet:
         self._replace(i, pair, f"Move {role} point of {old.name}", merge_key)
 
     def rename(self, i: int, name: str) -> None:
-        old = self._pair(i)
+        i = self._index(i)
+        old = self._pairs[i]
         others = self._pairs[:i] + self._pairs[i + 1:]
         self._replace(i, self._checked(replace(old, name=name), others), f"Rename {old.name} to {name}")
 
@@ -173,13 +174,15 @@ class LandmarkSet:
 
     def delete(self, i: int) -> LandmarkPair:
         """Remove pair i and return it."""
-        old = self._pair(i)
+        i = self._index(i)
+        old = self._pairs[i]
         self._apply(self._pairs[:i] + self._pairs[i + 1:], f"Delete landmark {old.name}")
         return old
 
     def move_pair(self, i: int, new_index: int) -> None:
         """Reorder: pair i ends up at position `new_index`."""
-        old = self._pair(i)
+        i = self._index(i)
+        old = self._pairs[i]
         rest = self._pairs[:i] + self._pairs[i + 1:]
         if not -len(self._pairs) <= new_index < len(self._pairs):
             raise IndexError(f"cannot move landmark to position {new_index}: there are {len(self._pairs)} pairs")
@@ -246,9 +249,13 @@ class LandmarkSet:
 
     # --- internals ------------------------------------------------------------------------
     def _pair(self, i: int) -> LandmarkPair:
+        return self._pairs[self._index(i)]
+
+    def _index(self, i: int) -> int:
+        """`i` as a position 0..n-1 (negative counts from the end, as in Python)."""
         if not -len(self._pairs) <= i < len(self._pairs):
             raise IndexError(f"there is no landmark pair {i} (the set has {len(self._pairs)})")
-        return self._pairs[i]
+        return i % len(self._pairs)
 
     def _insert_index(self, index: int) -> int:
         n = len(self._pairs)
