@@ -224,8 +224,7 @@ def evaluate_registration(
         )
     mask_img = as_volume(mask).sitk if mask is not None else None
     grid = analysis_grid(fixed_v.sitk, max_map_voxels)
-    jac = ev.jacobian_determinant(transform, grid)
-    disp = ev.displacement_magnitude(transform, grid)
+    jac, disp = ev.deformation_maps(transform, grid)
     evaluation = Evaluation(
         fixed=fixed_v,
         moving=moving_v,

@@ -199,3 +199,24 @@ def test_similarity_before_and_after():
     inv = similarity(base, inverted, None)
     assert inv["correlation"] == pytest.approx(-1.0, abs=1e-5)
     assert inv["mutual_information"] == pytest.approx(similarity(base, base, None)["mutual_information"], rel=0.05)
+
+
+def test_deformation_maps_agree_with_separate_calls():
+    from regviewer.core.evaluate import deformation_maps
+
+    ref = _grid(direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    tx = sitk.CompositeTransform([_affine(M), sitk.TranslationTransform(3, (1.0, 2.0, 0.0))])
+    jac, mag = deformation_maps(tx, ref)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(mag), sitk.GetArrayFromImage(displacement_magnitude(tx, ref)), rtol=1e-5)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(jac), np.linalg.det(M), rtol=1e-5)
+    assert mag.GetOrigin() == ref.GetOrigin() and mag.GetSize() == ref.GetSize()
+
+
+def test_similarity_subsamples_large_images_without_interpolation():
+    from regviewer.core.evaluate import subsample_grid
+
+    img = _grid(size=(40, 40, 40))
+    small = subsample_grid(img, 10_000)
+    assert small.GetSize() == (20, 20, 20) and small.GetSpacing() == (4.0, 3.0, 2.0)  # every 2nd voxel
+    assert small.GetOrigin() == img.GetOrigin()
+    assert subsample_grid(img, 10**9) is img

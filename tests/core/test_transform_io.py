@@ -249,3 +249,15 @@ def test_bad_inputs(tmp_path):
     junk.write_text("hello world\n")
     with pytest.raises(RegviewerError, match="not a transform file"):
         read_transform(junk)
+
+
+def test_elastix_similarity_3d_versor(tmp_path):
+    """3D similarity: (versor x y z, tx ty tz, scale); the versor is sin(angle/2) * axis."""
+    axis, angle, s = np.array([1.0, 2.0, 2.0]) / 3.0, 0.3, 0.9
+    v = math.sin(angle / 2) * axis
+    t, c = np.array([1.0, -2.0, 3.0]), np.array([4.0, 5.0, 6.0])
+    f = _elastix(tmp_path / "TransformParameters.0.txt", "SimilarityTransform", [*v, *t, s],
+                 extra="(CenterOfRotationPoint 4 5 6)\n")
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    r = np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k  # Rodrigues
+    _check(read_transform(f), lambda x: s * r @ (x - c) + c + t)
