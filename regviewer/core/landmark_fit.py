@@ -14,9 +14,9 @@ Models
       plus the non-affine remainder sampled on a grid (the fixed image's extent when
       `reference` is given). Outside the grid only the affine applies.
   bspline
-      cubic B-spline (control-point mesh `bspline_mesh_size`) fitted by weighted
-      least squares (minimum-norm when there are fewer pairs than control points) on
-      top of the least-squares affine: ``CompositeTransform([affine, BSplineTransform])``.
+      cubic B-spline (control-point mesh `bspline_mesh_size` cells per axis) fitted by
+      weighted least squares with a ridge (`bspline_smoothing`, 0 = exact minimum-norm
+      fit) on top of the least-squares affine: ``CompositeTransform([affine, BSplineTransform])``.
       SimpleITK's `LandmarkBasedTransformInitializer` is not used for it: its
       scattered-data approximation misses even a pure translation by ~0.1 mm.
 
@@ -181,13 +181,15 @@ def landmark_errors(transform: sitk.Transform, landmark_set) -> LandmarkErrors:
 
 # --- fitting -----------------------------------------------------------------------------------
 def fit(landmark_set, model: str, reference=None, *, bspline_mesh_size: int = 4,
-        leave_one_out: bool = True) -> LandmarkFit:
+        bspline_smoothing: float = 0.1, leave_one_out: bool = True) -> LandmarkFit:
     """Fit a fixed→moving `model` transform to the enabled, complete pairs.
 
     `reference` (a `Volume` or `sitk.Image`, normally the fixed image) is the grid
     the tps/bspline deformation is defined on; when None, a box around the fixed
-    points with a 25 % margin. Raises `LandmarkFitError` for an unknown model or too
-    few / degenerate points.
+    points with a 25 % margin. `bspline_mesh_size` (cells per axis) and
+    `bspline_smoothing` (relative ridge; 0 = exact fit) shape the bspline model.
+    `leave_one_out=False` skips the refits (loo_errors_mm all NaN, nothing flagged).
+    Raises `LandmarkFitError` for an unknown model or too few / degenerate points.
     """
     if model not in MODELS:
         raise LandmarkFitError(f"unknown landmark model {model!r}; choose one of {', '.join(MODELS)}")
@@ -201,7 +203,10 @@ def fit(landmark_set, model: str, reference=None, *, bspline_mesh_size: int = 4,
     _check_enough(model, fixed, dim, half_made)
 
     grid = None if model in _LINEAR else _grid_for(reference, fixed, dim)
-    transform = _fit_transform(model, fixed, moving, weights, grid, bspline_mesh_size)
+    if not (math.isfinite(bspline_smoothing) and bspline_smoothing >= 0) or int(bspline_mesh_size) < 1:
+        raise LandmarkFitError("bspline_mesh_size must be >= 1 and bspline_smoothing a number >= 0")
+    spline = (int(bspline_mesh_size), float(bspline_smoothing))
+    transform = _fit_transform(model, fixed, moving, weights, grid, spline)
     mapped = np.array([transform.TransformPoint(tuple(p)) for p in fixed]).reshape(-1, dim)
     residuals = np.linalg.norm(mapped - moving, axis=1)
 
@@ -211,19 +216,19 @@ def fit(landmark_set, model: str, reference=None, *, bspline_mesh_size: int = 4,
         basis = None
         if model == "bspline":  # the control grid is fixed, so each pair's basis row is computed once
             basis = _bspline_basis(_bspline_for(grid, bspline_mesh_size).GetCoefficientImages()[0], fixed)
-        loo = _leave_one_out(model, fixed, moving, weights, basis)
+        loo = _leave_one_out(model, fixed, moving, weights, basis, spline[1])
         if model == "bspline":
             # The least-squares B-spline's own leave-one-out errors swing with each pair's
             # leverage (many control points per pair), which flags good pairs; the
             # interpolating TPS is the steadier judge of a misplaced point.
-            flagged = tuple(used[k] for k in _outliers("tps", fixed, moving, weights, None,
+            flagged = tuple(used[k] for k in _outliers("tps", fixed, moving, weights, None, 0.0,
                                                        _tps_leave_one_out(fixed, moving)))
         else:
-            flagged = tuple(used[k] for k in _outliers(model, fixed, moving, weights, basis, loo))
+            flagged = tuple(used[k] for k in _outliers(model, fixed, moving, weights, basis, spline[1], loo))
     return LandmarkFit(model, transform, tuple(used), tuple(pairs[i].name for i in used), residuals, loo, flagged)
 
 
-def _leave_one_out(model, fixed, moving, weights, basis) -> np.ndarray:
+def _leave_one_out(model, fixed, moving, weights, basis, smoothing) -> np.ndarray:
     """|model fitted without pair k, at fixed_k - moving_k| for each k (NaN if undetermined)."""
     n, dim = fixed.shape
     if model == "tps":
@@ -234,14 +239,14 @@ def _leave_one_out(model, fixed, moving, weights, basis) -> np.ndarray:
         try:
             _check_enough(model, fixed[keep], dim, 0)
             predicted = _predict(model, fixed[keep], moving[keep], weights[keep], fixed[k:k + 1],
-                                 None if basis is None else (basis[keep], basis[k:k + 1]))
+                                 None if basis is None else (basis[keep], basis[k:k + 1]), smoothing)
         except (LandmarkFitError, np.linalg.LinAlgError, ValueError):
             continue  # undetermined without this pair: NaN
         loo[k] = float(np.linalg.norm(predicted[0] - moving[k]))
     return loo
 
 
-def _outliers(model, fixed, moving, weights, basis, loo: np.ndarray) -> list[int]:
+def _outliers(model, fixed, moving, weights, basis, smoothing, loo: np.ndarray) -> list[int]:
     """Positions of pairs whose leave-one-out error is far above the rest.
 
     One at a time, like Grubbs' test: the worst pair is flagged if it passes
@@ -258,7 +263,7 @@ def _outliers(model, fixed, moving, weights, basis, loo: np.ndarray) -> list[int
         flagged.append(int(active[worst]))
         active = np.delete(active, worst)
         loo = _leave_one_out(model, fixed[active], moving[active], weights[active],
-                             None if basis is None else basis[active])
+                             None if basis is None else basis[active], smoothing)
     return sorted(flagged)
 
 
@@ -362,7 +367,7 @@ def _linear_to_sitk(model: str, a: np.ndarray, b: np.ndarray, center: np.ndarray
     return tx
 
 
-def _fit_transform(model, fixed, moving, weights, grid, mesh_size) -> sitk.Transform:
+def _fit_transform(model, fixed, moving, weights, grid, spline: tuple[int, float]) -> sitk.Transform:
     linear_model = model if model in _LINEAR else "affine"
     a, b = _solve_linear(linear_model, fixed, moving, weights)
     center = (weights / weights.sum()) @ fixed
@@ -381,11 +386,11 @@ def _fit_transform(model, fixed, moving, weights, grid, mesh_size) -> sitk.Trans
         image.CopyInformation(grid)
         deformation: sitk.Transform = sitk.DisplacementFieldTransform(image)
     else:
-        deformation = _fit_bspline(fixed, inner_targets - fixed, weights, grid, mesh_size)
+        deformation = _fit_bspline(fixed, inner_targets - fixed, weights, grid, spline)
     return sitk.CompositeTransform([linear, deformation])  # applied last-first: w, then A
 
 
-def _predict(model, fixed, moving, weights, points, bspline_rows=None) -> np.ndarray:
+def _predict(model, fixed, moving, weights, points, bspline_rows=None, smoothing: float = 0.0) -> np.ndarray:
     """The model fitted to (fixed, moving) evaluated at `points`, without building a
     grid. For the B-spline, `bspline_rows` = (basis rows of `fixed`, basis rows of `points`)."""
     linear_model = model if model in _LINEAR else "affine"
@@ -394,7 +399,7 @@ def _predict(model, fixed, moving, weights, points, bspline_rows=None) -> np.nda
         return points @ a.T + b
     inner = (moving - b) @ np.linalg.inv(a).T - fixed
     fixed_rows, point_rows = bspline_rows
-    coefficients = _bspline_coefficients(fixed_rows, inner, weights)
+    coefficients = _bspline_coefficients(fixed_rows, inner, weights, smoothing)
     return (points + point_rows @ coefficients) @ a.T + b
 
 
@@ -430,24 +435,38 @@ def _tps_leave_one_out(fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
 
 # --- B-spline least squares ---------------------------------------------------------------------
 def _fit_bspline(fixed: np.ndarray, displacement: np.ndarray, weights: np.ndarray, grid: sitk.Image,
-                 mesh_size: int) -> sitk.BSplineTransform:
+                 spline: tuple[int, float]) -> sitk.BSplineTransform:
     """Cubic B-spline (ITK's BSplineTransform) with displacement(fixed_i) ≈ displacement_i,
     weighted least squares, minimum-norm coefficients when underdetermined."""
-    tx = _bspline_for(grid, mesh_size)
+    tx = _bspline_for(grid, spline[0])
     coefficients = tx.GetCoefficientImages()[0]
     basis = _bspline_basis(coefficients, fixed)
-    solution = _bspline_coefficients(basis, displacement, weights)
+    solution = _bspline_coefficients(basis, displacement, weights, spline[1])
     tx.SetParameters(tuple(float(v) for v in solution.T.ravel()))  # all x coefficients, then y (then z)
     return tx
 
 
-def _bspline_coefficients(basis: np.ndarray, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted least-squares B-spline coefficients (n_coefficients, dim); the
-    minimum-norm solution when the pairs do not pin every control point (few pairs,
-    or pairs clustered). LAPACK gelsy: rank-revealing QR, several times faster than SVD."""
+def _bspline_coefficients(basis: np.ndarray, values: np.ndarray, weights: np.ndarray, smoothing: float) -> np.ndarray:
+    """B-spline coefficients (n_coefficients, dim) for weighted least squares with a ridge.
+
+    The ridge (`smoothing` × the mean diagonal of the normal matrix) pulls the
+    coefficients toward zero, i.e. the deformation toward the affine: without it, a
+    pair that only grazes a control point's support forces a huge coefficient to fit
+    its noise, and the warp explodes between the landmarks (on the demo brain,
+    100 noisy pairs: 25 mm mean error at 0, 0.6 mm at 0.1). Exactly affine data give
+    zero coefficients either way. With `smoothing` 0: the exact minimum-norm least
+    squares (LAPACK gelsy, rank-revealing QR).
+    """
+    n, k = basis.shape
     sw = np.sqrt(weights)[:, None]
-    solution, *_ = scipy.linalg.lstsq(basis * sw, values * sw, lapack_driver="gelsy")
-    return solution
+    b, y = basis * sw, values * sw
+    if smoothing == 0:
+        solution, *_ = scipy.linalg.lstsq(b, y, lapack_driver="gelsy")
+        return solution
+    ridge = smoothing * max(float(np.sum(b * b)) / k, 1e-30)
+    if n >= k:  # the smaller of the two equivalent systems
+        return scipy.linalg.solve(b.T @ b + ridge * np.eye(k), b.T @ y, assume_a="pos")
+    return b.T @ scipy.linalg.solve(b @ b.T + ridge * np.eye(n), y, assume_a="pos")
 
 
 def _bspline_for(grid: sitk.Image, mesh_size: int) -> sitk.BSplineTransform:
