@@ -18,6 +18,10 @@ elastix parameter order (from its manual and source): Euler 2D (angle, tx, ty), 
 coefficients, then all y (then z), on the grid `GridSize`/`GridOrigin`/`GridSpacing`/
 `GridDirection` (direction stored column by column). `HowToCombineTransforms "Compose"`
 means T(x) = current(initial(x)); `"Add"` means current(x) + initial(x) - x.
+
+Displacement fields are taken as ITK, ANTs and SimpleITK write them: displacement
+vectors (not absolute positions) in LPS millimetres. Fields from tools with other
+conventions (FSL's RAS warps, NiftyReg's deformation fields) are not converted.
 """
 
 from __future__ import annotations

@@ -87,6 +87,7 @@ class QADock(QtWidgets.QDockWidget):
         self._build()
         host.on_transform_changed(self._on_transform_changed)
         host.on_images_changed(self._on_images_changed)
+        host.register_session_part("qa", self.state, self.restore_state)
         self._watch_live_runs()
 
     # ------------------------------------------------------------------ widgets
@@ -197,6 +198,24 @@ class QADock(QtWidgets.QDockWidget):
         self.labels_moving_path = str(moving_path) if moving_path else None
         self._update_inputs_label()
         self.evaluate()
+
+    def state(self) -> dict:
+        """What a session file keeps of this panel (file paths and display choices)."""
+        return {"mask": self.mask_path, "labels_fixed": self.labels_fixed_path, "labels_moving": self.labels_moving_path,
+                "auto": self.auto_check.isChecked(), "overlay": self.overlay_check.isChecked(),
+                "opacity": self.opacity_slider.value(), "grid": self.grid_check.isChecked()}
+
+    def restore_state(self, state: dict) -> None:
+        self.mask_path = state.get("mask")
+        self.labels_fixed_path = state.get("labels_fixed")
+        self.labels_moving_path = state.get("labels_moving")
+        self.auto_check.setChecked(bool(state.get("auto", True)))
+        self.overlay_check.setChecked(bool(state.get("overlay", False)))
+        self.opacity_slider.setValue(int(state.get("opacity", 70)))
+        self.grid_check.setChecked(bool(state.get("grid", False)))
+        self._update_inputs_label()
+        if self.auto_check.isChecked():
+            self._timer.start()
 
     def _update_inputs_label(self) -> None:
         parts = [f"mask: {Path(self.mask_path).name}" if self.mask_path else "no mask"]

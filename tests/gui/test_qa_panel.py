@@ -52,6 +52,7 @@ class FakeHost(QtWidgets.QMainWindow):
         self._fixed, self._moving = _volume(0), _volume(1)
         self.transform: sitk.Transform = sitk.TranslationTransform(3, (2.0, 0.0, 0.0))
         self.messages, self.errors = [], []
+        self.parts = {}
         self._tx_callbacks, self._img_callbacks = [], []
         planes = planes_for(self._fixed)
         self.views = [FakeView("overlay", planes[name], float(np.mean(planes[name].depth_range)),
@@ -96,7 +97,7 @@ class FakeHost(QtWidgets.QMainWindow):
         self._tx_callbacks.append(callback)
 
     def register_session_part(self, key, get_state, set_state):
-        pass
+        self.parts[key] = (get_state, set_state)
 
     def mark_modified(self):
         pass
@@ -196,3 +197,16 @@ def test_no_images_is_a_message(qtbot, dock):
     dock.host._fixed = None
     assert not dock.evaluate()
     assert "Open a fixed" in dock.status_label.text()
+
+
+def test_session_state_round_trip(qtbot, dock, tmp_path):
+    get_state, set_state = dock.host.parts["qa"]
+    dock.auto_check.setChecked(False)
+    dock.overlay_check.setChecked(True)
+    dock.mask_path = str(tmp_path / "mask.nii.gz")
+    saved = get_state()
+    dock.overlay_check.setChecked(False)
+    dock.mask_path = None
+    set_state(saved)
+    assert dock.overlay_check.isChecked() and dock.mask_path.endswith("mask.nii.gz")
+    assert "mask.nii.gz" in dock.inputs_label.text()
