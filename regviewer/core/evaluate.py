@@ -86,8 +86,9 @@ def deformation_maps(transform: sitk.Transform, reference) -> tuple[sitk.Image, 
     return out, magnitude
 
 
-def _mask_array(mask, like: sitk.Image) -> np.ndarray | None:
-    """A boolean (z, y, x) array of `mask` on the grid of `like` (nearest-neighbour)."""
+def mask_on_grid(mask, like: sitk.Image) -> np.ndarray | None:
+    """A boolean (z, y, x) array of `mask` (> 0 is inside) on the grid of `like`,
+    resampled nearest-neighbour when the grids differ; None when `mask` is None."""
     if mask is None:
         return None
     m = _as_sitk(mask)
@@ -112,7 +113,7 @@ def jacobian_stats(jac_image: sitk.Image, mask=None) -> dict:
     """min, max, mean of the Jacobian determinant and the % of voxels <= 0 (folding),
     inside `mask` (any image; > 0 is inside) when given. Also the counts behind the %."""
     values = sitk.GetArrayViewFromImage(jac_image)
-    inside = _mask_array(mask, jac_image)
+    inside = mask_on_grid(mask, jac_image)
     v = values[inside] if inside is not None else values.ravel()
     if v.size == 0:
         return {"min": None, "max": None, "mean": None, "folding_percent": None, "folding_voxels": 0, "n_voxels": 0}
@@ -136,7 +137,7 @@ def displacement_magnitude(transform: sitk.Transform, reference) -> sitk.Image:
 def displacement_stats(magnitude: sitk.Image, mask=None) -> dict:
     """mean, p95 and max displacement (mm) inside `mask`."""
     values = sitk.GetArrayViewFromImage(magnitude)
-    inside = _mask_array(mask, magnitude)
+    inside = mask_on_grid(mask, magnitude)
     v = values[inside] if inside is not None else values.ravel()
     if v.size == 0:
         return {"mean": None, "p95": None, "max": None}
@@ -257,7 +258,7 @@ def _overlap_values(fixed, moving, transform: sitk.Transform | None, mask) -> tu
     # NaN outside the moving image marks the fixed voxels whose T(x) falls outside it.
     warped = sitk.GetArrayFromImage(sitk.Resample(m, f, tx, sitk.sitkLinear, float("nan"), sitk.sitkFloat32))
     inside = ~np.isnan(warped)
-    region = _mask_array(mask, f)
+    region = mask_on_grid(mask, f)
     if region is not None:
         inside = inside & region
     return sitk.GetArrayViewFromImage(f)[inside], warped[inside]
@@ -299,7 +300,7 @@ def similarity(fixed, moving, transform: sitk.Transform | None, mask=None, max_v
     """
     f = subsample_grid(_as_sitk(fixed), max_voxels)
     a, b = _overlap_values(f, moving, transform, mask)
-    region = _mask_array(mask, f)
+    region = mask_on_grid(mask, f)
     n_total = int(np.count_nonzero(region)) if region is not None else int(np.prod(f.GetSize()))
     if a.size < 2 or float(a.std()) == 0.0 or float(b.std()) == 0.0:
         corr = 0.0
@@ -336,6 +337,7 @@ def json_ready(obj):
 
 __all__ = [
     "displacement_field",
+    "mask_on_grid",
     "jacobian_determinant",
     "jacobian_stats",
     "displacement_magnitude",

@@ -60,6 +60,17 @@ class Evaluation:
     elapsed_s: float = 0.0
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
+    # --- the Jacobian map as the report and the GUI show it ---------------------------------
+    def jacobian_values(self) -> np.ndarray:
+        """Jacobian determinants inside the mask (all voxels without one), 1D."""
+        values = sitk.GetArrayViewFromImage(self.jacobian)
+        inside = ev.mask_on_grid(self.mask, self.jacobian)
+        return np.asarray(values[inside] if inside is not None else values.ravel())
+
+    def jacobian_colour_range(self) -> float:
+        """Half-width (log2) of the Jacobian colour scale fitted to this transform."""
+        return jacobian_log2_range(self.jacobian_values())
+
     # --- plain-language warnings -------------------------------------------------------
     @property
     def flags(self) -> list[str]:

@@ -81,13 +81,8 @@ def render_report(evaluation: Evaluation, fixed_v, moving_v, tx: sitk.Transform)
     boards = checkerboard_pictures(fixed_v, moving_v, tx, width=PICTURE_WIDTH)
     parts.append("<div class='row'>" + "".join(before.html() for before, _ in boards) + "</div>")
     parts.append("<div class='row'>" + "".join(after.html() for _, after in boards) + "</div>")
-    jac_values = sitk.GetArrayViewFromImage(e.jacobian)
-    inside = None
-    if e.mask is not None:
-        from .evaluate import _mask_array
-
-        inside = _mask_array(e.mask, e.jacobian)
-    log2_range = jacobian_log2_range(jac_values, inside)
+    jac_values = e.jacobian_values()
+    log2_range = jacobian_log2_range(jac_values)
     parts.append("<h2>Deformation</h2><p class='note'>Grid: a regular 8 mm grid on the fixed image, each point moved "
                  "to where the transform samples the moving image (straight lines = affine). Jacobian determinant: "
                  "local volume change, blue &lt; 1 (shrinks) … clear = 1 … red &gt; 1 (grows); yellow marks folding "
@@ -97,10 +92,8 @@ def render_report(evaluation: Evaluation, fixed_v, moving_v, tx: sitk.Transform)
     parts.append("<div class='row'>" + "".join(
         pic.html() for pic in jacobian_pictures(fixed_v, e.jacobian, log2_range, width=PICTURE_WIDTH)) + "</div>")
     parts.append(colour_bar_svg(log2_range))
-    if inside is not None:
-        jac_values = jac_values[inside]
     parts.append("<h3>Histogram of Jacobian determinants" + (" (inside the mask)" if e.mask is not None else "") + "</h3>")
-    parts.append(histogram_svg(np.asarray(jac_values)))
+    parts.append(histogram_svg(jac_values))
     if e.history:
         parts.append("<h2>Metric during the run</h2>")
         parts.append(metric_curve_svg(e.history))

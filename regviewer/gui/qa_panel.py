@@ -290,15 +290,8 @@ class QADock(QtWidgets.QDockWidget):
             from ..core.qa import evaluate_registration, jacobian_log2_range
 
             evaluation = evaluate_registration(fixed, moving, transform, **kwargs)
-            values = sitk.GetArrayViewFromImage(evaluation.jacobian)
-            inside = None
-            if evaluation.mask is not None:
-                from ..core.evaluate import _mask_array
-
-                inside = _mask_array(evaluation.mask, evaluation.jacobian)
-            log2_range = jacobian_log2_range(values, inside)
-            chosen = values[inside] if inside is not None else values.ravel()
-            return evaluation, log2_range, _histogram(chosen)
+            values = evaluation.jacobian_values()
+            return evaluation, jacobian_log2_range(values), _histogram(values)
 
         self._sequence += 1
         self._busy += 1
