@@ -394,7 +394,10 @@ def write_landmarks(pairs: Sequence[Any], dimension: int, path: str | Path, movi
     `coordinate_system` ("LPS" or "RAS") applies to the Slicer formats only.
     """
     p = Path(path)
-    fmt = format or (detect_format(p) if not p.name.lower().endswith((".csv", ".txt")) else "csv")
+    try:
+        fmt = format or (detect_format(p) if not p.name.lower().endswith((".csv", ".txt")) else "csv")
+    except LandmarkFileError as exc:
+        raise ImageWriteError(p, exc.problem) from None
     if fmt not in FORMATS:
         raise ImageWriteError(p, f"unknown landmark format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if coordinate_system not in ("LPS", "RAS"):

@@ -164,6 +164,8 @@ def test_writes_refuse_what_the_format_cannot_hold(tmp_path):
     assert not (tmp_path / "f.fcsv").exists()  # nothing half-written
     with pytest.raises(ImageWriteError):
         lm.save(tmp_path / "x.csv", tmp_path / "y.csv")
+    with pytest.raises(ImageWriteError, match="save_transform"):
+        lm.save(tmp_path / "x.tfm")
 
 
 _coordinate = st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e12, max_value=1e12)
