@@ -150,7 +150,13 @@ class MainWindow(QtWidgets.QMainWindow):
         return self._preview if self._preview is not None else self._transform
 
     def slice_views(self) -> list[SliceView]:
-        """The slice views now on screen (hidden layouts' views are not listed)."""
+        """Every slice view of the open image, the ones on screen first. Views of other
+        layouts exist (hidden) so panels can connect to them once, when images change."""
+        visible = self.visible_slice_views()
+        return visible + [v for v in self.active_slice_views() if v not in visible]
+
+    def visible_slice_views(self) -> list[SliceView]:
+        """The slice views of the current layout (on screen)."""
         return [self._views[key] for key in self._visible_keys() if key in self._views]
 
     def all_slice_views(self) -> list[SliceView]:
@@ -251,7 +257,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for callback in list(self._transform_callbacks):
             callback()
         self.apply_layout(self.layout_name)
-        self.slice_views()[0].setFocus()  # keys (slice scroll, overlay modes) go to the views, not a field
+        self.visible_slice_views()[0].setFocus()  # keys (slice scroll, overlay modes) go to the views, not a field
         for warning in fixed.warnings + (moving.warnings if moving else []):
             self.show_message(warning)
 
@@ -327,7 +333,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for c in range(3):
             self._grid.setColumnStretch(c, 1 if c < max(2, len(keys)) and c < (2 if len(keys) == 3 else len(keys)) else 0)
         self._sync_curtain()
-        for view in self.slice_views():
+        for view in self.visible_slice_views():
             view.refresh()
             view.sliceChanged.emit()  # panels redraw their markers in newly shown views
         self._update_3d()
@@ -370,17 +376,17 @@ class MainWindow(QtWidgets.QMainWindow):
         """The displayed transform changed: resample the visible moving slices."""
         self._tx_version += 1
         self._moving_cache.clear()
-        for view in self.slice_views():
+        for view in self.visible_slice_views():
             if view.role != "fixed":
                 view.refresh()
 
     def refresh_views(self) -> None:
-        for view in self.slice_views():
+        for view in self.visible_slice_views():
             view.refresh()
 
     def _on_overlay_changed(self) -> None:
         self._sync_curtain()
-        for view in self.slice_views():
+        for view in self.visible_slice_views():
             if view.role == "overlay":
                 view.refresh()
 

@@ -136,6 +136,7 @@ class SliceView(QtWidgets.QWidget):
         self._title = self._make_label()
         self._title.setStyleSheet("color: #cccccc; font-size: 11px; background: transparent;")
         self.last_rgb: np.ndarray | None = None
+        self._stale = True
         self.set_plane(plane)
 
     # --- geometry -----------------------------------------------------------------------
@@ -182,10 +183,20 @@ class SliceView(QtWidgets.QWidget):
 
     # --- drawing ------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Redraw from the window's render callback (only this plane is resampled)."""
+        """Redraw from the window's render callback (only this plane is resampled).
+        A hidden view only notes that it is stale and redraws when shown."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._stale = False
         rgb = self._render(self)
         self.last_rgb = rgb
         self.image_item.setImage(rgb, autoLevels=False, levels=(0, 255), axisOrder="row-major")
+
+    def showEvent(self, ev: QtGui.QShowEvent) -> None:  # noqa: N802
+        super().showEvent(ev)
+        if self._stale:
+            self.refresh()
 
     def set_cursor(self, point: tuple[float, ...]) -> None:
         """Move the crosshair to a physical point and the slice through it."""

@@ -71,7 +71,7 @@ def build(w: "MainWindow") -> None:
     overlay_menu = view_menu.addMenu("Overlay Mode")
     for action in w.overlay.actions.values():
         overlay_menu.addAction(action)
-    view_menu.addAction(_action(w, "Reset Zoom", lambda: [v.reset_zoom() for v in w.slice_views()], "Ctrl+0"))
+    view_menu.addAction(_action(w, "Reset Zoom", lambda: [v.reset_zoom() for v in w.visible_slice_views()], "Ctrl+0"))
     crosshair = _action(w, "Show Crosshair", lambda: [v.set_crosshair_visible(crosshair.isChecked()) for v in w.all_slice_views()],
                         "X", checkable=True)
     crosshair.setChecked(True)

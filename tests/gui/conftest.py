@@ -52,6 +52,9 @@ def make_window(qtbot, monkeypatch):
         else:
             monkeypatch.delenv("REGVIEWER_NO_3D", raising=False)
         window = MainWindow(sessions=sessions, panels=panels)
+        if window.session_controller is not None:
+            window.session_controller.ask_save_changes = lambda: "discard"  # never block on close
+            window.session_controller.ask_recover = lambda candidates: None
         qtbot.addWidget(window)
         window.resize(1200, 800)
         window.show()
@@ -66,6 +69,7 @@ def make_window(qtbot, monkeypatch):
     for window in made:
         controller = getattr(window, "session_controller", None)
         if controller is not None:
+            controller.ask_save_changes = lambda: "discard"
             controller.modified = False
             controller.shutdown()
 

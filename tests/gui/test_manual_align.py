@@ -84,7 +84,7 @@ def test_2d_manual_alignment(qtbot, make_window, retina_paths):
     w = make_window(*retina_paths)
     dock = w.manual_dock
     assert not dock.spins["tz"].isVisibleTo(dock) and dock.spins["rz"].isVisibleTo(dock)
-    view = w.slice_views()[0]
+    view = w.visible_slice_views()[0]
     drag(qtbot, view, (100, 100), (130, 100), modifiers=SHIFT)
     tx = w.current_transform()
     assert tx.GetDimension() == 2

@@ -90,7 +90,7 @@ def test_overlay_settings_survive_in_the_view_state(brain_window):
     w.apply_layout("1x3+3d")
     w.restore_view_state(state)
     assert w.overlay.mode == "checkerboard" and w.overlay.settings.square_mm == 12.0
-    assert w.layout_name == "single" and w.slice_views()[0].plane.orientation == "sagittal"
+    assert w.layout_name == "single" and w.visible_slice_views()[0].plane.orientation == "sagittal"
 
 
 def test_keys_do_not_fire_while_typing_in_a_field(qtbot, brain_window):

@@ -17,14 +17,14 @@ from .conftest import click, drag
 def test_window_implements_the_host_protocols(brain_window):
     w = brain_window
     assert isinstance(w, RegistrationHost)
-    assert all(isinstance(v, SliceViewLike) for v in w.slice_views())
+    assert all(isinstance(v, SliceViewLike) for v in w.visible_slice_views())
     assert w.fixed_volume().dimension == 3 and w.moving_volume() is not None
     assert w.current_transform().GetDimension() == 3
 
 
 def test_three_views_with_orientation_letters_and_cursor_at_centre(brain_window):
     w = brain_window
-    views = {v.plane.orientation: v for v in w.slice_views()}
+    views = {v.plane.orientation: v for v in w.visible_slice_views()}
     assert set(views) == {"axial", "coronal", "sagittal"}
     assert [views["axial"].letter(e) for e in ("left", "right", "top", "bottom")] == ["R", "L", "A", "P"]
     assert [views["coronal"].letter(e) for e in ("left", "right", "top", "bottom")] == ["R", "L", "S", "I"]
@@ -80,25 +80,25 @@ def test_click_moves_the_crosshair_in_every_view_and_status_shows_both_intensiti
 def test_layouts(brain_window):
     w = brain_window
     w.apply_layout("single", "coronal")
-    assert [(v.role, v.plane.orientation) for v in w.slice_views()] == [("overlay", "coronal")]
+    assert [(v.role, v.plane.orientation) for v in w.visible_slice_views()] == [("overlay", "coronal")]
     w.apply_layout("side_by_side", "axial")
-    views = w.slice_views()
+    views = w.visible_slice_views()
     assert [v.role for v in views] == ["fixed", "moving"]
     fixed_view, moving_view = views
     assert fixed_view.isVisible() and moving_view.isVisible()
     # the moving view shows the moving image resampled into the fixed frame
     assert not np.array_equal(fixed_view.last_rgb, moving_view.last_rgb)
     w.apply_layout("1x3+3d")
-    assert len(w.slice_views()) == 3
+    assert len(w.visible_slice_views()) == 3
 
 
 def test_2d_pair_shows_one_view(make_window, retina_paths):
     w = make_window(*retina_paths)
-    views = w.slice_views()
+    views = w.visible_slice_views()
     assert len(views) == 1 and views[0].plane.dimension == 2
     assert views[0].last_rgb.shape[2] == 3
     w.apply_layout("side_by_side")
-    assert len(w.slice_views()) == 2
+    assert len(w.visible_slice_views()) == 2
 
 
 def test_errors_show_a_dialog_and_keep_the_window_usable(brain_window, tmp_path):
@@ -133,7 +133,7 @@ def test_landmark_mode_click_emits_a_fixed_frame_point(qtbot, brain_window):
     w = brain_window
     w.set_interaction_mode("landmark")
     w.apply_layout("side_by_side", "axial")
-    moving_view = w.slice_views()[1]
+    moving_view = w.visible_slice_views()[1]
     cursor_before = w._cursor
     with qtbot.waitSignal(moving_view.clicked, timeout=1000) as blocker:
         click(qtbot, moving_view, (40, 50))
