@@ -21,7 +21,7 @@ import SimpleITK as sitk
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from ..core.errors import RegviewerError
-from ..core.slicing import reslice
+from .qa_overlay import QAOverlays
 
 AUTO_DELAY_MS = 400  # wait for the transform to settle before re-evaluating
 HISTOGRAM_BINS = 80
@@ -76,9 +76,7 @@ class QADock(QtWidgets.QDockWidget):
         self._signals = _Signals(self)
         self._signals.done.connect(self._on_done)
         self._signals.failed.connect(self._on_failed)
-        self._overlays: dict[int, pg.ImageItem] = {}
-        self._grids: dict[int, Any] = {}
-        self._connected_views: set[int] = set()
+        self.overlays = QAOverlays(host)
         self._last_run = None
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
@@ -151,7 +149,7 @@ class QADock(QtWidgets.QDockWidget):
         self.opacity_slider.valueChanged.connect(self._refresh_overlays)
         self.grid_check = QtWidgets.QCheckBox("Grid")
         self.grid_check.setToolTip("The deformation grid: a regular fixed grid moved by the transform")
-        self.grid_check.toggled.connect(self._refresh_grids)
+        self.grid_check.toggled.connect(self._refresh_overlays)
         show.addWidget(self.overlay_check)
         show.addWidget(self.opacity_slider, 1)
         show.addWidget(self.grid_check)
@@ -264,7 +262,8 @@ class QADock(QtWidgets.QDockWidget):
 
     def _on_images_changed(self) -> None:
         self.evaluation = None
-        self._clear_overlays()
+        self.overlays.evaluation = None
+        self.overlays.hide_all()
         self.status_label.setText("Images changed: not evaluated yet")
         self.report_button.setEnabled(False)
         if self.auto_check.isChecked():
@@ -324,7 +323,6 @@ class QADock(QtWidgets.QDockWidget):
         )
         self.report_button.setEnabled(True)
         self._refresh_overlays()
-        self._refresh_grids()
         self.evaluated.emit(evaluation)
 
     def _on_failed(self, kind: str, sequence: int, error) -> None:
@@ -364,74 +362,17 @@ class QADock(QtWidgets.QDockWidget):
         self.folding_bars.setOpts(x=centres[folding], height=heights[folding], width=width * 0.9)
 
     # ------------------------------------------------------------------ overlays
-    def _views(self) -> list:
-        views = list(self.host.slice_views())
-        for view in views:
-            if id(view) not in self._connected_views and hasattr(view, "sliceChanged"):
-                view.sliceChanged.connect(lambda v=view: self._on_slice_changed(v))
-                self._connected_views.add(id(view))
-        return views
-
-    def _on_slice_changed(self, view) -> None:
-        self._draw_overlay(view)
-        self._draw_grid(view)
+    def overlay_item(self, view) -> pg.ImageItem:
+        """The Jacobian ImageItem this dock keeps in `view` (made on first use)."""
+        return self.overlays.image_item(view)
 
     def _refresh_overlays(self) -> None:
-        for view in self._views():
-            self._draw_overlay(view)
-
-    def _refresh_grids(self) -> None:
-        for view in self._views():
-            self._draw_grid(view)
-
-    def overlay_item(self, view) -> pg.ImageItem:
-        item = self._overlays.get(id(view))
-        if item is None:
-            item = pg.ImageItem(axisOrder="row-major")
-            item.setPos(-0.5, -0.5)  # pixel centres at integer (col, row), as the slice image
-            item.setZValue(5)  # above the image, below the crosshair (10) and markers
-            view.view_box.addItem(item, ignoreBounds=True)
-            self._overlays[id(view)] = item
-        return item
-
-    def _draw_overlay(self, view) -> None:
-        show = self.overlay_check.isChecked() and self.evaluation is not None
-        if not show:
-            if id(view) in self._overlays:
-                self._overlays[id(view)].setVisible(False)
-            return
-        from ..core.qa import jacobian_rgba
-
-        # One slice resampled from the Jacobian map: a few milliseconds, fine on the GUI thread.
-        values = reslice(self.evaluation.jacobian, view.plane, view.depth, interpolator="nearest", default_value=1.0)
-        rgba = jacobian_rgba(values, self._log2_range, max_alpha=int(round(2.55 * self.opacity_slider.value())))
-        item = self.overlay_item(view)
-        item.setImage(rgba, autoLevels=False, levels=(0, 255))
-        item.setVisible(True)
-
-    def _draw_grid(self, view) -> None:
-        show = self.grid_check.isChecked() and self.evaluation is not None
-        grid = self._grids.get(id(view))
-        if not show:
-            if grid is not None:
-                grid.set_visible(False)
-            return
-        from ..core.grid import warped_grid_lines
-
-        lines = warped_grid_lines(self.evaluation.transform, view.plane, view.depth, spacing_mm=10.0)
-        if grid is None:
-            from .grid_item import DeformationGridItem
-
-            grid = DeformationGridItem(view.view_box)
-            self._grids[id(view)] = grid
-        grid.set_lines(lines)
-        grid.set_visible(True)
-
-    def _clear_overlays(self) -> None:
-        for item in self._overlays.values():
-            item.setVisible(False)
-        for grid in self._grids.values():
-            grid.set_visible(False)
+        self.overlays.show_jacobian = self.overlay_check.isChecked()
+        self.overlays.show_grid = self.grid_check.isChecked()
+        self.overlays.opacity = self.opacity_slider.value() / 100.0
+        self.overlays.evaluation = self.evaluation
+        self.overlays.log2_range = self._log2_range
+        self.overlays.refresh()
 
     # ------------------------------------------------------------------ report
     def _ask_report_path(self) -> None:

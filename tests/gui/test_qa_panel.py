@@ -168,7 +168,7 @@ def test_jacobian_overlay_in_every_view_marks_folding_and_follows_slices(qtbot, 
 def test_grid_drawn_in_views(qtbot, dock):
     _evaluate(qtbot, dock)
     dock.grid_check.setChecked(True)
-    grid = dock._grids[id(dock.host.views[0])]
+    grid = dock.overlays.grid_item(dock.host.views[0])
     assert grid.n_points() > 0
     dock.grid_check.setChecked(False)
     assert not grid.curve.isVisible()
