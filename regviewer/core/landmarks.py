@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
@@ -89,7 +90,18 @@ class LandmarkSet:
         self._version = 0
         self._notified_version = 0
         self._subscribers: list[Callable[[], None]] = []
-        self.undo_stack.subscribe(self._on_history_changed)
+        # A weak link, so a set dropped by its owner does not live on in a shared stack's
+        # subscriber list once its commands are gone from the history.
+        this, stack = weakref.ref(self), self.undo_stack
+
+        def relay() -> None:
+            target = this()
+            if target is None:
+                stack.unsubscribe(relay)
+            else:
+                target._on_history_changed()
+
+        stack.subscribe(relay)
 
     # --- reading ------------------------------------------------------------------
     @property
