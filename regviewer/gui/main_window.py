@@ -120,10 +120,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self._transform = transform
         self._preview = None
         self._bump_transform()
-        for callback in list(self._transform_callbacks):
-            callback()
+        self._notify(self._transform_callbacks)
         self.transformChanged.emit()
         self.mark_modified()
+
+    def _notify(self, callbacks: list[Callable[[], None]]) -> None:
+        """Call panel callbacks; one failing panel must not leave the window half-updated."""
+        for callback in list(callbacks):
+            try:
+                callback()
+            except Exception as exc:  # noqa: BLE001
+                import traceback
+
+                traceback.print_exc()
+                self.show_message(f"A panel failed to update: {exc}")
 
     def undo_transform(self) -> None:
         if self._history:
@@ -251,11 +261,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowTitle(f"regviewer — {names}[*]")
         if self._volume_view is not None:
             self._volume_view.set_bounds(fixed.corners_physical())
-        for callback in list(self._images_callbacks):
-            callback()
+        self._notify(self._images_callbacks)
         self.imagesChanged.emit()
-        for callback in list(self._transform_callbacks):
-            callback()
+        self._notify(self._transform_callbacks)
         self.apply_layout(self.layout_name)
         self.visible_slice_views()[0].setFocus()  # keys (slice scroll, overlay modes) go to the views, not a field
         for warning in fixed.warnings + (moving.warnings if moving else []):
