@@ -37,69 +37,91 @@ def _grid_axis(extent_mm: float, spacing_mm: float, step_mm: float) -> tuple[flo
     return offset, n_gaps * per_gap + 1, per_gap
 
 
-def _warped_plane_samples(
+def _field_on(tx: sitk.Transform, origin: np.ndarray, axes: tuple[np.ndarray, np.ndarray], steps: tuple[float, float],
+              counts: tuple[int, int], normal: np.ndarray | None) -> np.ndarray:
+    """T(p) for p on a (counts[1] x counts[0]) lattice of the plane, shape (n_b, n_a, dim)."""
+    a, b = axes
+    if normal is not None:
+        direction = np.column_stack([a, b, normal]).ravel()
+        size, spacing = [counts[0], counts[1], 1], [steps[0], steps[1], 1.0]
+    else:
+        direction = np.column_stack([a, b]).ravel()
+        size, spacing = [counts[0], counts[1]], [steps[0], steps[1]]
+    field = sitk.TransformToDisplacementField(tx, sitk.sitkVectorFloat64, size, tuple(origin), spacing,
+                                              tuple(direction))
+    displacement = sitk.GetArrayFromImage(field)
+    if normal is not None:
+        displacement = displacement[0]
+    ia = np.arange(counts[0], dtype=float)[None, :, None] * steps[0]
+    ib = np.arange(counts[1], dtype=float)[:, None, None] * steps[1]
+    return origin[None, None, :] + ia * a[None, None, :] + ib * b[None, None, :] + displacement
+
+
+def _warped_polylines(
     transform: sitk.Transform | None,
     plane: PlaneGeometry,
     depth: float,
     spacing_mm: float,
     points_per_cell: int,
-) -> tuple[np.ndarray, int, int] | None:
-    """Physical points T(p) on a sampling grid over the plane, shape (n_v, n_u, dim).
+) -> list[np.ndarray]:
+    """The grid's polylines as physical points T(p), each (k, dim).
 
-    Returns the warped points and the sample stride between grid lines along u and v,
-    or None when the plane is too small to hold a single cell.
+    Only points on the lines are transformed (two thin lattices: the lines along u and
+    the lines along v), which matters for B-splines where each point costs ~1 us.
     """
     if not spacing_mm > 0:
         raise ParameterError(f"The grid spacing must be a positive number of millimetres, not {spacing_mm}")
     if points_per_cell < 1:
         raise ParameterError(f"points_per_cell must be at least 1, not {points_per_cell}")
+    dim = plane.dimension
+    tx = transform if transform is not None else sitk.Transform(dim, sitk.sitkIdentity)
+    if tx.GetDimension() != dim:
+        raise ParameterError(f"A {tx.GetDimension()}D transform cannot warp a grid on a {dim}D image")
     rows, cols = plane.shape
     extent_u = (cols - 1) * plane.spacing[0]
     extent_v = (rows - 1) * plane.spacing[1]
     spacing_mm = max(spacing_mm, max(extent_u, extent_v) / MAX_LINES_PER_AXIS)
     step = spacing_mm / points_per_cell
-    off_u, n_u, per_u = _grid_axis(extent_u, spacing_mm, step)
-    off_v, n_v, per_v = _grid_axis(extent_v, spacing_mm, step)
-    if n_u < 2 and n_v < 2:
-        return None
-    # A single sample along an axis (plane thinner than one cell) still gives lines along the other.
-    dim = plane.dimension
+    off_u, n_u, _ = _grid_axis(extent_u, spacing_mm, step)
+    off_v, n_v, _ = _grid_axis(extent_v, spacing_mm, step)
+    lines_u = int(round((n_u - 1) / points_per_cell)) + 1  # number of lines across u (vertical lines)
+    lines_v = int(round((n_v - 1) / points_per_cell)) + 1
     u, v = np.asarray(plane.u, dtype=float), np.asarray(plane.v, dtype=float)
     origin = np.asarray(plane.origin, dtype=float) + off_u * u + off_v * v
+    normal = None
     if dim == 3:
-        n = np.asarray(plane.n, dtype=float)
-        origin = origin + depth * n
-        direction = np.column_stack([u, v, n]).ravel()
-        size = [n_u, n_v, 1]
-        spacing = [step, step, 1.0]
-    else:
-        direction = np.column_stack([u, v]).ravel()
-        size = [n_u, n_v]
-        spacing = [step, step]
-    tx = transform if transform is not None else sitk.Transform(dim, sitk.sitkIdentity)
-    if tx.GetDimension() != dim:
-        raise ParameterError(f"A {tx.GetDimension()}D transform cannot warp a grid on a {dim}D image")
-    field = sitk.TransformToDisplacementField(
-        tx, sitk.sitkVectorFloat64, size, tuple(origin), spacing, tuple(direction)
-    )
-    displacement = sitk.GetArrayFromImage(field)  # (n_v, n_u, dim) in 2D, (1, n_v, n_u, dim) in 3D
-    if dim == 3:
-        displacement = displacement[0]
-    iu = np.arange(n_u, dtype=float)[None, :, None] * step
-    iv = np.arange(n_v, dtype=float)[:, None, None] * step
-    points = origin[None, None, :] + iu * u[None, None, :] + iv * v[None, None, :]
-    return points + displacement, per_u, per_v
-
-
-def _lines_from_samples(warped: np.ndarray, per_u: int, per_v: int) -> list[np.ndarray]:
-    """Rows of samples at every `per_v`-th row and columns at every `per_u`-th column."""
-    n_v, n_u = warped.shape[:2]
+        normal = np.asarray(plane.n, dtype=float)
+        origin = origin + depth * normal
     lines: list[np.ndarray] = []
-    if n_u >= 2:
-        lines.extend(warped[j] for j in range(0, n_v, per_v))
-    if n_v >= 2:
-        lines.extend(warped[:, i] for i in range(0, n_u, per_u))
-    return [np.ascontiguousarray(line) for line in lines]
+    if n_u >= 2:  # lines running along u, one every spacing_mm along v
+        along_u = _field_on(tx, origin, (u, v), (step, spacing_mm), (n_u, lines_v), normal)
+        lines.extend(np.ascontiguousarray(along_u[j]) for j in range(lines_v))
+    if n_v >= 2:  # lines running along v, one every spacing_mm along u
+        along_v = _field_on(tx, origin, (v, u), (step, spacing_mm), (n_v, lines_u), normal)
+        lines.extend(np.ascontiguousarray(along_v[i]) for i in range(lines_u))
+    return lines
+
+
+def _project(lines: list[np.ndarray], plane: PlaneGeometry) -> list[np.ndarray]:
+    origin = np.asarray(plane.origin, dtype=float)
+    u, v = np.asarray(plane.u, dtype=float), np.asarray(plane.v, dtype=float)
+    out = []
+    for line in lines:
+        rel = line - origin
+        out.append(np.stack([rel @ u / plane.spacing[0], rel @ v / plane.spacing[1]], axis=1))
+    return out
+
+
+def warped_grid(
+    transform: sitk.Transform | None,
+    plane: PlaneGeometry,
+    depth: float = 0.0,
+    spacing_mm: float = 10.0,
+    points_per_cell: int = 4,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Both forms at the cost of one: (plane-pixel (k, 2) lines, physical (k, dim) lines)."""
+    physical = _warped_polylines(transform, plane, depth, spacing_mm, points_per_cell)
+    return _project(physical, plane), physical
 
 
 def warped_grid_lines(
@@ -107,7 +129,7 @@ def warped_grid_lines(
     plane: PlaneGeometry,
     depth: float = 0.0,
     spacing_mm: float = 10.0,
-    points_per_cell: int = 5,
+    points_per_cell: int = 4,
 ) -> list[np.ndarray]:
     """The fixed-plane grid bent by `transform` (fixed → moving), in plane pixels.
 
@@ -117,15 +139,7 @@ def warped_grid_lines(
     a pyqtgraph item in a slice view's ViewBox (x = col, y = row). Out-of-plane motion
     is dropped by the projection; `warped_grid_lines_3d` keeps it.
     """
-    samples = _warped_plane_samples(transform, plane, depth, spacing_mm, points_per_cell)
-    if samples is None:
-        return []
-    warped, per_u, per_v = samples
-    rel = warped - np.asarray(plane.origin, dtype=float)
-    col = rel @ np.asarray(plane.u, dtype=float) / plane.spacing[0]
-    row = rel @ np.asarray(plane.v, dtype=float) / plane.spacing[1]
-    projected = np.stack([col, row], axis=-1)
-    return _lines_from_samples(projected, per_u, per_v)
+    return _project(_warped_polylines(transform, plane, depth, spacing_mm, points_per_cell), plane)
 
 
 def warped_grid_lines_3d(
@@ -133,18 +147,14 @@ def warped_grid_lines_3d(
     plane: PlaneGeometry,
     depth: float = 0.0,
     spacing_mm: float = 10.0,
-    points_per_cell: int = 5,
+    points_per_cell: int = 4,
 ) -> list[np.ndarray]:
     """The same grid as `warped_grid_lines`, as (k, dim) physical LPS mm polylines.
 
     Points are T(p) without projection, so a 3D view shows the sheet bending out of
     the plane too.
     """
-    samples = _warped_plane_samples(transform, plane, depth, spacing_mm, points_per_cell)
-    if samples is None:
-        return []
-    warped, per_u, per_v = samples
-    return _lines_from_samples(warped, per_u, per_v)
+    return _warped_polylines(transform, plane, depth, spacing_mm, points_per_cell)
 
 
 def flatten_transform(transform: sitk.Transform | None) -> list[sitk.Transform]:

@@ -6,8 +6,9 @@ the GIL while it computes); its `progress` callback, called on that thread for e
 optimiser iteration, only appends the iteration to a list. At most `rate_hz` times a
 second -- and only when the GUI has taken the previous one -- it packs the iterations
 since the last delivery, the latest transform snapshot (an independent copy, FIXED →
-MOVING) and whatever `prepare(progress)` precomputes (e.g. grid polylines, on the
-worker thread) into a `LiveSnapshot` and posts it to the GUI thread. So a slow GUI
+MOVING) and whatever `prepare(progress)` precomputes (e.g. grid polylines, on a
+second "preview" thread, so the engine never waits for it) into a `LiveSnapshot`
+and posts it to the GUI thread. So a slow GUI
 never builds a queue, the plot still sees every iteration, and no widget is touched
 from the worker. Cancel only sets the engine's token: the GUI never waits.
 """
@@ -119,6 +120,9 @@ class RegistrationWorker(QtCore.QObject):
         self._sequence = 0
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
+        self._mail = threading.Event()  # wakes the preview thread
+        self._mailbox: Any = None  # the progress to preview next (latest only)
+        self._engine_done = False
         self.started_at: float | None = None
         self.delivered = 0  # snapshots handed to the GUI (for the redraw-rate figure)
         self._deliver.connect(self._on_deliver, QtCore.Qt.ConnectionType.QueuedConnection)
@@ -142,25 +146,32 @@ class RegistrationWorker(QtCore.QObject):
         """Block until the engine thread ends (tests and application exit only)."""
         return self._done.wait(timeout)
 
-    # --- worker thread ---------------------------------------------------------------
+    # --- worker threads ----------------------------------------------------------------
     def _main(self) -> None:
+        preview = threading.Thread(target=self._preview_loop, name="regviewer-preview", daemon=True)
+        preview.start()
         try:
             result = self._run_job(self._on_progress, self.cancel_token)
         except RegviewerError as exc:
-            self._flush_final()
-            self._deliver.emit("failed", exc)
+            outcome: tuple[str, Any] = ("failed", exc)
         except Exception as exc:  # noqa: BLE001 -- anything else still reaches the user as words
             log.exception("registration failed unexpectedly")
-            self._flush_final()
-            self._deliver.emit("failed", RegistrationFailed(
+            outcome = ("failed", RegistrationFailed(
                 f"The registration stopped with an unexpected error: {type(exc).__name__}: {exc}"))
         else:
+            outcome = ("finished", result)
+        finally:
+            self._engine_done = True
+            self._mail.set()
+            preview.join()
+        try:
             self._flush_final()
-            self._deliver.emit("finished", result)
+            self._deliver.emit(*outcome)
         finally:
             self._done.set()
 
     def _on_progress(self, progress: Any) -> None:
+        """Engine thread, every iteration: record, and at most rate_hz hand the latest to the preview thread."""
         point = IterationPoint(progress.stage, progress.stage_name, progress.level, progress.n_levels,
                                progress.iteration, float(progress.metric), float(progress.elapsed))
         now = time.perf_counter()
@@ -171,12 +182,26 @@ class RegistrationWorker(QtCore.QObject):
                 return
             self._in_flight = True
             self._last_emit = now
-        extras = self._prepare(progress)
-        with self._lock:
-            points, self._pending = tuple(self._pending), []
-            self._sequence += 1
-            snap = LiveSnapshot(self._sequence, progress, points, extras)
-        self._deliver.emit("snapshot", snap)
+            self._mailbox = progress
+        self._mail.set()
+
+    def _preview_loop(self) -> None:
+        """Preview thread: runs `prepare` (grid polylines, TRE) so the engine never waits for it."""
+        while True:
+            self._mail.wait()
+            self._mail.clear()
+            with self._lock:
+                progress, self._mailbox = self._mailbox, None
+            if progress is None:
+                if self._engine_done:
+                    return
+                continue
+            extras = self._prepare(progress)
+            with self._lock:
+                points, self._pending = tuple(self._pending), []
+                self._sequence += 1
+                snap = LiveSnapshot(self._sequence, progress, points, extras)
+            self._deliver.emit("snapshot", snap)
 
     def _prepare(self, progress: Any) -> dict:
         if self.prepare is None:
