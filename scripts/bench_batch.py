@@ -6,7 +6,7 @@ known affine each), registered with the affine-mi preset
   * on a local Dask cluster with 1 worker process,
   * on a local Dask cluster with 2 worker processes,
 
-and prints a table: wall time (cluster start-up included), pairs per minute, the
+and prints a table (best of --repeats runs, modes alternating): wall time (cluster start-up included), pairs per minute, the
 2-vs-1-worker throughput ratio and the Dask-vs-loop overhead with 1 worker. ITK threads
 per worker = cores // workers, so every mode uses all cores and none oversubscribes.
 The mean TRE at brain points checks every mode registered correctly.
@@ -72,6 +72,7 @@ def mean_tre(out: Path, truths: dict[str, sitk.Transform], points: np.ndarray) -
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=2, help="runs per mode (alternating order; the fastest is kept)")
     ap.add_argument("--keep", type=Path, help="keep the pairs and outputs in this folder")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="regviewer-bench-batch-"))
@@ -81,8 +82,11 @@ def main() -> int:
     settings = BatchSettings(preset="affine-mi")
     cores = os.cpu_count() or 1
     modes = [("plain loop", False, 1), ("Dask local", True, 1), ("Dask local", True, 2)]
-    rows = []
-    for label, use_dask, workers in modes:
+    # The machine is shared: run the modes in alternating order `--repeats` times and keep
+    # each mode's fastest run, so a burst of someone else's load does not decide the ratio.
+    order = [m for r in range(args.repeats) for m in (modes if r % 2 == 0 else modes[::-1])]
+    best: dict[tuple, tuple] = {}
+    for label, use_dask, workers in order:
         out = work / f"out_{'dask' if use_dask else 'loop'}_{workers}"
         shutil.rmtree(out, ignore_errors=True)
         start = time.perf_counter()
@@ -90,11 +94,15 @@ def main() -> int:
         wall = time.perf_counter() - start
         ok = sum(r.status == "ok" for r in results)
         per_pair = statistics.median(r.seconds for r in results if r.seconds is not None)
-        rows.append((label, workers, max(1, cores // workers), wall, ok, per_pair, mean_tre(out, truths, points)))
+        row = (label, workers, max(1, cores // workers), wall, ok, per_pair, mean_tre(out, truths, points))
+        key = (label, workers)
+        if key not in best or wall < best[key][3]:
+            best[key] = row
         print(f"  done: {label}, {workers} worker(s): {wall:.1f} s", file=sys.stderr, flush=True)
+    rows = [best[(label, workers)] for label, _, workers in modes]
 
     print(f"\n{len(pairs)} pairs: MNI T1 4 mm (49x58x47) vs T2-like under known affines, preset affine-mi, "
-          f"QA on; {cores} cores")
+          f"QA on; {cores} cores; best of {args.repeats} runs per mode")
     print("| mode | workers | ITK threads / worker | wall time (s) | pairs / min | median s / pair | ok | mean TRE (mm) |")
     print("|---|---|---|---|---|---|---|---|")
     for label, workers, threads, wall, ok, per_pair, tre in rows:
