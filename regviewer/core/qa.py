@@ -130,7 +130,11 @@ class Evaluation:
             s["dice_mean"] = float(np.mean(list(self.dice.values()))) if self.dice else None
             s["hausdorff95_mm"] = self.hausdorff95
         if self.landmark_summary is not None:
-            s["landmarks"] = self.landmark_summary
+            s["landmarks"] = {
+                **self.landmark_summary,
+                "pairs": [{"name": r["name"], "error_mm": r["error_mm"], "enabled": r.get("enabled", True)}
+                          for r in self.landmark_rows or []],
+            }
         if self.inverse_consistency is not None:
             s["inverse_consistency_mm"] = self.inverse_consistency
         if self.history:

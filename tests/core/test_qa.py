@@ -65,6 +65,7 @@ def test_evaluate_registration_summary_is_json_and_right():
     assert s["similarity_after"]["mutual_information"] > s["similarity_before"]["mutual_information"]
     assert min(e.dice.values()) > 0.95
     assert s["landmarks"]["count"] == 2 and s["landmarks"]["max_mm"] == pytest.approx(1.0)
+    assert [p["error_mm"] for p in s["landmarks"]["pairs"]][:2] == pytest.approx([0.0, 1.0])
     assert s["inverse_consistency_mm"]["max"] < 1e-6
     assert s["final_metric"] == pytest.approx(-0.4) and s["iterations"] == 5
     assert "Labels" in e.tables and "Landmarks (TRE)" in e.tables and "Inverse consistency" in e.tables
