@@ -154,6 +154,7 @@ def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = 
     from .image import as_volume
 
     start = time.monotonic()
+    _check_output_folder(out_dir)  # before minutes of work, not after
     fixed_v, moving_v = as_volume(fixed), as_volume(moving)
     masks = [None if m is None else as_volume(m) for m in (fixed_mask, moving_mask)]
     if landmarks is not None and isinstance(landmarks, (str, Path)):
@@ -173,14 +174,24 @@ def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = 
                        started=start, seed=seed)
 
 
+def _check_output_folder(out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ImageWriteError(out, "it is a file, not a folder; give a folder for the outputs")
+    return out
+
+
 def save_result(result, fixed: Volume, moving: Volume, out_dir: str | Path, landmarks=None, evaluate: bool = True,
                 started: float | None = None, seed: int = 0) -> PairOutcome:
     """Write a `RegistrationResult`'s files into `out_dir` (see `register_to_folder`)."""
     from .resample import resample_moving
     from .transforms import is_linear
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _check_output_folder(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageWriteError(out, f"the output folder cannot be created ({exc.strerror or exc})") from None
     linear = is_linear(result.transform)
     names = {
         "transform": TRANSFORM_LINEAR_NAME if linear else TRANSFORM_DEFORMABLE_NAME,

@@ -164,3 +164,12 @@ def test_ctrl_c_stops_cleanly_with_130_and_writes_nothing(tmp_path):
     assert code == 130, proc.stderr.read()
     assert stopped_after < 5
     assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+
+
+def test_an_output_that_cannot_be_written_exits_1_before_registering(tiny_pair, tiny_params, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    start = time.monotonic()
+    assert main(["register", str(tiny_pair.fixed), str(tiny_pair.moving), "--params", str(tiny_params),
+                 "--quiet", "--out", str(tmp_path / "a_file")]) == 1
+    assert time.monotonic() - start < 1.0  # refused up front
+    assert "a_file" in capsys.readouterr().err
