@@ -24,7 +24,8 @@ from typing import Any
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from ..core.errors import ParameterError, RegviewerError
-from ..core.grid import bspline_control_points, pack_polylines, points_near_plane, warped_grid_lines, warped_grid_lines_3d
+from ..core.grid import (bspline_control_points, pack_polylines, points_near_plane, warped_grid, warped_grid_lines,
+                         warped_grid_lines_3d)
 from ..core.params import Pipeline
 from ..core.reproduce import RunSpec, as_command_line, as_python, is_identity, is_linear, save_initial_transform
 from ..core.run_history import RunHistory, landmark_tre
@@ -74,7 +75,8 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self._grid_items: dict[int, DeformationGridItem] = {}
         self._views: list[Any] = []
         self._connected_views: set[int] = set()
-        self._grid_targets: tuple = ()  # ((key, plane, depth), ...) read by the worker thread
+        self._grid_targets: tuple = ()  # ((key, plane, depth), ...) of the views on screen
+        self._grid_job: tuple = ((), 10.0, False)  # (targets, spacing mm, 3D wanted): what the worker reads
         self._landmark_copy: _LandmarkCopy | None = None
         self._last_3d = 0.0
         self._masks: dict[str, Any] = {"fixed": None, "moving": None}
@@ -145,7 +147,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self.grid_spacing.setRange(1.0, 200.0)
         self.grid_spacing.setValue(10.0)
         self.grid_spacing.setSuffix(" mm")
-        self.grid_spacing.valueChanged.connect(lambda _: self.refresh_grid())
+        self.grid_spacing.valueChanged.connect(lambda _: self._update_grid_targets() or self.refresh_grid())
         self.checker_check = QtWidgets.QCheckBox("Checkerboard while running")
         self.checker_check.setChecked(True)
         self.auto_apply = QtWidgets.QCheckBox("Apply when finished")
@@ -330,15 +332,17 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         """Runs on the worker thread: grid polylines for each view's plane, control points, TRE."""
         out: dict = {}
         tx = progress.transform
-        targets = self._grid_targets
+        targets, spacing, want_3d = self._grid_job
         if targets:
-            spacing = self._grid_spacing_mm
-            out["grid"] = {key: (plane, depth, pack_polylines(warped_grid_lines(tx, plane, depth, spacing)))
-                           for key, plane, depth in targets}
+            out["grid"], lines_3d = {}, []
+            for key, plane, depth in targets:
+                on_plane, physical = warped_grid(tx, plane, depth, spacing)
+                out["grid"][key] = (plane, depth, pack_polylines(on_plane))
+                if want_3d and plane.dimension == 3:
+                    lines_3d.extend(physical)
             out["control_points"] = bspline_control_points(tx)
-            if self._want_3d:
-                out["grid3d"] = [line for _, plane, depth in targets if plane.dimension == 3
-                                 for line in warped_grid_lines_3d(tx, plane, depth, spacing)]
+            if want_3d:
+                out["grid3d"] = lines_3d
         if self._landmark_copy is not None:
             out["tre"] = landmark_tre(tx, self._landmark_copy)
         return out
@@ -425,8 +429,10 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         """Publish the views' planes and depths for the worker (one atomic tuple swap)."""
         if not self.grid_check.isChecked() or self.host.fixed_volume() is None:
             self._grid_targets = ()
-            return
-        self._grid_targets = tuple((id(v), v.plane, float(v.depth)) for v in self._views if v.plane is not None)
+        else:
+            self._grid_targets = tuple((id(v), v.plane, float(v.depth)) for v in self._views if v.plane is not None)
+        # One tuple swap: the preview thread never reads a widget, only this.
+        self._grid_job = (self._grid_targets, self._grid_spacing_mm, self._want_3d)
 
     def _on_slice_changed(self) -> None:
         self._update_grid_targets()
