@@ -2,7 +2,7 @@
 
 Exit codes (the same for every subcommand):
   0    success
-  1    an output could not be written
+  1    an output could not be written (or an unexpected internal error)
   2    bad arguments or unreadable input (the message names the file)
   3    registration failed (for `batch`: at least one pair failed; see summary.csv)
   130  interrupted (Ctrl+C): the run stops cleanly and leaves no half-written file

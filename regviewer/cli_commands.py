@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -51,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
     except RegviewerError as exc:
         _err(str(exc))
         return EXIT_INPUT
+    except Exception as exc:  # noqa: BLE001 -- a bug: one plain line, the traceback on request
+        if os.environ.get("REGVIEWER_DEBUG"):
+            raise
+        _err(f"unexpected error ({type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else ''}); "
+             "set REGVIEWER_DEBUG=1 to see the traceback, and please report it")
+        return EXIT_WRITE
 
 
 @contextlib.contextmanager
