@@ -14,6 +14,9 @@ tab) and `live_retina.png` (2D pair) into --out.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
 import dataclasses as dc
 import sys
 import time
@@ -34,9 +37,18 @@ def _wait(app, condition, timeout: float) -> bool:
 
 
 def _shot(app, window, path: Path) -> None:
+    """The X screen as a user sees it (imagemagick `import`: includes the OpenGL 3D view,
+    which `QWidget.grab()` cannot read back), else the window's own grab."""
     for _ in range(5):
         app.processEvents()
         time.sleep(0.02)
+    if os.environ.get("DISPLAY") and shutil.which("import"):
+        geometry = window.frameGeometry()
+        crop = f"{geometry.width()}x{geometry.height()}+{max(geometry.x(), 0)}+{max(geometry.y(), 0)}"
+        done = subprocess.run(["import", "-window", "root", "-crop", crop, str(path)], capture_output=True)
+        if done.returncode == 0:
+            print("wrote", path)
+            return
     window.grab().save(str(path))
     print("wrote", path)
 
@@ -76,7 +88,7 @@ def main() -> int:
     at_stage2 = dock.plot.n_points
     _wait(app, lambda: dock.plot.n_points > at_stage2 + 25 or not dock.is_running(), 300)
     _shot(app, window, out / "live_brain_bspline.png")
-    _wait(app, lambda: not dock.is_running(), 600)
+    _wait(app, lambda: not dock.is_running(), 1800)
     _wait(app, lambda: False, 0.5)
     dock.tabs.setCurrentIndex(2)
     _shot(app, window, out / "live_brain_done.png")

@@ -20,110 +20,9 @@ from ..core.atomic import atomic_write_text
 from ..core.errors import ParameterError, RegviewerError
 from ..core.params import Pipeline, Stage, TransformParams
 from ..core.presets import list_presets, load_preset
+from .param_fields import FieldEditor, Path_, field_label, parse_value
 
 CUSTOM = "(custom)"
-_ERROR_STYLE = "color: #c01010;"
-_BAD_FIELD_STYLE = "border: 1px solid #d02020; background: #fff0f0;"
-
-Path_ = tuple  # an editor's address: ("pipeline", name) or (stage_index, [sub_field,] name)
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ", ".join(_format(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def _parse(hint: Any, text: str, meta: dict) -> Any:
-    """Text → a value of `hint`, or ParameterError in plain words."""
-    origin = getattr(hint, "__origin__", None)
-    if origin is tuple:
-        inner = hint.__args__[0]
-        parts = [p for p in text.replace(";", ",").split(",") if p.strip()]
-        if not parts:
-            raise ParameterError("give at least one value, separated by commas")
-        return tuple(_parse(inner, p, meta) for p in parts)
-    text = text.strip()
-    if hint is int:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ParameterError(f"'{text}' is not a whole number") from None
-        if value != int(value):
-            raise ParameterError(f"'{text}' is not a whole number")
-        value = int(value)
-    elif hint is float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ParameterError(f"'{text}' is not a number") from None
-    else:
-        return text
-    lo, hi = meta.get("min"), meta.get("max")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        unit = f" {meta['unit']}" if meta.get("unit") else ""
-        raise ParameterError(f"must be between {_format(lo)} and {_format(hi)}{unit}")
-    return value
-
-
-def _label(name: str) -> str:
-    return name.replace("_mm", " (mm)").replace("_", " ").capitalize()
-
-
-class _FieldEditor(QtWidgets.QWidget):
-    """One generated editor (combo, check box or line edit) with its error message under it."""
-
-    edited = QtCore.pyqtSignal(object, object)  # (path, raw value: str | bool)
-
-    def __init__(self, path: Path_, hint: Any, meta: dict, value: Any, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.path, self.hint, self.meta = path, hint, meta
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(1)
-        choices = meta.get("choices")
-        if hint is bool:
-            self.widget = QtWidgets.QCheckBox()
-            self.widget.setChecked(bool(value))
-            self.widget.toggled.connect(lambda on: self.edited.emit(self.path, bool(on)))
-        elif choices:
-            self.widget = QtWidgets.QComboBox()
-            self.widget.addItems([str(c) for c in choices])
-            self.widget.setCurrentText(str(value))
-            self.widget.currentTextChanged.connect(lambda t: self.edited.emit(self.path, t))
-        else:
-            self.widget = QtWidgets.QLineEdit(_format(value))
-            self.widget.editingFinished.connect(lambda: self.edited.emit(self.path, self.widget.text()))
-        tip = meta.get("help", "")
-        if meta.get("unit"):
-            tip += f" [{meta['unit']}]"
-        if meta.get("min") is not None:
-            tip += f" (range {_format(meta.get('min'))} – {_format(meta.get('max'))})"
-        self.widget.setToolTip(tip)
-        layout.addWidget(self.widget)
-        self.error = QtWidgets.QLabel()
-        self.error.setStyleSheet(_ERROR_STYLE)
-        self.error.setWordWrap(True)
-        self.error.hide()
-        layout.addWidget(self.error)
-
-    def show_error(self, message: str | None) -> None:
-        self.error.setText(message or "")
-        self.error.setVisible(bool(message))
-        if isinstance(self.widget, QtWidgets.QLineEdit):
-            self.widget.setStyleSheet(_BAD_FIELD_STYLE if message else "")
-
-    def set_text(self, text: str) -> None:
-        """Type `text` and confirm it, as a user would (tests, scripting)."""
-        if isinstance(self.widget, QtWidgets.QLineEdit):
-            self.widget.setText(text)
-            self.widget.editingFinished.emit()
-        elif isinstance(self.widget, QtWidgets.QComboBox):
-            self.widget.setCurrentText(text)
-        else:
-            self.widget.setChecked(text.lower() in ("1", "true", "yes", "on"))
 
 
 class ParamsPanel(QtWidgets.QWidget):
@@ -139,7 +38,7 @@ class ParamsPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self._pipeline = Pipeline()
         self._preset: str | None = None
-        self._editors: dict[Path_, _FieldEditor] = {}
+        self._editors: dict[Path_, FieldEditor] = {}
         self._errors: dict[Path_, str] = {}
         self._build()
         presets = [name for name, _ in list_presets()]
@@ -224,7 +123,7 @@ class ParamsPanel(QtWidgets.QWidget):
     def errors(self) -> dict[Path_, str]:
         return dict(self._errors)
 
-    def editor(self, *path: Any) -> _FieldEditor:
+    def editor(self, *path: Any) -> FieldEditor:
         """The editor at `path`, e.g. ``editor(0, "optimizer", "iterations")`` or ``editor("pipeline", "symmetric")``."""
         return self._editors[tuple(path)]
 
@@ -305,7 +204,7 @@ class ParamsPanel(QtWidgets.QWidget):
     def _on_edit(self, path: Path_, raw: Any) -> None:
         editor = self._editors[path]
         try:
-            value = raw if isinstance(raw, bool) or editor.meta.get("choices") else _parse(editor.hint, raw, editor.meta)
+            value = raw if isinstance(raw, bool) or editor.meta.get("choices") else parse_value(editor.hint, raw, editor.meta)
             candidate = self._replace(path, value)
             candidate.validate()
         except ParameterError as exc:
@@ -338,8 +237,8 @@ class ParamsPanel(QtWidgets.QWidget):
         return dataclasses.replace(self._pipeline, stages=tuple(stages))
 
     # --- generated forms ------------------------------------------------------------------
-    def _make_editor(self, path: Path_, owner: Any, f: dataclasses.Field, hint: Any) -> _FieldEditor:
-        editor = _FieldEditor(path, hint, dict(f.metadata), getattr(owner, f.name))
+    def _make_editor(self, path: Path_, owner: Any, f: dataclasses.Field, hint: Any) -> FieldEditor:
+        editor = FieldEditor(path, hint, dict(f.metadata), getattr(owner, f.name))
         editor.edited.connect(self._on_edit)
         self._editors[path] = editor
         return editor
@@ -352,7 +251,7 @@ class ParamsPanel(QtWidgets.QWidget):
         for f in dataclasses.fields(Pipeline):
             if f.name == "stages" or f.metadata.get("advanced"):
                 continue
-            self.pipeline_form.addRow(_label(f.name), self._make_editor(("pipeline", f.name), self._pipeline, f, hints[f.name]))
+            self.pipeline_form.addRow(field_label(f.name), self._make_editor(("pipeline", f.name), self._pipeline, f, hints[f.name]))
         self._refresh_stage_names(select)
 
     def _refresh_stage_names(self, select: int | None = None) -> None:
@@ -399,18 +298,18 @@ class ParamsPanel(QtWidgets.QWidget):
             if dataclasses.is_dataclass(hint):
                 sub = getattr(stage, f.name)
                 sub_hints = get_type_hints(hint)
-                title = f.metadata.get("help", _label(f.name))
+                title = f.metadata.get("help", field_label(f.name))
                 group = QtWidgets.QGroupBox(title)
                 form = QtWidgets.QFormLayout(group)
                 for sf in dataclasses.fields(hint):
                     editor = self._make_editor((index, f.name, sf.name), sub, sf, sub_hints[sf.name])
                     target = advanced_form(title) if sf.metadata.get("advanced") else form
-                    target.addRow(_label(sf.name), editor)
+                    target.addRow(field_label(sf.name), editor)
                 if form.rowCount():
                     sections.append(group)
                 continue
             editor = self._make_editor((index, f.name), stage, f, hint)
-            (advanced_form("Stage") if f.metadata.get("advanced") else basic_form).addRow(_label(f.name), editor)
+            (advanced_form("Stage") if f.metadata.get("advanced") else basic_form).addRow(field_label(f.name), editor)
         self.stage_layout.addWidget(basic_box)
         for group in sections:
             self.stage_layout.addWidget(group)
