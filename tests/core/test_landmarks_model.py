@@ -180,3 +180,18 @@ def test_undo_redo_restore_exact_states_through_random_edits(edits):
         lm.undo_stack.redo()
         assert tuple(lm.pairs) == states[k]
     assert not lm.undo_stack.can_redo
+
+
+def test_replace_all_and_clear_are_single_undo_steps():
+    lm = LandmarkSet(3)
+    lm.add_pair((0, 0, 0), (1, 1, 1), name="old")
+    lm.replace_all([LandmarkPair("a", (1, 2, 3)), LandmarkPair("b", None, (4, 5, 6))], "Import landmarks")
+    assert lm.names() == ["a", "b"] and lm.undo_stack.undo_text == "Import landmarks"
+    with pytest.raises(LandmarkEditError):
+        lm.replace_all([LandmarkPair("x", (1, 2, 3)), LandmarkPair("x", (1, 2, 3))])
+    lm.clear()
+    assert len(lm) == 0
+    lm.undo_stack.undo()
+    assert lm.names() == ["a", "b"]
+    lm.undo_stack.undo()
+    assert lm.names() == ["old"]
