@@ -150,8 +150,11 @@ def test_ctrl_c_stops_cleanly_with_130_and_writes_nothing(tmp_path):
                              str(DEMO / "retina_moving.png"), "--params", str(tmp_path / "slow.json"), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        line = proc.stderr.readline()  # the first progress line: the engine is iterating
-        assert "iteration" in line, line + proc.stderr.read()
+        seen = ""
+        while "iteration" not in seen:  # wait for the first progress line: the engine is iterating
+            line = proc.stderr.readline()
+            assert line, seen + proc.stderr.read()
+            seen += line
         time.sleep(0.3)
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
