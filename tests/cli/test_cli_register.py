@@ -176,3 +176,22 @@ def test_an_output_that_cannot_be_written_exits_1_before_registering(tiny_pair, 
                  "--quiet", "--out", str(tmp_path / "a_file")]) == 1
     assert time.monotonic() - start < 1.0  # refused up front
     assert "a_file" in capsys.readouterr().err
+
+
+def test_a_deformable_result_is_saved_as_h5(tiny_pair, tmp_path):
+    from regviewer.core.params import MetricParams, OptimizerParams, Pipeline, PyramidParams, Stage, TransformParams
+
+    from .conftest import tiny_pipeline
+
+    bspline = Stage(name="bspline", transform=TransformParams(kind="bspline", grid_spacing_mm=120.0, refine_grid=False),
+                    metric=MetricParams(kind="correlation"), optimizer=OptimizerParams(kind="lbfgsb", iterations=10),
+                    pyramid=PyramidParams(shrink_factors=(1,), smoothing_sigmas=(0.0,)))
+    pipeline = Pipeline(stages=(tiny_pipeline().stages[0], bspline), name="tiny-deformable")
+    (tmp_path / "p.json").write_text(pipeline.to_json())
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "transform.tfm").write_text("stale")  # an earlier linear result
+    assert main(["register", str(tiny_pair.fixed), str(tiny_pair.moving), "--params", str(tmp_path / "p.json"),
+                 "--quiet", "--no-qa", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "transform.h5").is_file() and not (tmp_path / "out" / "transform.tfm").exists()
+    tx = sitk.ReadTransform(str(tmp_path / "out" / "transform.h5"))
+    assert tre(tx, tiny_pair.true_transform, grid_points(tiny_pair.fixed)).mean() < 1.0
