@@ -49,13 +49,27 @@ def jacobian_determinant(transform: sitk.Transform, reference) -> sitk.Image:
     1 means volume preserved, > 1 local expansion of the fixed region in the moving
     image, <= 0 folding (the transform is not invertible there). Computed with
     SimpleITK's displacement-field Jacobian filter (central differences). Two details
-    make it exact for any affine everywhere: the field is sampled on the grid grown by
-    one voxel on every side (so the border voxels get true central differences, not
-    the filter's zero-flux boundary), and, since the filter differentiates along the
-    index axes and ignores the direction cosines, the vectors are first rotated into
-    the index frame (det(I + D^T G D) = det(I + G) for the physical gradient G).
+    make it exact for any affine everywhere: the field is extended by one voxel on
+    every side by linear extrapolation (so border voxels get one-sided differences
+    instead of the filter's zero-flux boundary, and the transform is never sampled
+    outside the image, where a B-spline's support may end), and, since the filter
+    differentiates along the index axes and ignores the direction cosines, the vectors
+    are first rotated into the index frame (det(I + D^T G D) = det(I + G) for the
+    physical gradient G).
     """
     return deformation_maps(transform, reference)[0]
+
+
+def _extend_linearly(a: np.ndarray, n_axes: int) -> np.ndarray:
+    """Grow the first `n_axes` axes by one sample each side: 2*a[0] - a[1] (edge copy if length 1)."""
+    for axis in range(n_axes):
+        first = np.take(a, [0], axis=axis)
+        last = np.take(a, [-1], axis=axis)
+        if a.shape[axis] > 1:
+            first = 2 * first - np.take(a, [1], axis=axis)
+            last = 2 * last - np.take(a, [-2], axis=axis)
+        a = np.concatenate([first, a, last], axis=axis)
+    return a
 
 
 def deformation_maps(transform: sitk.Transform, reference) -> tuple[sitk.Image, sitk.Image]:
@@ -64,24 +78,18 @@ def deformation_maps(transform: sitk.Transform, reference) -> tuple[sitk.Image, 
     ref = _grid_of(reference)
     dim = ref.GetDimension()
     direction = np.array(ref.GetDirection(), dtype=float).reshape(dim, dim)
-    spacing = np.array(ref.GetSpacing(), dtype=float)
-    grown_origin = np.array(ref.GetOrigin()) - direction @ spacing
-    grown_size = [s + 2 for s in ref.GetSize()]
-    field = sitk.TransformToDisplacementField(
-        transform, sitk.sitkVectorFloat64, grown_size, tuple(grown_origin), ref.GetSpacing(), ref.GetDirection()
-    )
+    field = displacement_field(transform, ref)
     vectors = sitk.GetArrayViewFromImage(field)
-    inner = (slice(1, -1),) * dim
-    magnitude = sitk.GetImageFromArray(np.sqrt(np.sum(vectors[inner] ** 2, axis=-1)).astype(np.float32))
+    magnitude = sitk.GetImageFromArray(np.sqrt(np.sum(vectors**2, axis=-1)).astype(np.float32))
     magnitude.CopyInformation(ref)
     if not np.allclose(direction, np.eye(dim)):
         vectors = vectors @ direction  # row vector u^T D == (D^T u)^T
-    index_frame = sitk.GetImageFromArray(np.ascontiguousarray(vectors), isVector=True)
+    index_frame = sitk.GetImageFromArray(_extend_linearly(vectors, dim), isVector=True)
     del field, vectors
     index_frame.SetSpacing(ref.GetSpacing())
     jac = sitk.DisplacementFieldJacobianDeterminant(index_frame, True)
     del index_frame
-    out = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(jac)[inner].astype(np.float32))
+    out = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(jac)[(slice(1, -1),) * dim].astype(np.float32))
     out.CopyInformation(ref)
     return out, magnitude
 

@@ -32,6 +32,8 @@ MAX_MAP_VOXELS = 4_000_000
 
 # Plain-language thresholds for the flags (not pass/fail rules; reasons to look closer).
 EXTREME_JACOBIAN = (0.2, 5.0)
+MIN_OVERLAP_MASKED = 95.0  # % of the mask that must map inside the moving image
+MIN_OVERLAP_UNMASKED = 50.0  # % of the whole fixed image
 
 
 @dataclass
@@ -92,9 +94,13 @@ class Evaluation:
         before, after = self.similarity_before["mutual_information"], self.similarity_after["mutual_information"]
         if after < before:
             out.append(f"Mutual information is LOWER after registration ({after:.3f}) than before ({before:.3f}).")
-        if self.similarity_after.get("overlap_percent", 100.0) < 90.0:
+        # Inside a mask (the anatomy) every voxel should land in the moving image; without
+        # one, background falling outside is normal, so only a gross loss is worth a flag.
+        least = MIN_OVERLAP_MASKED if self.mask is not None else MIN_OVERLAP_UNMASKED
+        if self.similarity_after.get("overlap_percent", 100.0) < least:
             out.append(
-                f"Only {self.similarity_after['overlap_percent']:.0f} % of the fixed region maps inside the moving image."
+                f"Only {self.similarity_after['overlap_percent']:.0f} % of the "
+                f"{'mask' if self.mask is not None else 'fixed image'} maps inside the moving image."
             )
         if self.dice:
             low = [f"{k} ({v:.2f})" for k, v in self.dice.items() if v < 0.5]

@@ -220,3 +220,12 @@ def test_similarity_subsamples_large_images_without_interpolation():
     assert small.GetSize() == (20, 20, 20) and small.GetSpacing() == (4.0, 3.0, 2.0)  # every 2nd voxel
     assert small.GetOrigin() == img.GetOrigin()
     assert subsample_grid(img, 10**9) is img
+
+
+def test_bspline_support_ending_at_the_image_border_gives_no_false_folding():
+    """ITK's B-spline is zero outside its grid's support; the Jacobian must not sample there."""
+    img = sitk.Image([50, 40], sitk.sitkFloat32)
+    bs = sitk.BSplineTransformInitializer(img, [3, 3])
+    bs.SetParameters([5.0] * (len(bs.GetParameters()) // 2) + [0.0] * (len(bs.GetParameters()) // 2))
+    jac = sitk.GetArrayFromImage(jacobian_determinant(bs, img))
+    np.testing.assert_allclose(jac, 1.0, atol=1e-6)  # a uniform shift everywhere, borders included

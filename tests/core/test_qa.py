@@ -47,7 +47,9 @@ def test_evaluate_registration_summary_is_json_and_right():
     good = sitk.TranslationTransform(3, (3.0, 0.0, 0.0))
     landmarks = _Set([_Pair("a", (10.0, 10.0, 10.0), (13.0, 10.0, 10.0)), _Pair("b", (20.0, 20.0, 20.0), (23.0, 21.0, 20.0)),
                       _Pair("c", (5.0, 5.0, 5.0), (0.0, 0.0, 0.0), enabled=False)])
-    mask = sitk.Cast(sitk.Image(fixed.GetSize(), sitk.sitkUInt8) + 1, sitk.sitkUInt8)
+    box = np.zeros(fixed.GetSize()[::-1], np.uint8)
+    box[4:-4, 4:-4, 4:-4] = 1  # away from the borders: all of it maps inside the moving image
+    mask = sitk.GetImageFromArray(box)
     mask.CopyInformation(fixed)
     e = evaluate_registration(
         fixed, moving, good,
@@ -137,3 +139,11 @@ def test_demo_pair_true_transform(demo_data):
     assert s["jacobian"]["folding_voxels"] == 0
     assert s["similarity_after"]["mutual_information"] > 5 * s["similarity_before"]["mutual_information"]
     assert s["flags"] == []
+
+
+def test_overlap_flag_names_the_mask():
+    fixed = _blob_image()
+    far = sitk.TranslationTransform(3, (30.0, 0.0, 0.0))  # the image is 48 mm wide: 37 % overlap
+    assert any("of the fixed image maps inside" in f for f in evaluate_registration(fixed, fixed, far).flags)
+    mask = sitk.Cast(fixed > -1, sitk.sitkUInt8)
+    assert any("of the mask maps inside" in f for f in evaluate_registration(fixed, fixed, far, mask=mask).flags)
