@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,12 +149,26 @@ def as_python(spec: RunSpec) -> str:
     return "\n".join(lines)
 
 
-def as_command_line(spec: RunSpec, shell_params_file: str = "regviewer-params.json") -> str:
+def _itk_text(transform: sitk.Transform, max_parameters: int = 5000) -> str | None:
+    """The transform as ITK text (what a .tfm file holds), or None when too large for a command."""
+    if transform.GetNumberOfParameters() > max_parameters:
+        return None
+    with tempfile.TemporaryDirectory(prefix="regviewer-copy-") as tmp:
+        path = Path(tmp) / "initial.tfm"
+        try:
+            sitk.WriteTransform(transform, str(path))
+        except RuntimeError:
+            return None
+        return path.read_text(encoding="utf-8")
+
+
+def as_command_line(spec: RunSpec, shell_params_file: str = "regviewer-params.json",
+                    shell_initial_file: str = "regviewer-initial.tfm") -> str:
     """A shell command (bash) for `regviewer register`.
 
     An unchanged preset is passed by name; otherwise the parameters are written to
-    `shell_params_file` by a here-document first, so the text pastes into a terminal
-    as it is.
+    `shell_params_file` by a here-document first (and a starting transform to
+    `shell_initial_file` as ITK text), so the text pastes into a terminal as it is.
     """
     q = shlex.quote
     parts = ["regviewer", "register", q(spec.fixed or "FIXED_IMAGE"), q(spec.moving or "MOVING_IMAGE")]
@@ -173,8 +188,13 @@ def as_command_line(spec: RunSpec, shell_params_file: str = "regviewer-params.js
     if spec.initial_transform_path:
         parts += ["--initial-transform", q(spec.initial_transform_path)]
     elif _initial_needed(spec):
-        prefix = ("# NOTE: this run started from a manual/landmark alignment; save it with File > Save "
-                  "transform and add --initial-transform FILE\n") + prefix
+        text = _itk_text(spec.initial_transform)
+        if text is not None:
+            prefix += f"cat > {q(shell_initial_file)} <<'EOF'\n{text.rstrip()}\nEOF\n"
+            parts += ["--initial-transform", q(shell_initial_file)]
+        else:
+            prefix = ("# NOTE: this run started from a manual/landmark alignment; save it with File > Save "
+                      "transform and add --initial-transform FILE\n") + prefix
     if spec.seed:
         parts += ["--seed", str(int(spec.seed))]
     parts += ["--out", q(spec.out_dir)]
