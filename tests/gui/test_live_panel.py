@@ -193,12 +193,21 @@ def test_refused_parameter_or_missing_image_blocks_run_with_message(qtbot, host)
     assert isinstance(host.errors[-1], RegviewerError) and "Open a fixed and a moving" in str(host.errors[-1])
 
 
-def test_session_state_round_trip_and_use_run(qtbot, host, retina):
+def test_session_state_round_trip_and_use_run(qtbot, host, retina, demo_data):
     dock = host.dock
     dock.params.set_pipeline(_short(iterations=10))
+    # landmarks from the known truth: the TRE curve is drawn and the run records its TRE
+    lm = pytest.importorskip("regviewer.core.landmarks")
+    true = sitk.ReadTransform(str(demo_data / "retina_true_fixed_to_moving.h5"))
+    landmark_set = lm.LandmarkSet(dimension=2)
+    for p in [(150.0, 150.0), (300.0, 160.0), (220.0, 320.0), (120.0, 300.0)]:
+        landmark_set.add_pair(p, true.TransformPoint(p))
+    host.landmark_set = lambda: landmark_set
     dock.grid_spacing.setValue(7.0)
     with qtbot.waitSignal(dock.runFinished, timeout=30000):
         dock.run()
+    assert len(dock.plot.tre_curve.getData()[0]) >= 1
+    assert dock.history.records[0].tre_mm["n"] == 4
     dock.apply()
     state = json.loads(json.dumps(host.parts["registration"][0]()))
     other = FakeHost(*retina)
