@@ -25,7 +25,7 @@ COLOURS = {
     "good": (60, 220, 60),
     "warn": (245, 210, 40),
     "bad": (240, 50, 50),
-    "none": (80, 200, 255),
+    "none": (200, 140, 255),  # not the crosshair's blue
 }
 SELECTED_COLOUR = (255, 255, 255)
 DEPTH_TOLERANCE_STEPS = 2.5  # show markers within this many slice steps of the view

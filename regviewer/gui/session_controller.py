@@ -105,16 +105,16 @@ class SessionController(QtCore.QObject):
                 action.setShortcut(QtGui.QKeySequence(key))
 
     def _hook_modification_sources(self, window) -> None:
-        """Listen to everything that changes what a session holds."""
-        for name in ("on_transform_changed", "on_images_changed"):
-            hook = getattr(window, name, None)
-            if hook is not None:
-                hook(self.mark_modified)
+        """Listen to the user's edits (not to merely opening images: a window with
+        nothing but two opened images closes without a question)."""
+        self.connect_landmark_dock(window)
         signal = getattr(window, "modified", None)
         if isinstance(signal, QtCore.pyqtBoundSignal):
-            signal.connect(self.mark_modified)  # the window's own "something changed" signal
-            self.connect_landmark_dock(window)
+            signal.connect(self.mark_modified)  # the window's own "the user changed something"
             return
+        hook = getattr(window, "on_transform_changed", None)
+        if hook is not None:
+            hook(self.mark_modified)
         original = getattr(window, "mark_modified", None)
         if callable(original) and not getattr(original, "_session_hook", False):
             def mark_modified() -> None:
@@ -125,7 +125,6 @@ class SessionController(QtCore.QObject):
                 window.mark_modified = mark_modified
             except AttributeError:
                 pass
-        self.connect_landmark_dock(window)
 
     def connect_landmark_dock(self, window=None) -> None:
         """Autosave shortly after every landmark edit (the dock may be added later)."""

@@ -228,3 +228,22 @@ def test_overlay_view_click_pairs(qtbot):
     assert np.allclose(pair.fixed, p) and np.allclose(pair.moving, np.asarray(q) + (5, 0, 0))
     assert len(dock.markers.markers(view)) == 2  # fixed circle and moving square
     dock.shutdown()
+
+
+def test_2d_images_pair_and_fit(qtbot):
+    from .landmark_fake_host import small_volume
+
+    window = FakeHost(small_volume(dimension=2), small_volume(dimension=2))
+    qtbot.addWidget(window)
+    dock = LandmarkDock(window)
+    assert dock.landmark_set().dimension == 2
+    dock.set_model("rigid")
+    fixed_view, moving_view = window.views
+    for col, row in [(3, 4), (15, 5), (9, 14)]:
+        p = fixed_view.plane.to_physical(col, row)
+        fixed_view.click_at(p)
+        moving_view.click_at(p)
+    assert dock.fit_result is not None and dock.fit_result.rms_mm < 1e-6
+    assert np.allclose(dock.fit_result.transform.TransformPoint((0.0, 0.0)), (5.0, 0.0))
+    assert len(dock.markers.markers(fixed_view)) == 3
+    dock.shutdown()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PyQt6 import QtCore
 
-from .conftest import activate, click
+from .conftest import activate, click, drag
 
 
 def _dead_pid() -> int:
@@ -68,6 +68,16 @@ def test_pairs_by_clicks_fit_and_undo_redo(qtbot, window):
 
     dock.select(1)
     assert np.allclose(window._cursor, pairs[1].fixed)
+
+    # Drag L1's fixed marker with the mouse: one undoable move, at the landmark's own depth.
+    n_steps = len(dock.landmark_set().undo_stack)
+    col, row = clicks[0]
+    drag(qtbot, fixed_view, (col, row), (col + 6, row + 4), steps=1)  # pyqtgraph rate-limits moves
+    qtbot.waitUntil(lambda: len(dock.landmark_set().undo_stack) == n_steps + 1, timeout=2000)
+    moved = dock.landmark_set().pairs[0].fixed
+    assert np.allclose(moved, fixed_view.plane.to_physical(col + 6, row + 4, fixed_view.depth), atol=0.6)
+    dock.undo()
+    assert np.allclose(dock.landmark_set().pairs[0].fixed, pairs[0].fixed)
 
 
 def test_save_reopen_and_recover_session(qtbot, tmp_path, make_window, window, brain_paths):
