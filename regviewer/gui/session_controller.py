@@ -14,10 +14,12 @@ run never hangs on them; tests replace `ask_recover` / `ask_save_changes`.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import weakref
 from pathlib import Path
 from typing import Callable
 
+import SimpleITK as sitk
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from ..core.errors import RegviewerError, SessionError
@@ -41,6 +43,7 @@ class SessionController(QtCore.QObject):
     saved = QtCore.pyqtSignal(str)  # path of a session just saved
     opened = QtCore.pyqtSignal(str)  # path of a session just opened
     autosaved = QtCore.pyqtSignal(str)  # path of the recovery file just written
+    _autosave_finished = QtCore.pyqtSignal(object)  # (path | None, error | None), from the writer thread
 
     def __init__(self, window, recovery: RecoveryManager | None = None) -> None:
         super().__init__(window if isinstance(window, QtCore.QObject) else None)
@@ -63,6 +66,12 @@ class SessionController(QtCore.QObject):
         self._edit_timer.setSingleShot(True)
         self._edit_timer.setInterval(EDIT_AUTOSAVE_DELAY_MS)
         self._edit_timer.timeout.connect(self.autosave_now)
+        # Encoding a dense displacement field takes a fraction of a second: autosaves are
+        # written in a background thread, one at a time, the newest state winning.
+        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
+        self._pending: concurrent.futures.Future | None = None
+        self._autosave_again = False
+        self._autosave_finished.connect(self._on_autosave_finished)
 
     # ------------------------------------------------------------------ installation
     def install(self, window=None) -> "SessionController":
@@ -222,19 +231,56 @@ class SessionController(QtCore.QObject):
         self._message(f"Session {Path(path).name} opened")
         return session
 
-    def autosave_now(self) -> Path | None:
-        """Write the recovery file now (errors go to the status bar: autosave must never
-        interrupt the user)."""
+    def autosave_now(self, wait: bool = False) -> None:
+        """Write the recovery file (in the writer thread; `wait` blocks until written).
+        Errors go to the status bar: autosave must never interrupt the user."""
         if self._loading:
-            return None
+            return
+        if self._pending is not None and not self._pending.done():
+            self._autosave_again = True  # one more write once this one finishes
+        else:
+            session = self.collect()
+            # SimpleITK copies are copy-on-write: cheap, and safe from later edits.
+            session.transforms = {k: sitk.Transform(t) for k, t in session.transforms.items()}
+            self._dirty_since_autosave = False
+            self._pending = self._writer.submit(self._write_autosave, session)
+        if wait:
+            self.wait_for_autosave()
+
+    def wait_for_autosave(self, timeout: float = 30.0) -> None:
+        """Block until queued autosaves are on disk (closing, saving, tests)."""
+        while self._pending is not None:
+            done, _ = concurrent.futures.wait([self._pending], timeout=timeout)
+            if not done:
+                return  # a stuck disk must not hang the window
+            QtCore.QCoreApplication.sendPostedEvents(self)  # deliver `_autosave_finished`
+            if self._pending is not None and self._pending.done():
+                self._on_autosave_finished(self._pending.result())
+
+    def _write_autosave(self, session: Session):
         try:
-            path = self.recovery.autosave(self.collect())
+            path = self.recovery.autosave(session)
         except RegviewerError as exc:
-            self._message(str(exc))
-            return None
-        self._dirty_since_autosave = False
-        self.autosaved.emit(str(path))
-        return path
+            result = (None, exc)
+        except Exception as exc:  # noqa: BLE001 - a failed autosave must never crash the app
+            result = (None, exc)
+        else:
+            result = (path, None)
+        self._autosave_finished.emit(result)
+        return result
+
+    def _on_autosave_finished(self, result) -> None:
+        if self._pending is None or not self._pending.done():
+            return
+        self._pending = None
+        path, error = result
+        if error is not None:
+            self._message(f"Autosave failed: {error}")
+        else:
+            self.autosaved.emit(str(path))
+        if self._autosave_again:
+            self._autosave_again = False
+            self.autosave_now()
 
     def recover(self, candidate: RecoveryCandidate) -> Session | None:
         """Open a crashed run's autosave; the result counts as unsaved work."""
@@ -346,6 +392,8 @@ class SessionController(QtCore.QObject):
         """Clean exit: stop timers and remove the recovery files."""
         self.autosave_timer.stop()
         self._edit_timer.stop()
+        self._autosave_again = False
+        self.wait_for_autosave()
         self.recovery.finish()
 
     def _finish_quietly(self) -> None:
@@ -406,6 +454,9 @@ class SessionController(QtCore.QObject):
         self.modified = False
         self._dirty_since_autosave = False
         self._set_window_modified(False)
+        self._edit_timer.stop()
+        self._autosave_again = False
+        self.wait_for_autosave()
         self.recovery.clear_autosave()  # the session file holds everything now
 
     def _set_window_modified(self, flag: bool) -> None:

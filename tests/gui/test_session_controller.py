@@ -175,3 +175,16 @@ def test_default_close_question_is_non_blocking(qtbot, images, recovery_dir):
     box.button(QtWidgets.QMessageBox.StandardButton.Discard).click()
     qtbot.waitUntil(lambda: not host.isVisible())
     assert not (recovery_dir / f"run-{controller.recovery.pid}.lock").exists()
+
+
+def test_large_transform_autosaves_in_the_background_and_round_trips(qtbot, images, recovery_dir):
+    host, _dock, controller = _window(qtbot, images)
+    arr = np.random.default_rng(2).normal(0, 1, size=(16, 20, 24, 3))
+    field = sitk.GetImageFromArray(arr, isVector=True)
+    field.CopyInformation(host.fixed_volume().sitk)
+    host.set_current_transform(sitk.DisplacementFieldTransform(field), "deformable result")
+    with qtbot.waitSignal(controller.autosaved, timeout=10000):
+        controller.autosave_now()
+    session = Session.load(controller.recovery.autosave_path)
+    p = host.fixed_volume().center_physical()
+    assert np.allclose(session.transforms["current"].TransformPoint(p), host.transform.TransformPoint(p))
