@@ -38,6 +38,29 @@ _HISTORY_COLUMNS = ("Run", "Preset", "Stages", "Final metric", "Time (s)", "TRE 
 _3D_INTERVAL_S = 0.25  # the 3D grid is heavier to redraw; 4 Hz is enough for the eye
 
 
+class _DutyCycle:
+    """Keeps a costly GUI-thread redraw under a share of the event loop's time.
+
+    A redraw that took c seconds is not repeated for c / share seconds, so the window
+    keeps answering (e.g. the overlay reslices the moving image under a B-spline on the
+    GUI thread; on a large image that can cost tens of milliseconds).
+    """
+
+    def __init__(self, share: float, min_interval_s: float = 0.0) -> None:
+        self.share = share
+        self.min_interval_s = min_interval_s
+        self._next = 0.0
+
+    def ready(self) -> bool:
+        return time.perf_counter() >= self._next
+
+    def run(self, action: Any, *args: Any) -> None:
+        start = time.perf_counter()
+        action(*args)
+        cost = time.perf_counter() - start
+        self._next = start + max(cost / self.share, self.min_interval_s)
+
+
 class _LandmarkCopy:
     """A frozen copy of the enabled landmark pairs, safe to read from the worker thread."""
 
@@ -78,7 +101,8 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self._grid_targets: tuple = ()  # ((key, plane, depth), ...) of the views on screen
         self._grid_job: tuple = ((), 10.0, False)  # (targets, spacing mm, 3D wanted): what the worker reads
         self._landmark_copy: _LandmarkCopy | None = None
-        self._last_3d = 0.0
+        self._overlay_budget = _DutyCycle(share=0.35)  # checkerboard redraws (the window reslices)
+        self._volume_budget = _DutyCycle(share=0.15, min_interval_s=_3D_INTERVAL_S)  # the 3D grid
         self._masks: dict[str, Any] = {"fixed": None, "moving": None}
         self.snapshots_shown = 0
         self._build()
@@ -355,8 +379,9 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         if tre:
             self.plot.add_tre(tre["mean"])
         self.status.setText(describe_progress(snap.progress, self._run_context.get("n_stages", 1)))
-        self.host.show_preview_transform(snap.progress.transform)
-        self._draw_grid(snap.progress.transform, snap.extras)
+        if self._overlay_budget.ready() or snap.final:
+            self._overlay_budget.run(self.host.show_preview_transform, snap.progress.transform)
+        self._draw_grid(snap.progress.transform, snap.extras, force_3d=snap.final)
 
     def _on_finished(self, result: Any) -> None:
         record = self.history.add_result(
@@ -470,10 +495,8 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         volume_view = self.host.volume_view()
         if volume_view is None:
             return
-        now = time.perf_counter()
-        if not force_3d and now - self._last_3d < _3D_INTERVAL_S:
+        if not force_3d and not self._volume_budget.ready():
             return
-        self._last_3d = now
         if not visible:
             volume_view.set_polylines("grid", None)
             return
@@ -481,7 +504,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         if lines is None:
             lines = [line for v in self._views if v.plane is not None and v.plane.dimension == 3
                      for line in warped_grid_lines_3d(transform, v.plane, float(v.depth), self._grid_spacing_mm)]
-        volume_view.set_polylines("grid", lines or None)
+        self._volume_budget.run(volume_view.set_polylines, "grid", lines or None)
 
     def grid_item(self, index: int) -> DeformationGridItem:
         """The grid item of `host.slice_views()[index]` (tests, screenshots)."""
