@@ -20,13 +20,62 @@ from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
-from scipy.spatial.transform import Rotation
 
 from .errors import ParameterError
 from .image import Volume
 
 Vec3 = tuple[float, float, float]
 _ZERO: Vec3 = (0.0, 0.0, 0.0)
+
+
+# --- rotation helpers (small and local: importing scipy.spatial costs ~1 s at start-up) ---------
+def euler_xyz_matrix(angles_deg: Sequence[float]) -> np.ndarray:
+    """Extrinsic rotations about LPS x, then y, then z: R = Rz · Ry · Rx."""
+    ax, ay, az = np.deg2rad(np.asarray(angles_deg, dtype=float))
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def matrix_to_euler_xyz(r: np.ndarray) -> Vec3:
+    """Inverse of `euler_xyz_matrix` (degrees); at gimbal lock the z angle is set to 0."""
+    sy = -float(np.clip(r[2, 0], -1.0, 1.0))
+    ay = np.arcsin(sy)
+    if abs(np.cos(ay)) > 1e-9:
+        ax = np.arctan2(r[2, 1], r[2, 2])
+        az = np.arctan2(r[1, 0], r[0, 0])
+    else:
+        az = 0.0
+        ax = np.arctan2(-r[1, 2], r[1, 1])  # R = Ry·Rx here, for either sign of sin(ay)
+    return tuple(float(np.degrees(a)) for a in (ax, ay, az))  # type: ignore[return-value]
+
+
+def axis_angle_matrix(axis: Sequence[float], angle_rad: float) -> np.ndarray:
+    """Right-handed rotation by `angle_rad` about the unit vector `axis` (Rodrigues)."""
+    k = np.asarray(axis, dtype=float)
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(angle_rad) * kx + (1 - np.cos(angle_rad)) * (kx @ kx)
+
+
+def matrix_to_versor(r: np.ndarray) -> tuple[float, float, float, float]:
+    """Unit quaternion (x, y, z, w) of a rotation matrix: ITK's versor order."""
+    t = np.trace(r)
+    if t > 0:
+        s = 2.0 * np.sqrt(1.0 + t)
+        q = ((r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, 0.25 * s)
+    else:
+        i = int(np.argmax(np.diag(r)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * np.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k])
+        q = [0.0, 0.0, 0.0, (r[k, j] - r[j, k]) / s]
+        q[i] = 0.25 * s
+        q[j] = (r[j, i] + r[i, j]) / s
+        q[k] = (r[k, i] + r[i, k]) / s
+    q = np.asarray(q, dtype=float)
+    q = q / np.linalg.norm(q)
+    return tuple(float(v) for v in q)  # type: ignore[return-value]
 
 
 def _vec3(values: Sequence[float]) -> Vec3:
@@ -66,8 +115,8 @@ class ManualAlignment:
     def rotation_matrix(self) -> np.ndarray:
         """R (3×3); for 2D, the in-plane rotation embedded in 3×3."""
         if self.dimension == 2:
-            return Rotation.from_euler("z", self.rotation_deg[2], degrees=True).as_matrix()
-        return Rotation.from_euler("xyz", self.rotation_deg, degrees=True).as_matrix()
+            return euler_xyz_matrix((0.0, 0.0, self.rotation_deg[2]))
+        return euler_xyz_matrix(self.rotation_deg)
 
     def motion(self, point: Sequence[float]) -> tuple[float, ...]:
         """M(point): where the overlay moves a fixed-space point."""
@@ -95,7 +144,7 @@ class ManualAlignment:
             return sitk.Similarity2DTransform(inv_scale, float(angle), tuple(t_inv[:2]), tuple(c[:2]))
         tx = sitk.Similarity3DTransform()
         tx.SetCenter(tuple(c))
-        tx.SetRotation(tuple(float(q) for q in Rotation.from_matrix(r_inv).as_quat()))  # (x, y, z, w) = ITK versor
+        tx.SetRotation(matrix_to_versor(r_inv))
         tx.SetScale(inv_scale)
         tx.SetTranslation(tuple(t_inv))
         return tx
@@ -127,16 +176,16 @@ class ManualAlignment:
         norm = np.linalg.norm(axis_v)
         if norm == 0:
             raise ParameterError("The rotation axis has zero length")
-        delta = Rotation.from_rotvec(axis_v / norm * np.deg2rad(angle_deg))
+        delta = axis_angle_matrix(axis_v / norm, np.deg2rad(angle_deg))
         moved = self.with_centre(pivot)
-        r_new = delta * Rotation.from_matrix(moved.rotation_matrix())
-        c, t = np.asarray(moved.centre), np.asarray(moved.translation)
+        r_new = delta @ moved.rotation_matrix()
+        t = np.asarray(moved.translation)
         # M'(x) = Rd·(M(x) − p) + p with p = c: the translation rotates too.
-        t_new = delta.as_matrix() @ t
+        t_new = delta @ t
         if self.dimension == 2:
-            angles = (0.0, 0.0, float(r_new.as_euler("xyz", degrees=True)[2]))
+            angles = (0.0, 0.0, float(np.degrees(np.arctan2(r_new[1, 0], r_new[0, 0]))))
         else:
-            angles = tuple(float(a) for a in r_new.as_euler("xyz", degrees=True))
+            angles = matrix_to_euler_xyz(r_new)
         return replace(moved, rotation_deg=angles, translation=tuple(t_new))
 
     def to_json(self) -> dict:

@@ -20,7 +20,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from ..core.errors import RegviewerError
 from ..core.image import Volume
 from ..core.io import check_compatible
-from ..core.slicing import ORIENTATIONS, planes_for
+from ..core.slicing import ORIENTATIONS, planes_for, reslice
 from ..core.view_state import LAYOUTS, ViewState, adjust_window, preset_window, render_slice, slice_pair
 from . import file_actions, window_chrome
 from .manual_align import ManualAlignDock
@@ -29,7 +29,8 @@ from .slice_view import SliceView
 from .volume_view import make_volume_view
 
 INTERACTION_MODES = ("navigate", "window_level", "landmark")
-_FIXED_CACHE_SIZE = 64
+_FIXED_CACHE_SIZE = 64  # slices (a 256² float32 slice is 256 KB)
+_MOVING_CACHE_SIZE = 12
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -61,9 +62,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._transform_callbacks: list[Callable[[], None]] = []
         self._session_parts: "OrderedDict[str, tuple[Callable[[], dict], Callable[[dict], None]]]" = OrderedDict()
         self._fixed_cache: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
-        self._moving_cache: dict[tuple, np.ndarray] = {}
-        self._views: dict[tuple[str, str], SliceView] = {}
-        self._active: set[tuple[str, str]] = set()
+        self._moving_cache: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+        self._pool: list[SliceView] = []  # three views, re-used (new role/plane) by every layout
+        self._planes: dict = {}
+        self._shown: list[SliceView] = []
         self.last_error: str | None = None
         self.confirm: Callable[[str, str], bool] = self._confirm_dialog
         self.choose_dicom_series: Callable[[str, list], str | None] = lambda folder, series: file_actions.ask_dicom_series(self, folder, series)
@@ -160,21 +162,19 @@ class MainWindow(QtWidgets.QMainWindow):
         return self._preview if self._preview is not None else self._transform
 
     def slice_views(self) -> list[SliceView]:
-        """Every slice view of the open image, the ones on screen first. Views of other
-        layouts exist (hidden) so panels can connect to them once, when images change."""
-        visible = self.visible_slice_views()
-        return visible + [v for v in self.active_slice_views() if v not in visible]
+        """The views on screen, then the window's other (hidden) views: there are only
+        three SliceView objects, re-used by every layout with a new `role`/`plane` (each
+        change emits `sliceChanged`), so a panel that connects to these once, when images
+        change, hears every view the user will ever see."""
+        shown = self.visible_slice_views()
+        return shown + [v for v in self._pool if v not in shown]
 
     def visible_slice_views(self) -> list[SliceView]:
         """The slice views of the current layout (on screen)."""
-        return [self._views[key] for key in self._visible_keys() if key in self._views]
+        return list(self._shown)
 
     def all_slice_views(self) -> list[SliceView]:
-        return list(self._views.values())
-
-    def active_slice_views(self) -> list[SliceView]:
-        """Views that belong to the open image (shown or not)."""
-        return [v for k, v in self._views.items() if k in self._active]
+        return list(self._pool)
 
     def volume_view(self):
         return self._volume_view
@@ -182,7 +182,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def center_on(self, point_lps) -> None:
         """Move the linked crosshair (and every view's slice) to a physical LPS point."""
         self._cursor = tuple(float(x) for x in point_lps)
-        for view in self.active_slice_views():
+        for view in self._pool:
             view.set_cursor(self._cursor)
         self._update_3d()
         self._show_position(self._cursor)
@@ -253,10 +253,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._wl = {"fixed": fixed.default_window_level()}
         if moving is not None:
             self._wl["moving"] = moving.default_window_level()
-        self._build_views()
         self._cursor = fixed.center_physical()
-        for view in self.active_slice_views():
-            view.set_cursor(self._cursor)
+        self._build_views()
         names = fixed.name + (f"  ←  {moving.name}" if moving else "")
         self.setWindowTitle(f"regviewer — {names}[*]")
         if self._volume_view is not None:
@@ -271,44 +269,52 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ================================================================ views and layouts
     def _build_views(self) -> None:
-        planes = planes_for(self._fixed)
-        self._active = {(r, o) for o in planes for r in ("overlay", "fixed", "moving")}
-        for orientation in ORIENTATIONS:
-            plane = planes.get(orientation)
-            for role in ("overlay", "fixed", "moving"):
-                key = (role, orientation)
-                if plane is None:
-                    if key in self._views:
-                        self._views[key].hide()
-                    continue
-                view = self._views.get(key)
-                if view is None:
-                    view = SliceView(role, plane, self._render_view, lambda: self.interaction_mode, self._views_widget)
-                    view.cursorRequested.connect(self.center_on)
-                    view.hovered.connect(self._show_position)
-                    view.manualDrag.connect(lambda kind, a, b, done, v=view: self._on_manual_drag(v, kind, a, b, done))
-                    view.windowLevelDrag.connect(lambda dx, dy, v=view: self._on_wl_drag(v, dx, dy))
-                    view.sliceChanged.connect(self._update_3d)
-                    view.hide()
-                    self._views[key] = view
-                else:
-                    view.set_plane(plane, depth=float(np.mean(plane.depth_range)))
+        """Make the three pooled views (once) and give them this image's planes."""
+        self._planes = planes_for(self._fixed)
+        if not self._pool:
+            for orientation in ORIENTATIONS:
+                view = SliceView("overlay", planes_for(self._fixed)["axial"], self._render_view,
+                                 lambda: self.interaction_mode, self._views_widget)
+                view.cursorRequested.connect(self.center_on)
+                view.hovered.connect(self._show_position)
+                view.manualDrag.connect(lambda kind, a, b, done, v=view: self._on_manual_drag(v, kind, a, b, done))
+                view.windowLevelDrag.connect(lambda dx, dy, v=view: self._on_wl_drag(v, dx, dy))
+                view.sliceChanged.connect(self._update_3d)
+                view.hide()
+                self._pool.append(view)
+        self._shown = []
+        for view, (role, orientation) in zip(self._pool, self._assignments(all_views=True)):
+            self._assign(view, role, orientation)
         self._placeholder.hide()
+
+    def _assign(self, view: SliceView, role: str, orientation: str) -> None:
+        plane = self._planes[orientation]
+        if view.role != role or view.plane != plane:
+            view.set_role(role)
+            view.set_plane(plane, depth=plane.depth_of(self._cursor) if plane.dimension == 3 else 0.0)
+        view.set_cursor(self._cursor)
 
     def _orientations(self) -> list[str]:
         if self._fixed is None:
             return []
         return ["axial"] if self._fixed.dimension == 2 else list(ORIENTATIONS)
 
-    def _visible_keys(self) -> list[tuple[str, str]]:
+    def _assignments(self, all_views: bool = False) -> list[tuple[str, str]]:
+        """(role, orientation) of each pooled view in the current layout (shown views
+        first); with `all_views`, hidden pool views get a sensible assignment too."""
         if self._fixed is None:
             return []
         focus = self.focus_orientation if self.focus_orientation in self._orientations() else "axial"
         if self.layout_name == "side_by_side":
-            return [("fixed", focus), ("moving", focus)]
-        if self.layout_name == "single" or self._fixed.dimension == 2:
-            return [("overlay", focus)]
-        return [("overlay", o) for o in ORIENTATIONS]
+            shown = [("fixed", focus), ("moving", focus)]
+        elif self.layout_name == "single" or self._fixed.dimension == 2:
+            shown = [("overlay", focus)]
+        else:
+            shown = [("overlay", o) for o in ORIENTATIONS]
+        if not all_views:
+            return shown
+        rest = [("overlay", o) for o in self._orientations() if ("overlay", o) not in shown]
+        return (shown + rest + [("overlay", focus)] * 3)[:3]
 
     def apply_layout(self, name: str, orientation: str | None = None) -> None:
         """"1x3+3d" (axial, coronal, sagittal and 3D), "single" (one large overlay view)
@@ -324,13 +330,16 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         while self._grid.count():
             self._grid.takeAt(0)
-        for view in self._views.values():
+        for view in self._pool:
             view.hide()
         self._volume_widget.hide()
-        keys = self._visible_keys()
+        keys = self._assignments()
+        assignments = self._assignments(all_views=True)
+        for view, (role, orientation) in zip(self._pool, assignments):
+            self._assign(view, role, orientation)
+        self._shown = self._pool[: len(keys)]
         positions = [(0, 0), (0, 1), (1, 0)] if len(keys) == 3 else [(0, i) for i in range(len(keys))]
-        for key, (r, c) in zip(keys, positions):
-            view = self._views[key]
+        for view, (r, c) in zip(self._shown, positions):
             self._grid.addWidget(view, r, c)
             view.show()
         if len(keys) == 3:
@@ -350,7 +359,11 @@ class MainWindow(QtWidgets.QMainWindow):
         return self._views_widget
 
     def view(self, role: str, orientation: str = "axial") -> SliceView:
-        return self._views[(role, orientation)]
+        """The view on screen with this role and orientation (KeyError if none)."""
+        for view in self._shown:
+            if view.role == role and view.plane.orientation == orientation:
+                return view
+        raise KeyError(f"no {role} {orientation} view in the {self.layout_name} layout")
 
     # ================================================================ drawing
     def _render_view(self, view: SliceView) -> np.ndarray:
@@ -360,19 +373,20 @@ class MainWindow(QtWidgets.QMainWindow):
         plane, depth = view.plane, view.depth
         key = (plane.orientation, round(depth, 6))
         fixed_raw = self._fixed_cache.get(key)
-        need_moving = self._moving is not None and (view.role != "fixed")
-        moving_raw = self._moving_cache.get(key + (self._tx_version,)) if need_moving else None
-        if fixed_raw is None or (need_moving and moving_raw is None):
-            f, m = slice_pair(self._fixed, self._moving if need_moving and moving_raw is None else None,
-                              plane, depth, self.displayed_transform())
-            if fixed_raw is None:
-                fixed_raw = f
-                self._fixed_cache[key] = f
-                while len(self._fixed_cache) > _FIXED_CACHE_SIZE:
-                    self._fixed_cache.popitem(last=False)
-            if need_moving and moving_raw is None:
-                moving_raw = m
-                self._moving_cache[key + (self._tx_version,)] = m
+        if fixed_raw is None:
+            fixed_raw, _ = slice_pair(self._fixed, None, plane, depth, None)
+            self._fixed_cache[key] = fixed_raw
+            while len(self._fixed_cache) > _FIXED_CACHE_SIZE:
+                self._fixed_cache.popitem(last=False)
+        moving_raw = None
+        if self._moving is not None and view.role != "fixed":
+            mkey = key + (self._tx_version,)
+            moving_raw = self._moving_cache.get(mkey)
+            if moving_raw is None:
+                moving_raw = reslice(self._moving.sitk, plane, depth, self.displayed_transform())
+                self._moving_cache[mkey] = moving_raw
+                while len(self._moving_cache) > _MOVING_CACHE_SIZE:
+                    self._moving_cache.popitem(last=False)
         rgb = render_slice(view.role, fixed_raw, moving_raw, self._wl.get("fixed", (1.0, 0.5)),
                            self._wl.get("moving", (1.0, 0.5)), self.overlay.settings,
                            plane.spacing, self.overlay.flicker_shows)
@@ -400,8 +414,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _sync_curtain(self) -> None:
         on = self.overlay.mode == "curtain"
-        for view in self._views.values():
-            if view.role == "overlay" and on:
+        for view in self._pool:
+            if view.role == "overlay" and on and view in self._shown:
                 view.set_curtain(self.overlay.settings.curtain_position,
                                  lambda pos: self.overlay.set_parameter(curtain_position=pos))
             else:

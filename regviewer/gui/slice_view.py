@@ -140,6 +140,12 @@ class SliceView(QtWidgets.QWidget):
         self.set_plane(plane)
 
     # --- geometry -----------------------------------------------------------------------
+    def set_role(self, role: str) -> None:
+        """"overlay", "fixed" or "moving" (the window re-uses views across layouts)."""
+        self.role = role
+        self._stale = True
+        self._update_title()
+
     def set_plane(self, plane: PlaneGeometry, depth: float | None = None) -> None:
         self.plane = plane
         if depth is not None:
@@ -150,6 +156,7 @@ class SliceView(QtWidgets.QWidget):
             self._letters[edge].setText(letter)
         self._update_title()
         self.reset_zoom()
+        self._stale = True
 
     def reset_zoom(self) -> None:
         rows, cols = self.plane.shape
@@ -209,7 +216,8 @@ class SliceView(QtWidgets.QWidget):
                 self.depth = depth
                 self._update_title()
                 self.refresh()
-                self.sliceChanged.emit()
+                if self.isVisible():
+                    self.sliceChanged.emit()
 
     def set_crosshair_visible(self, visible: bool) -> None:
         self.h_line.setVisible(visible)

@@ -11,6 +11,8 @@ therefore returns a plain label instead when the widget cannot be made (or when
 from __future__ import annotations
 
 import os
+import time
+from types import SimpleNamespace
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
@@ -18,15 +20,30 @@ from PyQt6 import QtCore, QtWidgets
 from ..core.slicing import PlaneGeometry
 
 
+def _vtk_namespace() -> SimpleNamespace:
+    """The few VTK classes this view uses, from their own modules (importing the whole
+    `vtk` package costs about a second more at start-up)."""
+    import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers the interactor styles)
+    import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL back end)
+    from vtkmodules.vtkCommonCore import VTK_UNSIGNED_CHAR, vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
+    from vtkmodules.vtkFiltersSources import vtkOutlineSource, vtkPlaneSource
+    from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+    from vtkmodules.vtkRenderingCore import (vtkActor, vtkPolyDataMapper, vtkRenderer, vtkTexture,
+                                             vtkWindowToImageFilter)
+
+    return SimpleNamespace(**{k: v for k, v in locals().items()})
+
+
 class VolumeView(QtWidgets.QWidget):
     """A VTK render window with slice planes and polylines (implements `VolumeViewLike`)."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        import vtk
         from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
         from vtkmodules.util import numpy_support
 
+        vtk = _vtk_namespace()
         self._vtk = vtk
         self._np_support = numpy_support
         layout = QtWidgets.QVBoxLayout(self)
@@ -45,6 +62,7 @@ class VolumeView(QtWidgets.QWidget):
         self._render_timer = QtCore.QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.timeout.connect(self._render_now)
+        self._first_request = 0.0
         self.interactor.Initialize()
 
     # --- VolumeViewLike ----------------------------------------------------------------
@@ -54,21 +72,18 @@ class VolumeView(QtWidgets.QWidget):
         old = self._polylines.pop(name, None)
         if old is not None:
             self.renderer.RemoveActor(old)
-        if lines:
+        arrays = [np.asarray(line, dtype=float) for line in (lines or [])]
+        arrays = [a if a.shape[1] == 3 else np.column_stack([a, np.zeros(len(a))]) for a in arrays
+                  if a.ndim == 2 and len(a) >= 2 and a.shape[1] in (2, 3)]
+        if arrays:
+            ns = self._np_support
             points = vtk.vtkPoints()
+            points.SetData(ns.numpy_to_vtk(np.concatenate(arrays), deep=True))
+            lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
             cells = vtk.vtkCellArray()
-            for line in lines:
-                arr = np.asarray(line, dtype=float)
-                if arr.ndim != 2 or len(arr) < 2:
-                    continue
-                if arr.shape[1] == 2:
-                    arr = np.column_stack([arr, np.zeros(len(arr))])
-                start = points.GetNumberOfPoints()
-                for p in arr:
-                    points.InsertNextPoint(*p[:3])
-                cells.InsertNextCell(len(arr))
-                for i in range(len(arr)):
-                    cells.InsertCellPoint(start + i)
+            cells.SetData(ns.numpy_to_vtkIdTypeArray(offsets, deep=True),
+                          ns.numpy_to_vtkIdTypeArray(np.arange(offsets[-1], dtype=np.int64), deep=True))
             poly = vtk.vtkPolyData()
             poly.SetPoints(points)
             poly.SetLines(cells)
@@ -156,9 +171,14 @@ class VolumeView(QtWidgets.QWidget):
         self.schedule_render()
 
     def schedule_render(self) -> None:
-        """Render soon, at most ~20 times a second, so slice scrolling never waits on VTK."""
+        """Render once the 2D views are idle for a moment (software OpenGL takes tens of
+        ms per frame; it must not compete with slice scrolling or dragging), but at
+        least every half second while they keep changing."""
+        now = time.monotonic()
         if not self._render_timer.isActive():
-            self._render_timer.start(50)
+            self._first_request = now
+        if now - self._first_request < 0.5:
+            self._render_timer.start(120)
 
     def _render_now(self) -> None:
         if self.isVisible():

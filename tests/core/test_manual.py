@@ -101,3 +101,24 @@ def test_json_round_trip_and_validation():
     assert m.ManualAlignment.from_json(a.to_json()) == a
     with pytest.raises(ParameterError):
         m.ManualAlignment(scale=0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-179, 179), min_size=3, max_size=3))
+def test_rotation_helpers_agree_with_scipy(angles):
+    from scipy.spatial.transform import Rotation
+
+    r = m.euler_xyz_matrix(angles)
+    assert np.allclose(r, Rotation.from_euler("xyz", angles, degrees=True).as_matrix())
+    assert np.allclose(m.euler_xyz_matrix(m.matrix_to_euler_xyz(r)), r, atol=1e-9)
+    q = np.array(m.matrix_to_versor(r))
+    q_ref = Rotation.from_matrix(r).as_quat()
+    assert np.allclose(q, q_ref, atol=1e-9) or np.allclose(q, -q_ref, atol=1e-9)
+    axis = np.array([1.0, 2.0, -0.5]) / np.linalg.norm([1.0, 2.0, -0.5])
+    assert np.allclose(m.axis_angle_matrix(axis, 0.7), Rotation.from_rotvec(axis * 0.7).as_matrix())
+
+
+def test_gimbal_lock_round_trip():
+    for ay in (90.0, -90.0):
+        r = m.euler_xyz_matrix((30.0, ay, 0.0))
+        assert np.allclose(m.euler_xyz_matrix(m.matrix_to_euler_xyz(r)), r, atol=1e-9)
