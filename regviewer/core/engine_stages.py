@@ -9,6 +9,7 @@ fixed -> moving mapping is ``previous(stage(x))``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -35,10 +36,74 @@ def run_method_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previo
     initialiser); otherwise an identity of the stage's model is used.
     On cancel the transform reached so far is returned (the caller checks `run.cancelled`).
     """
-    kind = stage.transform.kind
-    dim = fixed.GetDimension()
     levels = stage.pyramid.shrink_factors
+    if stage.transform.kind == "bspline" and stage.transform.refine_grid and len(levels) > 1 \
+            and stage.optimizer.kind == "lbfgsb":
+        return _run_bspline_levels(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask)
+    return _execute(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask, initial)
+
+
+def _run_bspline_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
+                        run: RunState, seed: int, fixed_mask: sitk.Image | None,
+                        moving_mask: sitk.Image | None) -> sitk.Transform:
+    """Coarse-to-fine B-spline as one registration per level, refining the grid in between.
+
+    ITK's L-BFGS-B keeps the scales and bounds sized for the first level's grid, so
+    SimpleITK's built-in per-level refinement fails with "Size of scales (N) must
+    equal number of local parameters (M)". Refining ourselves (exactly, by B-spline
+    subdivision) sidesteps that and gives the same coarse-to-fine result.
+    """
+    levels = stage.pyramid.shrink_factors
+    sigmas = stage.pyramid.smoothing_sigmas
     n_levels = len(levels)
+    final_mesh = _mesh_for_spacing(fixed, stage.transform.grid_spacing_mm)
+    start = [max(1, int(round(m / 2 ** (n_levels - 1)))) for m in final_mesh]
+    tx = sitk.BSplineTransformInitializer(fixed, start, 3)
+    for k in range(n_levels):
+        one = dataclasses.replace(
+            stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(levels[k],), smoothing_sigmas=(sigmas[k],)),
+            transform=dataclasses.replace(stage.transform, refine_grid=False))
+        tx = _execute(one, fixed, moving, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
+                      n_levels=n_levels)
+        if run.cancelled:
+            break
+        if k < n_levels - 1:
+            tx = refine_bspline(tx, fixed)
+    return tx
+
+
+def refine_bspline(tx: sitk.Transform, reference: sitk.Image) -> sitk.BSplineTransform:
+    """The same cubic B-spline on a control grid twice as fine (exact: B-spline subdivision).
+
+    Per axis, a coarse coefficient sequence c gives fine coefficients
+    (c[k] + c[k+1]) / 2 at coarse mid-points and (c[k] + 6 c[k+1] + c[k+2]) / 8 at coarse
+    nodes; the domain (from `reference`) is unchanged.
+    """
+    coarse = sitk.BSplineTransform(tx)
+    images = coarse.GetCoefficientImages()
+    mesh = [s - 3 for s in images[0].GetSize()]
+    fine = sitk.BSplineTransformInitializer(reference, [2 * m for m in mesh], 3)
+    params = []
+    for img in images:
+        c = sitk.GetArrayFromImage(img).astype(float)
+        for axis in range(c.ndim):
+            c = np.moveaxis(c, axis, 0)
+            out = np.empty((2 * c.shape[0] - 3,) + c.shape[1:])
+            out[0::2] = (c[:-1] + c[1:]) / 2.0
+            out[1::2] = (c[:-2] + 6.0 * c[1:-1] + c[2:]) / 8.0
+            c = np.moveaxis(out, 0, axis)
+        params.append(c.ravel())
+    fine.SetParameters(np.concatenate(params).tolist())
+    return fine
+
+
+def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
+             run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
+             initial: sitk.Transform | None, level_offset: int = 0, n_levels: int | None = None) -> sitk.Transform:
+    """One ImageRegistrationMethod run (all of the stage's pyramid levels)."""
+    kind = stage.transform.kind
+    levels = stage.pyramid.shrink_factors
+    n_levels = n_levels or len(levels)
     method = sitk.ImageRegistrationMethod()
     _set_metric(method, stage)
     _set_sampling(method, stage, fixed, seed)
@@ -64,14 +129,14 @@ def run_method_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previo
     want_best = kind != "displacement"  # a dense field is too big to copy each iteration
 
     def on_level() -> None:
-        state["level"] += 1
+        state["level"] = level_offset if state["level"] < 0 else state["level"] + 1
         state["best"], state["best_metric"] = None, math.inf
         if run.cancelled:
             method.StopRegistration()
 
     def on_iteration() -> None:
         metric = method.GetMetricValue()
-        level = max(state["level"], 0)
+        level = max(state["level"], level_offset)
         if want_best and metric < state["best_metric"]:
             state["best_metric"], state["best"] = metric, (level, method.GetOptimizerPosition())
         snapshot = None
@@ -120,6 +185,8 @@ class _TransformBuilder:
         self.scale_factors: list[int] = []
         if kind in LINEAR_TRANSFORMS:
             self.transform = initial if initial is not None else make_linear(kind, dim, _grid_center(fixed))
+        elif kind == "bspline" and initial is not None:
+            self.transform = initial
         elif kind == "bspline":
             final_mesh = _mesh_for_spacing(fixed, stage.transform.grid_spacing_mm)
             if stage.transform.refine_grid and n_levels > 1:
@@ -144,7 +211,7 @@ class _TransformBuilder:
     def at(self, level: int, position: tuple[float, ...]) -> sitk.Transform:
         """A fresh transform with the optimiser `position` at pyramid `level`."""
         if self.kind == "bspline" and self.scale_factors:
-            mesh = [m * self.scale_factors[level] for m in self.start_mesh]
+            mesh = [m * self.scale_factors[min(level, len(self.scale_factors) - 1)] for m in self.start_mesh]
             tx = sitk.BSplineTransformInitializer(self.fixed, mesh, 3)
         else:
             tx = copy_transform(self.transform)
