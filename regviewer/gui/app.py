@@ -35,13 +35,16 @@ def run_app(fixed: str | None = None, moving: str | None = None, session: str | 
     app.setApplicationName("regviewer")
     app.setOrganizationName("regviewer")
     pg.setConfigOptions(antialias=True)
-    window = make_window(fixed, moving, session, sessions=not screenshot)
+    window = make_window(fixed, moving, session)
     window.show()
     if screenshot:
         def grab() -> None:
             from .file_actions import grab_with_3d
 
             grab_with_3d(window).save(screenshot)
+            controller = getattr(window, "session_controller", None)
+            if controller is not None:  # a screenshot run has nothing to save or recover
+                controller.ask_save_changes = lambda: "discard"
             window.close()
             app.quit()
 

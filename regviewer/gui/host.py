@@ -24,6 +24,11 @@ class SliceViewLike(Protocol):
     Qt signals a real SliceView has: `sliceChanged()` when plane or depth changes;
     `clicked(object point_lps, str role, object modifiers)` on a plain left click in
     landmark mode, with the point in FIXED physical space (LPS mm).
+
+    The main window keeps three SliceView objects and re-uses them when the layout
+    changes: `role`, `plane` and `depth` may all change, and `sliceChanged` is emitted
+    then, so a panel connects once (when images change) and redraws on that signal.
+    `host.slice_views()` lists the views on screen first, then the hidden ones.
     """
 
     role: str  # "overlay" (fixed + moving composited), "fixed" or "moving" (side by side)

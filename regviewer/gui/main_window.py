@@ -9,6 +9,7 @@ because they never change with the transform. Menus, toolbars and layouts live i
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -530,7 +531,10 @@ class MainWindow(QtWidgets.QMainWindow):
         import importlib
 
         self.panels: dict[str, QtWidgets.QDockWidget] = {}
+        wanted = os.environ.get("REGVIEWER_PANELS")  # e.g. "LandmarkDock,QADock" (benchmarks, debugging)
         for module_name, class_name in specs:
+            if wanted is not None and class_name not in wanted.split(","):
+                continue
             try:
                 module = importlib.import_module(module_name)
                 dock = getattr(module, class_name)(self)
