@@ -212,3 +212,44 @@ def test_3d_view_under_xcb(make_window, brain_paths):
     assert vv.polyline_names() == []
     image = vv.snapshot()
     assert image is not None and image.width() > 10
+
+
+def test_dicom_folder_with_several_series_asks_which(brain_window, brain_paths, monkeypatch, tmp_path):
+    from regviewer.core.errors import MultipleSeriesError
+    from regviewer.core.io import DicomSeries
+    from regviewer.gui import file_actions
+
+    w = brain_window
+    series = [DicomSeries("1.2.3", "T1", 94, ()), DicomSeries("1.2.4", "T2", 94, ())]
+    calls = []
+
+    def fake_read(path, time_point=None, series_uid=None):
+        calls.append(series_uid)
+        if series_uid is None:
+            raise MultipleSeriesError(path, series)
+        return read_image(brain_paths[1])
+
+    monkeypatch.setattr(file_actions, "read_image", fake_read)
+    asked = []
+    w.choose_dicom_series = lambda folder, found: asked.append([s.series_uid for s in found]) or "1.2.4"
+    assert w.open_images(str(tmp_path), None)
+    assert asked == [["1.2.3", "1.2.4"]] and calls == [None, "1.2.4"]
+    # cancelling the chooser keeps the current images
+    before = w.fixed_volume()
+    w.choose_dicom_series = lambda folder, found: None
+    assert not w.open_images(str(tmp_path), None)
+    assert w.fixed_volume() is before
+
+
+def test_middle_drag_pans_and_right_drag_zooms(qtbot, brain_window):
+    w = brain_window
+    axial = w.view("overlay", "axial")
+    (x0, x1), _ = axial.view_box.viewRange()
+    drag(qtbot, axial, (40, 40), (60, 40), button=QtCore.Qt.MouseButton.MiddleButton)
+    (x2, x3), _ = axial.view_box.viewRange()
+    assert x2 < x0 - 5 and np.isclose(x3 - x2, x1 - x0)
+    cursor = w._cursor
+    drag(qtbot, axial, (40, 40), (40, 20), button=QtCore.Qt.MouseButton.RightButton)
+    (x4, x5), _ = axial.view_box.viewRange()
+    assert abs((x5 - x4) - (x3 - x2)) > 1  # zoomed
+    assert w._cursor == cursor
