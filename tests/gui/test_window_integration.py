@@ -91,8 +91,9 @@ def test_recover_from_an_autosave(qtbot, make_window, brain_paths, tmp_path):
     a = make_window(*brain_paths, panels=True, sessions=True)
     _place_three_pairs(qtbot, a)
     a.set_current_transform(sitk.TranslationTransform(3, (1.0, 2.0, 3.0)), "test")
-    autosave = a.session_controller.autosave_now()
-    assert autosave is not None and autosave.exists()
+    a.session_controller.autosave_now(wait=True)
+    autosave = a.session_controller.recovery.autosave_path
+    assert autosave.exists()
     # the run "crashes": its autosave now belongs to a process that no longer exists
     crashed = recovery_dir() / f"autosave-{_dead_pid()}.json"
     autosave.rename(crashed)
