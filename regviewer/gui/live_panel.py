@@ -455,9 +455,14 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         if not self.grid_check.isChecked() or self.host.fixed_volume() is None:
             self._grid_targets = ()
         else:
-            self._grid_targets = tuple((id(v), v.plane, float(v.depth)) for v in self._views if v.plane is not None)
+            self._grid_targets = tuple((id(v), v.plane, float(v.depth)) for v in self._views if self._shown(v))
         # One tuple swap: the preview thread never reads a widget, only this.
         self._grid_job = (self._grid_targets, self._grid_spacing_mm, self._want_3d)
+
+    @staticmethod
+    def _shown(view: Any) -> bool:
+        is_visible = getattr(view, "isVisible", None)
+        return view.plane is not None and (is_visible is None or bool(is_visible()))
 
     def _on_slice_changed(self) -> None:
         self._update_grid_targets()
@@ -482,8 +487,8 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         for view in self._views:
             item = self._grid_items[id(view)]
             item.set_visible(visible)
-            if not visible or view.plane is None:
-                continue
+            if not visible or not self._shown(view):
+                continue  # a hidden view redraws when shown (the window emits sliceChanged then)
             entry = precomputed.get(id(view))
             if entry is not None and entry[0] == view.plane and entry[1] == float(view.depth):
                 item.set_packed(entry[2])
@@ -502,7 +507,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
             return
         lines = extras.get("grid3d")
         if lines is None:
-            lines = [line for v in self._views if v.plane is not None and v.plane.dimension == 3
+            lines = [line for v in self._views if self._shown(v) and v.plane.dimension == 3
                      for line in warped_grid_lines_3d(transform, v.plane, float(v.depth), self._grid_spacing_mm)]
         self._volume_budget.run(volume_view.set_polylines, "grid", lines or None)
 
