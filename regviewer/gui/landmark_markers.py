@@ -66,6 +66,7 @@ class PointMapper:
     def __init__(self, transform: sitk.Transform | None) -> None:
         self.transform = transform
         self._inverse = None
+        self._cache: dict[tuple[float, ...], tuple[float, ...]] = {}
         if transform is not None:
             try:
                 self._inverse = transform.GetInverse()
@@ -81,6 +82,12 @@ class PointMapper:
         m = tuple(float(x) for x in point_moving)
         if self.transform is None:
             return m
+        cached = self._cache.get(m)
+        if cached is None:
+            cached = self._cache[m] = self._to_fixed(m)
+        return cached
+
+    def _to_fixed(self, m: tuple[float, ...]) -> tuple[float, ...]:
         if self._inverse is not None:
             return tuple(float(x) for x in self._inverse.TransformPoint(m))
         try:
@@ -99,15 +106,18 @@ class PointMapper:
 
 
 class _Marker(pg.TargetItem):
-    """A TargetItem that reports a finished drag and a click (select)."""
+    """A TargetItem that reports a click (select); its landmark is `index`/`which`."""
 
-    def __init__(self, index: int, which: str, depth: float, on_select: OnSelect, **kwargs) -> None:
+    def __init__(self, on_select: OnSelect, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.index = index
-        self.which = which
-        self.depth = depth  # the landmark's own depth on this plane: a drag keeps it
+        self.index = -1
+        self.which = "fixed"
+        self.depth = 0.0  # the landmark's own depth on this plane: a drag keeps it
+        self.display_name = ""
+        self.style_key: tuple | None = None
         self._on_select = on_select
         self.setZValue(50)
+        self.setLabel(lambda x, y: self.display_name, {"offset": (8, -8)})
 
     def mouseClickEvent(self, ev) -> None:  # noqa: N802 (Qt naming)
         if ev.button() == QtCore.Qt.MouseButton.LeftButton:
@@ -116,7 +126,11 @@ class _Marker(pg.TargetItem):
 
 
 class LandmarkMarkers:
-    """Keeps one marker per visible landmark point in each slice view of `host`."""
+    """Keeps one marker per visible landmark point in each slice view of `host`.
+
+    Markers are pooled per view and updated in place: creating a pyqtgraph item costs
+    milliseconds, and markers are redrawn on every slice step and transform change.
+    """
 
     def __init__(self, host, on_drag: OnDrag, on_select: OnSelect) -> None:
         self.host = host
@@ -125,7 +139,8 @@ class LandmarkMarkers:
         self._pairs: list = []
         self._classes: list[str] = []
         self._selected: int | None = None
-        self._items: dict[int, list[_Marker]] = {}  # id(view) -> markers
+        self._pool: dict[tuple[int, str], list[_Marker]] = {}  # (id(view), symbol) -> markers
+        self._shown: dict[int, list[_Marker]] = {}  # id(view) -> markers in use
         self._views: dict[int, object] = {}
 
     # ---- inputs
@@ -140,90 +155,122 @@ class LandmarkMarkers:
             self._selected = selected
             self.refresh()
 
+    def transform_changed(self) -> None:
+        """The host's current transform changed: moving markers move (T⁻¹ is recomputed)."""
+        self._cached_mapper = None
+        self.refresh()
+
     # ---- drawing
-    def refresh(self) -> None:
-        """Redraw every view's markers (after an edit, a slice step or a new transform)."""
+    _cached_mapper: "PointMapper | None" = None
+
+    def _mapper(self) -> "PointMapper":
+        """One mapper per current transform, so slice steps re-use its inverse mappings
+        (an inverse of a deformable transform is an iterative solve per point)."""
         try:
-            mapper = PointMapper(self.host.current_transform())
-        except Exception:  # no images yet: nothing sensible to draw
-            mapper = PointMapper(None)
+            transform = self.host.current_transform()
+        except Exception:  # no images yet: nothing sensible to map with
+            return PointMapper(None)
+        mapper = self._cached_mapper
+        if mapper is None or mapper.transform is not transform:
+            mapper = self._cached_mapper = PointMapper(transform)
+        return mapper
+
+    def refresh(self) -> None:
+        """Redraw every view's markers (after an edit, a selection or a new transform)."""
+        mapper = self._mapper()
         views = list(self.host.slice_views() or [])
         live = {id(v) for v in views}
-        for key in list(self._items):
+        for key in list(self._views):
             if key not in live:
-                self._clear(key)
+                self._forget(key)
         for view in views:
-            self._views[id(view)] = view
             self._draw_view(view, mapper)
 
     def refresh_view(self, view) -> None:
         """Redraw one view's markers (after that view's slice step)."""
-        try:
-            mapper = PointMapper(self.host.current_transform())
-        except Exception:
-            mapper = PointMapper(None)
-        self._views[id(view)] = view
-        self._draw_view(view, mapper)
+        self._draw_view(view, self._mapper())
 
     def clear(self) -> None:
-        for key in list(self._items):
-            self._clear(key)
+        for key in list(self._views):
+            self._forget(key)
 
-    def _clear(self, key: int) -> None:
-        view = self._views.get(key)
-        for item in self._items.pop(key, []):
-            if view is not None and item.scene() is not None:
-                view.view_box.removeItem(item)
-        self._views.pop(key, None)
+    def _forget(self, key: int) -> None:
+        view = self._views.pop(key, None)
+        self._shown.pop(key, None)
+        for pool_key in [k for k in self._pool if k[0] == key]:
+            for item in self._pool.pop(pool_key):
+                if view is not None and item.scene() is not None:
+                    view.view_box.removeItem(item)
 
     def markers(self, view) -> list[_Marker]:
         """The markers now shown in `view` (for tests and screenshots)."""
-        return list(self._items.get(id(view), []))
+        return list(self._shown.get(id(view), []))
 
     def _draw_view(self, view, mapper: PointMapper) -> None:
         key = id(view)
-        for item in self._items.pop(key, []):
-            if item.scene() is not None:
-                view.view_box.removeItem(item)
+        self._views[key] = view
+        specs = []
         is_visible = getattr(view, "isVisible", None)
-        if is_visible is not None and not is_visible():
-            self._items[key] = []  # hidden (another layout's view): drawn when it is shown
-            return
-        plane = view.plane
-        tolerance = DEPTH_TOLERANCE_STEPS * float(plane.depth_step)
-        role = getattr(view, "role", "overlay")
-        wanted = {"fixed": ("fixed",), "moving": ("moving",)}.get(role, ("fixed", "moving"))
-        items = []
-        for index, pair in enumerate(self._pairs):
-            for which in wanted:
-                point = getattr(pair, which)
-                if point is None:
-                    continue
-                shown = point if which == "fixed" else mapper.to_fixed(point)
-                col, row, depth = plane.to_plane(shown)
-                if plane.dimension == 3 and abs(depth - float(view.depth)) > tolerance:
-                    continue
-                items.append(self._make_marker(view, index, which, pair, col, row, depth, role))
-        self._items[key] = items
+        if is_visible is None or is_visible():  # hidden views (other layouts) draw when shown
+            plane = view.plane
+            tolerance = DEPTH_TOLERANCE_STEPS * float(plane.depth_step)
+            role = getattr(view, "role", "overlay")
+            wanted = {"fixed": ("fixed",), "moving": ("moving",)}.get(role, ("fixed", "moving"))
+            for index, pair in enumerate(self._pairs):
+                for which in wanted:
+                    point = getattr(pair, which)
+                    if point is None:
+                        continue
+                    shown = point if which == "fixed" else mapper.to_fixed(point)
+                    col, row, depth = plane.to_plane(shown)
+                    if plane.dimension == 3 and abs(depth - float(view.depth)) > tolerance:
+                        continue
+                    symbol = "o" if (which == "fixed" or role == "moving") else "s"
+                    specs.append((index, which, pair, col, row, depth, symbol))
+        used: dict[str, int] = {}
+        shown_markers = []
+        for index, which, pair, col, row, depth, symbol in specs:
+            pool = self._pool.setdefault((key, symbol), [])
+            n = used.get(symbol, 0)
+            used[symbol] = n + 1
+            if n == len(pool):
+                pool.append(self._new_marker(view, symbol))
+            marker = pool[n]
+            self._update_marker(marker, index, which, pair, col, row, depth)
+            shown_markers.append(marker)
+        for (view_key, symbol), pool in self._pool.items():
+            if view_key == key:
+                for marker in pool[used.get(symbol, 0):]:
+                    marker.setVisible(False)
+        self._shown[key] = shown_markers
 
-    def _make_marker(self, view, index, which, pair, col, row, depth, role) -> _Marker:
-        selected = index == self._selected
-        rgb = self._classes[index] if index < len(self._classes) else "none"
-        colour = QtGui.QColor(*COLOURS[rgb])
-        if not getattr(pair, "enabled", True):
-            colour = QtGui.QColor(150, 150, 150)
-        pen = pg.mkPen(SELECTED_COLOUR if selected else colour, width=3 if selected else 2)
-        symbol = "o" if (which == "fixed" or role == "moving") else "s"
-        marker = _Marker(
-            index, which, depth, self.on_select,
-            pos=(col, row), size=16 if selected else 12, symbol=symbol, pen=pen,
-            brush=pg.mkBrush(colour.red(), colour.green(), colour.blue(), 60),
-            hoverPen=pg.mkPen(SELECTED_COLOUR, width=2), movable=True,
-            label=str(pair.name), labelOpts={"color": colour, "offset": (8, -8)},
-        )
+    def _new_marker(self, view, symbol: str) -> _Marker:
+        marker = _Marker(self.on_select, size=12, symbol=symbol, movable=True,
+                         hoverPen=pg.mkPen(SELECTED_COLOUR, width=2))
         marker.sigPositionChangeFinished.connect(lambda item, v=view: self._finished(v, item))
         view.view_box.addItem(marker)
         return marker
+
+    def _update_marker(self, marker: _Marker, index: int, which: str, pair, col: float, row: float,
+                       depth: float) -> None:
+        marker.index, marker.which, marker.depth = index, which, depth
+        selected = index == self._selected
+        colour_class = self._classes[index] if index < len(self._classes) else "none"
+        enabled = bool(getattr(pair, "enabled", True))
+        style = (colour_class, selected, enabled, str(pair.name))
+        if marker.style_key != style:
+            rgb = COLOURS[colour_class] if enabled else (150, 150, 150)
+            marker.setPen(pg.mkPen(SELECTED_COLOUR if selected else rgb, width=3.5 if selected else 2))
+            marker.setBrush(pg.mkBrush(*rgb, 60))
+            marker.display_name = str(pair.name)
+            label = marker.label()
+            if label is not None:
+                label.setColor(QtGui.QColor(*(SELECTED_COLOUR if selected else rgb)))
+                label.valueChanged()
+            marker.style_key = style
+        if (marker.pos().x(), marker.pos().y()) != (col, row):
+            marker.setPos(col, row)
+        marker.setVisible(True)
 
     def _finished(self, view, marker: _Marker) -> None:
         """A drag ended: the marker's new plane position, at the landmark's own depth,
@@ -232,5 +279,6 @@ class LandmarkMarkers:
         point = view.plane.to_physical(pos.x(), pos.y(), marker.depth)
         if marker.which == "moving":
             point = PointMapper(self.host.current_transform()).to_moving(point)
-        # Defer: the callback rebuilds the markers, including the one being dragged.
-        QtCore.QTimer.singleShot(0, lambda: self.on_drag(marker.index, marker.which, tuple(point)))
+        index, which = marker.index, marker.which
+        # Defer: the callback redraws the markers, including the one being dragged.
+        QtCore.QTimer.singleShot(0, lambda: self.on_drag(index, which, tuple(point)))

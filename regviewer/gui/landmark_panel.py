@@ -115,7 +115,7 @@ class LandmarkDock(QtWidgets.QDockWidget):
         self._install_shortcuts(window or self)
         host.landmark_set = self.landmark_set  # other panels (live registration) find it here
         host.on_images_changed(self._on_images_changed)
-        host.on_transform_changed(self.markers.refresh)
+        host.on_transform_changed(self.markers.transform_changed)
         register = getattr(host, "register_session_part", None)
         if register is not None:
             register("landmarks", self.landmark_state, self.restore_landmark_state)
