@@ -121,6 +121,7 @@ def main() -> int:
 
     def frame() -> None:
         app.processEvents()
+        window.flush_preview()  # normally the event loop does this
         for v in views:
             v.graphics.viewport().repaint()  # paint now, as the next screen frame would
 

@@ -9,7 +9,7 @@ view can redraw at interactive rates without ever touching the whole volume.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -92,6 +92,28 @@ def render_slice(
     if role == "moving" or f8 is None:
         return to_rgb(m8)
     return composite(f8, m8, settings, pixel_spacing_mm, flicker_shows)
+
+
+def preview_plane(plane: PlaneGeometry, factor: int) -> PlaneGeometry:
+    """The same plane sampled `factor` times more coarsely, for a cheap preview while
+    the user drags: coarse pixel (c, r) is centred on the block of full pixels
+    [c·f, c·f + f) × [r·f, r·f + f), so `expand_preview` lines it up again."""
+    if factor <= 1:
+        return plane
+    rows, cols = plane.shape
+    su, sv = plane.spacing
+    shift = (factor - 1) / 2.0
+    origin = np.asarray(plane.origin) + shift * su * np.asarray(plane.u) + shift * sv * np.asarray(plane.v)
+    return replace(plane, origin=tuple(float(x) for x in origin), spacing=(su * factor, sv * factor),
+                   shape=(-(-rows // factor), -(-cols // factor)))
+
+
+def expand_preview(coarse: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Blow a `preview_plane` slice back up to the full plane's (rows, cols) by repetition."""
+    if factor <= 1:
+        return coarse
+    big = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
+    return big[: shape[0], : shape[1]]
 
 
 @dataclass(frozen=True)

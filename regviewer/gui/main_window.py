@@ -22,7 +22,8 @@ from ..core.errors import RegviewerError
 from ..core.image import Volume
 from ..core.io import check_compatible
 from ..core.slicing import ORIENTATIONS, planes_for, reslice
-from ..core.view_state import LAYOUTS, ViewState, adjust_window, preset_window, render_slice, slice_pair
+from ..core.view_state import (LAYOUTS, ViewState, adjust_window, expand_preview, preset_window, preview_plane,
+                               render_slice, slice_pair)
 from . import file_actions, window_chrome
 from .manual_align import ManualAlignDock
 from .overlay import OverlayController
@@ -32,6 +33,7 @@ from .volume_view import make_volume_view
 INTERACTION_MODES = ("navigate", "window_level", "landmark")
 _FIXED_CACHE_SIZE = 64  # slices (a 256² float32 slice is 256 KB)
 _MOVING_CACHE_SIZE = 12
+PREVIEW_FACTOR = 2  # moving-image resolution divisor while the user drags it
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -71,6 +73,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.confirm: Callable[[str, str], bool] = self._confirm_dialog
         self.choose_dicom_series: Callable[[str, list], str | None] = lambda folder, series: file_actions.ask_dicom_series(self, folder, series)
 
+        self.interacting = False
+        self._preview_timer = QtCore.QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.timeout.connect(self._bump_transform)
         self.overlay = OverlayController(self)
         self.overlay.changed.connect(self._on_overlay_changed)
         self._views_widget = QtWidgets.QWidget()
@@ -122,6 +128,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _apply_transform(self, transform: sitk.Transform) -> None:
         self._transform = transform
         self._preview = None
+        self._preview_timer.stop()
         self._bump_transform()
         self._notify(self._transform_callbacks)
         self.transformChanged.emit()
@@ -153,11 +160,28 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_message(f"Redid: {description}")
 
     def show_preview_transform(self, transform: sitk.Transform | None) -> None:
-        """Draw the overlay under `transform` (fixed→moving) without making it current."""
+        """Draw the overlay under `transform` (fixed→moving) without making it current.
+        Redraws are coalesced: a burst of previews (mouse moves, optimiser snapshots)
+        draws only the newest, as soon as the event loop is free, so the view never lags."""
         if transform is None and self._preview is None:
             return
         self._preview = transform
-        self._bump_transform()
+        if not self._preview_timer.isActive():
+            self._preview_timer.start(0)
+
+    def flush_preview(self) -> None:
+        """Draw a pending preview now (tests, benchmarks)."""
+        if self._preview_timer.isActive():
+            self._preview_timer.stop()
+            self._bump_transform()
+
+    def set_interacting(self, active: bool) -> None:
+        """While the user drags the moving image, previews resample the moving image at
+        half resolution (a quarter of the work); the release redraws at full resolution."""
+        if self.interacting != active:
+            self.interacting = active
+            if not active and self._preview is not None:
+                self._bump_transform()  # the preview, now at full resolution
 
     def displayed_transform(self) -> sitk.Transform:
         return self._preview if self._preview is not None else self._transform
@@ -381,10 +405,12 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._fixed_cache.popitem(last=False)
         moving_raw = None
         if self._moving is not None and view.role != "fixed":
-            mkey = key + (self._tx_version,)
+            factor = PREVIEW_FACTOR if (self.interacting and self._preview is not None) else 1
+            mkey = key + (self._tx_version, factor)
             moving_raw = self._moving_cache.get(mkey)
             if moving_raw is None:
-                moving_raw = reslice(self._moving.sitk, plane, depth, self.displayed_transform())
+                moving_raw = reslice(self._moving.sitk, preview_plane(plane, factor), depth, self.displayed_transform())
+                moving_raw = expand_preview(moving_raw, factor, plane.shape)
                 self._moving_cache[mkey] = moving_raw
                 while len(self._moving_cache) > _MOVING_CACHE_SIZE:
                     self._moving_cache.popitem(last=False)

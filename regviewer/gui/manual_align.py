@@ -71,6 +71,8 @@ class ManualAlignDock(QtWidgets.QDockWidget):
             spin.setSuffix(suffix)
             spin.setKeyboardTracking(False)
             slider.valueChanged.connect(lambda v, k=key, a=lo, b=hi: self._on_slider(k, a + (b - a) * v / _SLIDER_STEPS))
+            slider.sliderPressed.connect(lambda: self._set_interacting(True))
+            slider.sliderReleased.connect(lambda: self._set_interacting(False))
             spin.valueChanged.connect(lambda v, k=key: self._on_field(k, v))
             grid.addWidget(name, row, 0)
             grid.addWidget(slider, row, 1)
@@ -192,6 +194,7 @@ class ManualAlignDock(QtWidgets.QDockWidget):
         Each event is applied to the alignment at the drag's start, so nothing accumulates."""
         if self._drag_start is None:
             self._drag_start = self.alignment
+            self._set_interacting(True)
         base = self._drag_start
         if kind == "translate":
             new = base.translated(np.asarray(now) - np.asarray(start))
@@ -200,7 +203,13 @@ class ManualAlignDock(QtWidgets.QDockWidget):
             new = base.rotated(axis, angle, pivot)
         self.set_alignment(new, commit=finished)
         if finished:
+            self._set_interacting(False)
             self._drag_start = None
+
+    def _set_interacting(self, active: bool) -> None:
+        setter = getattr(self.host, "set_interacting", None)
+        if setter is not None:
+            setter(active)
 
     # --- host events ------------------------------------------------------------------------------------
     def _on_images_changed(self) -> None:

@@ -179,16 +179,17 @@ def test_drop_and_recent_files(brain_window, brain_paths, retina_paths):
     assert recent[1] == (str(brain_paths[0]), str(brain_paths[1]))
 
 
-def test_preview_transform_does_not_change_the_current_one(brain_window):
+def test_preview_transform_does_not_change_the_current_one(qtbot, brain_window):
     w = brain_window
     axial = w.view("overlay", "axial")
     before = axial.last_rgb.copy()
     calls = []
     w.on_transform_changed(lambda: calls.append(1))
     w.show_preview_transform(sitk.TranslationTransform(3, (10.0, 0.0, 0.0)))
-    assert not np.array_equal(axial.last_rgb, before)
+    qtbot.waitUntil(lambda: not np.array_equal(axial.last_rgb, before), timeout=1000)
     assert w.current_transform().GetName() != "TranslationTransform" and not calls
     w.show_preview_transform(None)
+    w.flush_preview()
     assert np.array_equal(axial.last_rgb, before)
     w.set_current_transform(sitk.TranslationTransform(3, (10.0, 0.0, 0.0)), "move")
     assert calls == [1]
