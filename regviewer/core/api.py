@@ -161,6 +161,11 @@ def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = 
         from .landmarks import load_landmarks
 
         landmarks = load_landmarks(landmarks)
+    if landmarks is not None and getattr(landmarks, "dimension", fixed_v.dimension) != fixed_v.dimension:
+        from .errors import IncompatibleImagesError
+
+        raise IncompatibleImagesError(f"The landmarks are {landmarks.dimension}D but the images are "
+                                      f"{fixed_v.dimension}D")
     if isinstance(initial_transform, (str, Path)):
         from .io import read_transform
 
