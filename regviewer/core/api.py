@@ -157,14 +157,16 @@ def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = 
     _check_output_folder(out_dir)  # before minutes of work, not after
     fixed_v, moving_v = as_volume(fixed), as_volume(moving)
     masks = [None if m is None else as_volume(m) for m in (fixed_mask, moving_mask)]
+    where = ""
     if landmarks is not None and isinstance(landmarks, (str, Path)):
         from .landmarks import load_landmarks
 
+        where = f" '{landmarks}'"
         landmarks = load_landmarks(landmarks)
     if landmarks is not None and getattr(landmarks, "dimension", fixed_v.dimension) != fixed_v.dimension:
         from .errors import IncompatibleImagesError
 
-        raise IncompatibleImagesError(f"The landmarks are {landmarks.dimension}D but the images are "
+        raise IncompatibleImagesError(f"The landmarks{where} are {landmarks.dimension}D but the images are "
                                       f"{fixed_v.dimension}D")
     if isinstance(initial_transform, (str, Path)):
         from .io import read_transform
