@@ -43,7 +43,7 @@ class SessionController(QtCore.QObject):
     saved = QtCore.pyqtSignal(str)  # path of a session just saved
     opened = QtCore.pyqtSignal(str)  # path of a session just opened
     autosaved = QtCore.pyqtSignal(str)  # path of the recovery file just written
-    _autosave_finished = QtCore.pyqtSignal(object)  # (path | None, error | None), from the writer thread
+    _autosave_finished = QtCore.pyqtSignal(object)  # the writer's finished Future, from its thread
 
     def __init__(self, window, recovery: RecoveryManager | None = None) -> None:
         super().__init__(window if isinstance(window, QtCore.QObject) else None)
@@ -244,6 +244,8 @@ class SessionController(QtCore.QObject):
             session.transforms = {k: sitk.Transform(t) for k, t in session.transforms.items()}
             self._dirty_since_autosave = False
             self._pending = self._writer.submit(self._write_autosave, session)
+            # Runs once the future is done (so the GUI-thread handler sees it done).
+            self._pending.add_done_callback(self._autosave_finished.emit)
         if wait:
             self.wait_for_autosave()
 
@@ -253,9 +255,7 @@ class SessionController(QtCore.QObject):
             done, _ = concurrent.futures.wait([self._pending], timeout=timeout)
             if not done:
                 return  # a stuck disk must not hang the window
-            QtCore.QCoreApplication.sendPostedEvents(self)  # deliver `_autosave_finished`
-            if self._pending is not None and self._pending.done():
-                self._on_autosave_finished(self._pending.result())
+            self._on_autosave_finished(self._pending)
 
     def _write_autosave(self, session: Session):
         try:
@@ -266,14 +266,13 @@ class SessionController(QtCore.QObject):
             result = (None, exc)
         else:
             result = (path, None)
-        self._autosave_finished.emit(result)
         return result
 
-    def _on_autosave_finished(self, result) -> None:
-        if self._pending is None or not self._pending.done():
-            return
+    def _on_autosave_finished(self, future: concurrent.futures.Future) -> None:
+        if future is not self._pending or not future.done():
+            return  # already handled (wait_for_autosave) or superseded
         self._pending = None
-        path, error = result
+        path, error = future.result()
         if error is not None:
             self._message(f"Autosave failed: {error}")
         else:
