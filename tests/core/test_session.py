@@ -178,3 +178,23 @@ def test_stale_locks_without_autosave(tmp_path):
     dead.start()
     assert RecoveryManager(tmp_path).stale_locks() == [dead.lock_path]
     assert RecoveryManager(tmp_path).crashed_runs() == []
+
+
+from hypothesis import given, settings, strategies as st
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(parts=st.dictionaries(st.text(min_size=1, max_size=10), st.dictionaries(st.text(max_size=8), _json, max_size=3),
+                             max_size=3),
+       view=st.dictionaries(st.text(max_size=8), _json, max_size=3))
+def test_any_json_state_round_trips(tmp_path_factory, parts, view):
+    path = tmp_path_factory.mktemp("s") / "s.json"
+    Session(parts=parts, view_state=view).save(path)
+    back = Session.load(path)
+    assert back.parts == parts and back.view_state == view
