@@ -113,6 +113,7 @@ class LandmarkDock(QtWidgets.QDockWidget):
         self.markers = LandmarkMarkers(host, self._on_marker_dragged, self.select)
         self._build_ui()
         self._install_shortcuts(window or self)
+        self._follow_window_mode()
         host.landmark_set = self.landmark_set  # other panels (live registration) find it here
         host.on_images_changed(self._on_images_changed)
         host.on_transform_changed(self.markers.transform_changed)
@@ -314,8 +315,20 @@ class LandmarkDock(QtWidgets.QDockWidget):
 
     def _set_pick_mode(self, on: bool) -> None:
         set_mode = getattr(self.host, "set_interaction_mode", None)
-        if set_mode is not None:
-            set_mode("landmark" if on else "navigate")
+        if set_mode is None:
+            return
+        mode = getattr(self.host, "interaction_mode", None)
+        if on and mode != "landmark":
+            set_mode("landmark")
+        elif not on and mode == "landmark":
+            set_mode("navigate")
+
+    def _follow_window_mode(self) -> None:
+        """Keep the Pick button in step with the window's own landmark-mode action."""
+        actions = getattr(self.host, "mode_actions", None)
+        action = actions.get("landmark") if isinstance(actions, dict) else None
+        if action is not None:
+            action.toggled.connect(self.pick_button.setChecked)
 
     def _install_shortcuts(self, window: QtWidgets.QWidget) -> None:
         self.undo_shortcut = QtGui.QShortcut(QtGui.QKeySequence("Ctrl+Z"), window)

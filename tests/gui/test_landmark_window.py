@@ -30,8 +30,13 @@ def window(make_window, brain_paths):
 def _place_three_pairs(qtbot, window):
     dock = window.panels["LandmarkDock"]
     window.apply_layout("side_by_side", "axial")
+    window.set_interaction_mode("window_level")
     dock.pick_button.setChecked(True)
     assert window.interaction_mode == "landmark"
+    window.set_interaction_mode("navigate")  # the toolbar's mode buttons and Pick agree
+    assert not dock.pick_button.isChecked()
+    window.set_interaction_mode("landmark")
+    assert dock.pick_button.isChecked()
     fixed_view, moving_view = window.view("fixed", "axial"), window.view("moving", "axial")
     qtbot.wait(20)
     clicks = [(30, 40), (65, 45), (48, 80)]
