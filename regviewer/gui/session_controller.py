@@ -14,6 +14,7 @@ run never hangs on them; tests replace `ask_recover` / `ask_save_changes`.
 from __future__ import annotations
 
 import atexit
+import os
 import concurrent.futures
 import weakref
 from pathlib import Path
@@ -183,8 +184,14 @@ class SessionController(QtCore.QObject):
         w = self.window
         self._loading = True
         try:
-            if session.fixed_path and session.moving_path:
-                w.open_images(session.fixed_path, session.moving_path)
+            if session.fixed_path:
+                for role, path in (("fixed", session.fixed_path), ("moving", session.moving_path)):
+                    if path and not os.path.exists(path):
+                        raise SessionError(f"Cannot open the session: its {role} image '{path}' no longer exists "
+                                           f"(moved or deleted?)")
+                if w.open_images(session.fixed_path, session.moving_path) is False:
+                    raise SessionError(f"Cannot open the session: its images could not be opened "
+                                       f"({session.fixed_path}, {session.moving_path})")
             current = session.transforms.get("current")
             if current is not None:
                 w.set_current_transform(current, "Open session")

@@ -188,3 +188,13 @@ def test_large_transform_autosaves_in_the_background_and_round_trips(qtbot, imag
     session = Session.load(controller.recovery.autosave_path)
     p = host.fixed_volume().center_physical()
     assert np.allclose(session.transforms["current"].TransformPoint(p), host.transform.TransformPoint(p))
+
+
+def test_session_with_missing_image_says_which(qtbot, tmp_path, images):
+    host, dock, controller = _window(qtbot, images)
+    gone = tmp_path / "gone.nii.gz"
+    Session(fixed_path=str(gone), moving_path=images[1]).save(tmp_path / "s.json")
+    with pytest.raises(Exception) as info:
+        controller.open_session(tmp_path / "s.json")
+    assert "fixed image" in str(info.value) and "gone.nii.gz" in str(info.value)
+    assert controller.path is None
