@@ -120,10 +120,11 @@ def main() -> int:
     import_and_start = time.perf_counter() - T_START
 
     def frame() -> None:
+        # Deliver everything the event would cause: the coalesced preview redraw, then
+        # Qt's pending paint requests (drawn here, as the next screen frame would be).
+        window.flush_preview()
+        app.sendPostedEvents()
         app.processEvents()
-        window.flush_preview()  # normally the event loop does this
-        for v in views:
-            v.graphics.viewport().repaint()  # paint now, as the next screen frame would
 
     axial = window.view("overlay", "axial")
     step_times, step_cpu = [], []

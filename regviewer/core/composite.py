@@ -204,24 +204,42 @@ def composite(
     settings: OverlaySettings,
     pixel_spacing_mm: Sequence[float] = (1.0, 1.0),
     flicker_shows: str = "fixed",
+    grey_ok: bool = False,
 ) -> np.ndarray:
-    """The RGB uint8 image a view shows for `settings.mode`.
+    """The uint8 image a view shows for `settings.mode`: RGB (rows, cols, 3), or with
+    `grey_ok` a grey (rows, cols) image when both inputs are grey and the mode needs no
+    colour (a third of the work and memory traffic on every redraw).
 
     `pixel_spacing_mm` (col, row) turns the checkerboard square from mm into pixels;
     `flicker_shows` is what `flicker_frame` said for the current time.
     """
     mode = settings.mode
+    grey = grey_ok and not is_colour(fixed) and not is_colour(moving) and mode != "fusion"
+    out_fixed = fixed if grey else to_rgb(fixed)
+    out_moving = moving if grey else to_rgb(moving)
     if mode == "blend":
+        if grey:
+            _check_pair(fixed, moving)
+            a = np.float32(np.clip(settings.alpha, 0.0, 1.0))
+            mixed = fixed.astype(np.float32) * (np.float32(1.0) - a) + moving.astype(np.float32) * a
+            return np.rint(mixed, out=mixed).astype(np.uint8)
         return blend(fixed, moving, settings.alpha)
     if mode == "checkerboard":
         sq = (max(1, int(round(settings.square_mm / pixel_spacing_mm[1]))), max(1, int(round(settings.square_mm / pixel_spacing_mm[0]))))
-        return checkerboard(to_rgb(fixed), to_rgb(moving), sq)
+        return checkerboard(out_fixed, out_moving, sq, colour=not grey)
     if mode == "difference":
-        return to_rgb(difference(fixed, moving))
+        diff = difference(fixed, moving)
+        return diff if grey else to_rgb(diff)
     if mode == "fusion":
         return fusion(fixed, moving)
     if mode == "flicker":
-        return to_rgb(moving if flicker_shows == "moving" else fixed)
+        return out_moving if flicker_shows == "moving" else out_fixed
     if mode == "curtain":
+        if grey:
+            _check_pair(fixed, moving)
+            out = fixed.copy()
+            cut = int(round(np.clip(settings.curtain_position, 0.0, 1.0) * fixed.shape[1]))
+            out[:, cut:] = moving[:, cut:]
+            return out
         return curtain(fixed, moving, settings.curtain_position)
     raise ParameterError(f"Unknown overlay mode '{mode}'")

@@ -82,16 +82,18 @@ def render_slice(
     pixel_spacing_mm: tuple[float, float],
     flicker_shows: str = "fixed",
 ) -> np.ndarray:
-    """RGB uint8 (rows, cols, 3) for a view of `role` ("overlay", "fixed", "moving")."""
+    """uint8 display image for a view of `role` ("overlay", "fixed", "moving"): grey
+    (rows, cols) when no colour is needed, else RGB (rows, cols, 3) (`composite.to_rgb`
+    makes either RGB)."""
     if role not in ROLES:
         raise ParameterError(f"Unknown view role '{role}'")
     f8 = None if fixed_raw is None else window_level(fixed_raw, *fixed_wl)
     m8 = None if moving_raw is None else window_level(moving_raw, *moving_wl)
     if role == "fixed" or (role == "overlay" and m8 is None):
-        return to_rgb(f8) if f8 is not None else np.zeros((1, 1, 3), np.uint8)
+        return f8 if f8 is not None else np.zeros((1, 1), np.uint8)
     if role == "moving" or f8 is None:
-        return to_rgb(m8)
-    return composite(f8, m8, settings, pixel_spacing_mm, flicker_shows)
+        return m8
+    return composite(f8, m8, settings, pixel_spacing_mm, flicker_shows, grey_ok=True)
 
 
 def preview_plane(plane: PlaneGeometry, factor: int) -> PlaneGeometry:

@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from ..core.composite import to_rgb
 from ..core.errors import RegviewerError
 from ..core.image import Volume
 from ..core.io import check_compatible
@@ -418,7 +419,7 @@ class MainWindow(QtWidgets.QMainWindow):
                            self._wl.get("moving", (1.0, 0.5)), self.overlay.settings,
                            plane.spacing, self.overlay.flicker_shows)
         if view.role == "overlay" and self._volume_view is not None and self.layout_name == "1x3+3d":
-            self._volume_view.set_plane_image(plane.orientation, plane, depth, rgb)
+            self._volume_view.set_plane_image(plane.orientation, plane, depth, to_rgb(rgb))
         return rgb
 
     def _bump_transform(self) -> None:

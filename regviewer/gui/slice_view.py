@@ -29,6 +29,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from ..core.composite import to_rgb
 from ..core.slicing import PlaneGeometry
 
 _LETTER_STYLE = "color: #ffd24d; font-weight: bold; font-size: 14px; background: transparent;"
@@ -135,7 +136,7 @@ class SliceView(QtWidgets.QWidget):
         self._letters = {edge: self._make_label() for edge in ("left", "right", "top", "bottom")}
         self._title = self._make_label()
         self._title.setStyleSheet("color: #cccccc; font-size: 11px; background: transparent;")
-        self.last_rgb: np.ndarray | None = None
+        self.last_image: np.ndarray | None = None  # uint8, grey (rows, cols) or RGB (rows, cols, 3)
         self._stale = True
         self.set_plane(plane)
 
@@ -197,8 +198,14 @@ class SliceView(QtWidgets.QWidget):
             return
         self._stale = False
         rgb = self._render(self)
-        self.last_rgb = rgb
-        self.image_item.setImage(rgb, autoLevels=False, levels=(0, 255), axisOrder="row-major")
+        self.last_image = rgb
+        # uint8 is display-ready: no levels, so pyqtgraph skips its rescaling pass.
+        self.image_item.setImage(rgb, autoLevels=False, levels=None, axisOrder="row-major")
+
+    @property
+    def last_rgb(self) -> np.ndarray | None:
+        """What the view shows now, as RGB uint8 (rows, cols, 3)."""
+        return None if self.last_image is None else to_rgb(self.last_image)
 
     def showEvent(self, ev: QtGui.QShowEvent) -> None:  # noqa: N802
         super().showEvent(ev)

@@ -113,3 +113,17 @@ def test_checkerboard_and_blend_only_mix_the_inputs(h, w, sq, alpha):
     assert set(np.unique(board)) <= {10, 240}
     mixed = c.blend(f, m, alpha)
     assert mixed.min() >= 10 and mixed.max() <= 240
+
+
+def test_grey_output_matches_the_rgb_output():
+    rng = np.random.default_rng(1)
+    f = rng.integers(0, 256, (9, 11), dtype=np.uint8)
+    m = rng.integers(0, 256, (9, 11), dtype=np.uint8)
+    for mode in c.OVERLAY_MODES:
+        s = c.OverlaySettings(mode=mode, alpha=0.3, square_mm=2, curtain_position=0.4)
+        rgb = c.composite(f, m, s, (1.0, 1.0), "moving")
+        grey = c.composite(f, m, s, (1.0, 1.0), "moving", grey_ok=True)
+        if mode == "fusion":
+            assert grey.ndim == 3
+        else:
+            assert grey.ndim == 2 and np.array_equal(c.to_rgb(grey), rgb), mode

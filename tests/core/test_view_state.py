@@ -48,7 +48,9 @@ def test_render_slice_roles_and_errors():
     wl = (200.0, 100.0)
     for role in ("overlay", "fixed", "moving"):
         out = render_slice(role, f, m, wl, wl, s, plane.spacing)
-        assert out.shape == plane.shape + (3,) and out.dtype == np.uint8
+        assert out.shape == plane.shape and out.dtype == np.uint8  # grey: no colour needed
+    fused = render_slice("overlay", f, m, wl, wl, s.with_(mode="fusion"), plane.spacing)
+    assert fused.shape == plane.shape + (3,)
     assert np.array_equal(render_slice("overlay", f, None, wl, wl, s, plane.spacing),
                           render_slice("fixed", f, m, wl, wl, s, plane.spacing))
     with pytest.raises(ParameterError):
