@@ -564,9 +564,6 @@ class LandmarkDock(QtWidgets.QDockWidget):
         except RegviewerError as exc:
             self.host.show_error(exc)
 
-    def closeEvent(self, event) -> None:  # noqa: N802
-        super().closeEvent(event)
-
     def shutdown(self) -> None:
         """Stop the fit worker (the window calls this when it closes)."""
         self._runner.shutdown()
