@@ -9,7 +9,6 @@ because they never change with the transform. Menus, toolbars and layouts live i
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -22,18 +21,16 @@ from ..core.composite import to_rgb
 from ..core.errors import RegviewerError
 from ..core.image import Volume
 from ..core.io import check_compatible
-from ..core.slicing import ORIENTATIONS, planes_for, reslice
-from ..core.view_state import (LAYOUTS, ViewState, adjust_window, expand_preview, preset_window, preview_plane,
-                               render_slice, slice_pair)
-from . import file_actions, window_chrome
+from ..core.slicing import ORIENTATIONS, planes_for
+from ..core.slice_cache import SliceCache
+from ..core.view_state import LAYOUTS, ViewState, adjust_window, preset_window, render_slice
+from . import file_actions, window_chrome, window_panels
 from .manual_align import ManualAlignDock
 from .overlay import OverlayController
 from .slice_view import SliceView
 from .volume_view import make_volume_view
 
 INTERACTION_MODES = ("navigate", "window_level", "landmark")
-_FIXED_CACHE_SIZE = 64  # slices (a 256² float32 slice is 256 KB)
-_MOVING_CACHE_SIZE = 12
 PREVIEW_FACTOR = 2  # moving-image resolution divisor while the user drags it
 
 
@@ -53,7 +50,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._moving: Volume | None = None
         self._transform: sitk.Transform = sitk.Transform(3, sitk.sitkIdentity)
         self._preview: sitk.Transform | None = None
-        self._tx_version = 0
         self._history: list[tuple[sitk.Transform, str]] = []
         self._redo: list[tuple[sitk.Transform, str]] = []
         self._cursor: tuple[float, ...] | None = None
@@ -65,8 +61,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._images_callbacks: list[Callable[[], None]] = []
         self._transform_callbacks: list[Callable[[], None]] = []
         self._session_parts: "OrderedDict[str, tuple[Callable[[], dict], Callable[[dict], None]]]" = OrderedDict()
-        self._fixed_cache: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
-        self._moving_cache: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+        self._slices = SliceCache()
         self._pool: list[SliceView] = []  # three views, re-used (new role/plane) by every layout
         self._planes: dict = {}
         self._shown: list[SliceView] = []
@@ -97,11 +92,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._right_docks: list[QtWidgets.QDockWidget] = []
         self.add_panel(self.manual_dock)
         self.register_session_part("view", self.view_state_json, self.restore_view_state)
-        if panels:
-            self._add_optional_panels()
+        self.panels: dict[str, QtWidgets.QDockWidget] = {}
         self.session_controller = None
+        if panels:
+            window_panels.add_optional_panels(self)
         if sessions:
-            self._install_session_controller()
+            window_panels.install_session_controller(self)
 
     # ================================================================ RegistrationHost
     def fixed_volume(self) -> Volume | None:
@@ -274,8 +270,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._preview = None
         self._history.clear()
         self._redo.clear()
-        self._fixed_cache.clear()
-        self._moving_cache.clear()
+        self._slices.set_images(fixed, moving)
         self._wl = {"fixed": fixed.default_window_level()}
         if moving is not None:
             self._wl["moving"] = moving.default_window_level()
@@ -397,24 +392,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._fixed is None:
             return np.zeros((1, 1, 3), np.uint8)
         plane, depth = view.plane, view.depth
-        key = (plane.orientation, round(depth, 6))
-        fixed_raw = self._fixed_cache.get(key)
-        if fixed_raw is None:
-            fixed_raw, _ = slice_pair(self._fixed, None, plane, depth, None)
-            self._fixed_cache[key] = fixed_raw
-            while len(self._fixed_cache) > _FIXED_CACHE_SIZE:
-                self._fixed_cache.popitem(last=False)
+        fixed_raw = self._slices.fixed_slice(plane, depth)
         moving_raw = None
-        if self._moving is not None and view.role != "fixed":
+        if view.role != "fixed":
             factor = PREVIEW_FACTOR if (self.interacting and self._preview is not None) else 1
-            mkey = key + (self._tx_version, factor)
-            moving_raw = self._moving_cache.get(mkey)
-            if moving_raw is None:
-                moving_raw = reslice(self._moving.sitk, preview_plane(plane, factor), depth, self.displayed_transform())
-                moving_raw = expand_preview(moving_raw, factor, plane.shape)
-                self._moving_cache[mkey] = moving_raw
-                while len(self._moving_cache) > _MOVING_CACHE_SIZE:
-                    self._moving_cache.popitem(last=False)
+            moving_raw = self._slices.moving_slice(plane, depth, self.displayed_transform(), factor)
         rgb = render_slice(view.role, fixed_raw, moving_raw, self._wl.get("fixed", (1.0, 0.5)),
                            self._wl.get("moving", (1.0, 0.5)), self.overlay.settings,
                            plane.spacing, self.overlay.flicker_shows)
@@ -424,8 +406,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _bump_transform(self) -> None:
         """The displayed transform changed: resample the visible moving slices."""
-        self._tx_version += 1
-        self._moving_cache.clear()
+        self._slices.transform_changed()
         for view in self.visible_slice_views():
             if view.role != "fixed":
                 view.refresh()
@@ -551,40 +532,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._right_docks.append(dock)
         window_chrome.add_panel_toggle(self, dock)
 
-    def _add_optional_panels(self) -> None:
-        specs = (("regviewer.gui.landmark_panel", "LandmarkDock"),
-                 ("regviewer.gui.live_panel", "LiveRegistrationDock"),
-                 ("regviewer.gui.qa_panel", "QADock"))
-        import importlib
-
-        self.panels: dict[str, QtWidgets.QDockWidget] = {}
-        wanted = os.environ.get("REGVIEWER_PANELS")  # e.g. "LandmarkDock,QADock" (benchmarks, debugging)
-        for module_name, class_name in specs:
-            if wanted is not None and class_name not in wanted.split(","):
-                continue
-            try:
-                module = importlib.import_module(module_name)
-                dock = getattr(module, class_name)(self)
-            except ImportError:
-                continue
-            except Exception as exc:  # noqa: BLE001 - a broken panel must not stop the window
-                self.show_message(f"The {class_name} panel could not start: {exc}")
-                continue
-            self.panels[class_name] = dock
-            self.add_panel(dock)
-        if self._right_docks:
-            self._right_docks[0].raise_()
-            self.resizeDocks([self._right_docks[0]], [420], QtCore.Qt.Orientation.Horizontal)
-
-    def _install_session_controller(self) -> None:
-        try:
-            from .session_controller import SessionController
-        except ImportError:
-            return
-        try:
-            self.session_controller = SessionController(self).install(self)
-        except Exception as exc:  # noqa: BLE001
-            self.show_message(f"Sessions are unavailable: {exc}")
+    def right_docks(self) -> list[QtWidgets.QDockWidget]:
+        return list(self._right_docks)
 
     # ================================================================ Qt events
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802
