@@ -14,6 +14,14 @@ from regviewer.gui.landmark_panel import LandmarkDock
 from .landmark_fake_host import FakeHost
 
 
+@pytest.fixture(autouse=True)
+def _fits_inline(monkeypatch):
+    """Quick fits run inline, whatever the machine's load (the threaded path has its own test)."""
+    from regviewer.gui import landmark_panel
+
+    monkeypatch.setattr(landmark_panel, "SLOW_FIT_SECONDS", 60.0)
+
+
 @pytest.fixture
 def host(qtbot):
     window = FakeHost()

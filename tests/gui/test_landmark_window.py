@@ -14,6 +14,14 @@ from PyQt6 import QtCore
 from .conftest import activate, click, drag
 
 
+@pytest.fixture(autouse=True)
+def _fits_inline(monkeypatch):
+    """Quick fits run inline, whatever the machine's load (the threaded path has its own test)."""
+    from regviewer.gui import landmark_panel
+
+    monkeypatch.setattr(landmark_panel, "SLOW_FIT_SECONDS", 60.0)
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

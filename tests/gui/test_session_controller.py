@@ -20,6 +20,14 @@ from .landmark_fake_host import FakeHost, small_volume
 
 
 @pytest.fixture(autouse=True)
+def _fits_inline(monkeypatch):
+    """Quick fits run inline, whatever the machine's load (the threaded path has its own test)."""
+    from regviewer.gui import landmark_panel
+
+    monkeypatch.setattr(landmark_panel, "SLOW_FIT_SECONDS", 60.0)
+
+
+@pytest.fixture(autouse=True)
 def recovery_dir(tmp_path, monkeypatch):
     path = tmp_path / "recovery"
     monkeypatch.setenv("REGVIEWER_RECOVERY_DIR", str(path))
