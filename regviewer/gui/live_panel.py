@@ -94,6 +94,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self._result: Any = None  # last result not yet applied or reverted
         self._before: Any = None  # the current transform when the last run started
         self._applied = False
+        self._discard_run = False
         self._run_context: dict = {}
         self._grid_items: dict[int, DeformationGridItem] = {}
         self._views: list[Any] = []
@@ -384,6 +385,12 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self._draw_grid(snap.progress.transform, snap.extras, force_3d=snap.final)
 
     def _on_finished(self, result: Any) -> None:
+        if self._discard_run:
+            self._discard_run = False
+            self.status.setText("Registration stopped: the images changed")
+            self._update_buttons()
+            self.refresh_grid()
+            return
         record = self.history.add_result(
             result, initial_transform=self._run_context.get("initial"), preset=self._run_context.get("preset"),
             seed=self._run_context.get("seed", 0), landmarks=self._landmark_set(),
@@ -404,6 +411,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self.runFinished.emit(record)
 
     def _on_failed(self, error: BaseException) -> None:
+        self._discard_run = False
         self.host.show_preview_transform(None)
         self._result = None
         self.status.setText(f"Registration failed: {error}")
@@ -528,6 +536,9 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self.grid_spacing.blockSignals(False)
 
     def _on_images_changed(self) -> None:
+        if self.is_running():  # its result would belong to the images that were replaced
+            self._discard_run = True
+            self.worker.cancel()
         self._auto_grid_spacing()
         self._sync_views()
         self._update_grid_targets()

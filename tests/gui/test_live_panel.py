@@ -239,3 +239,16 @@ def test_grid_follows_slice_and_3d(qtbot, demo_data):
     assert h.dock._grid_targets[0][2] == view.depth
     h.dock.grid_check.setChecked(False)
     assert not h.dock.grid_item(0).curve.isVisible() and h._volume_view.polylines["grid"] is None
+
+
+def test_changing_images_during_a_run_cancels_it(qtbot, host):
+    dock = host.dock
+    dock.params.set_pipeline(_short(iterations=5000, shrink=(1,), sigmas=(0.0,), min_step=1e-12))
+    dock.run()
+    qtbot.waitUntil(lambda: dock.plot.n_points > 2, timeout=20000)
+    for callback in host._img_cbs:
+        callback()
+    qtbot.waitUntil(lambda: not dock.is_running(), timeout=3000)
+    qtbot.wait(50)
+    assert "images changed" in dock.status.text()
+    assert len(dock.history) == 0 and not dock.apply_button.isEnabled()
