@@ -123,6 +123,7 @@ def drag(qtbot, view, start, end, modifiers=None, button=None, steps: int = 6):
         t = i / steps
         p = QtCore.QPoint(round(a.x() + (b.x() - a.x()) * t), round(a.y() + (b.y() - a.y()) * t))
         send_mouse(vp, QtCore.QEvent.Type.MouseMove, p, QtCore.Qt.MouseButton.NoButton, btn, mods)
+        qtbot.wait(12)  # pyqtgraph drops moves closer than 1/mouseRateLimit (10 ms), as for a real mouse
     send_mouse(vp, QtCore.QEvent.Type.MouseButtonRelease, b, btn, QtCore.Qt.MouseButton.NoButton, mods)
     qtbot.wait(5)
 
