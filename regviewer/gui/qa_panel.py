@@ -212,8 +212,7 @@ class QADock(QtWidgets.QDockWidget):
         self.opacity_slider.setValue(int(state.get("opacity", 70)))
         self.grid_check.setChecked(bool(state.get("grid", False)))
         self._update_inputs_label()
-        if self.auto_check.isChecked():
-            self._timer.start()
+        self._schedule_auto()
 
     def _update_inputs_label(self) -> None:
         parts = [f"mask: {Path(self.mask_path).name}" if self.mask_path else "no mask"]
@@ -256,9 +255,24 @@ class QADock(QtWidgets.QDockWidget):
         return landmark_set if complete else None
 
     # ------------------------------------------------------------------ evaluation
-    def _on_transform_changed(self) -> None:
-        if self.auto_check.isChecked():
+    def _schedule_auto(self) -> None:
+        """Auto-evaluate only while the panel is on screen: an evaluation takes seconds of
+        CPU and hundreds of MB, which a hidden tab must not cost the views."""
+        if not self.auto_check.isChecked():
+            return
+        if self.isVisible():
             self._timer.start()
+        else:
+            self._stale = True
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if getattr(self, "_stale", False) and self.auto_check.isChecked():
+            self._stale = False
+            self._timer.start()
+
+    def _on_transform_changed(self) -> None:
+        self._schedule_auto()
 
     def _on_images_changed(self) -> None:
         self.evaluation = None
@@ -266,8 +280,7 @@ class QADock(QtWidgets.QDockWidget):
         self.overlays.hide_all()
         self.status_label.setText("Images changed: not evaluated yet")
         self.report_button.setEnabled(False)
-        if self.auto_check.isChecked():
-            self._timer.start()
+        self._schedule_auto()
 
     def evaluate(self) -> bool:
         """Start evaluating the host's current transform in the background (False if no images)."""
