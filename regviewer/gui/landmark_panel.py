@@ -416,8 +416,13 @@ class LandmarkDock(QtWidgets.QDockWidget):
     def _on_images_changed(self) -> None:
         self._connect_views()
         volume = self.host.fixed_volume()
-        if volume is not None and not self._set.pairs and self._set.dimension != volume.dimension:
+        if volume is not None and self._set.dimension != volume.dimension:
+            # Points of another dimension cannot be drawn or fitted here; the session file
+            # and the autosave still hold them.
+            dropped = len(self._set.pairs)
             self._replace_set(self._new_set())
+            if dropped:
+                self.host.show_message(f"Set aside {dropped} landmark pairs made on {3 if volume.dimension == 2 else 2}D images")
         self.markers.refresh()
 
     def _on_marker_dragged(self, index: int, which: str, point: tuple) -> None:

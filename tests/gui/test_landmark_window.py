@@ -136,3 +136,13 @@ def test_save_reopen_and_recover_session(qtbot, tmp_path, make_window, window, b
     assert not (recovery_dir / f"autosave-{dead}.json").exists()
     new_controller.modified = False
     new_controller.shutdown()
+
+
+def test_opening_a_2d_pair_after_3d_landmarks_sets_them_aside(qtbot, window, retina_paths):
+    dock, *_ = _place_three_pairs(qtbot, window)
+    assert len(dock.landmark_set().pairs) == 3 and dock.landmark_set().dimension == 3
+    window.open_images(*retina_paths)
+    qtbot.wait(50)
+    assert dock.landmark_set().dimension == 2
+    assert not dock.landmark_set().pairs
+    assert window.fixed_volume().dimension == 2
