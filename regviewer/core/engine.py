@@ -134,7 +134,8 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
             stage_tx = run_demons_stage(stage, fixed, moving, previous, run)
         else:
             stage_tx = run_method_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
-                                        initial=first_initial if index == 0 else None)
+                                        initial=first_initial if index == 0 else None,
+                                        reproducible=params.reproducible)
         composite.AddTransform(stage_tx)
     if composite.GetNumberOfTransforms() == 0:
         composite.AddTransform(sitk.Transform(dim, sitk.sitkIdentity))
@@ -146,8 +147,8 @@ def _initializer(stage, fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform
     if stage.initializer not in ("geometry", "moments"):
         return None
     kind = stage.transform.kind
-    linear_kind = kind if kind in LINEAR_TRANSFORMS else "translation"
-    tx = make_linear(linear_kind, fixed.GetDimension())
+    centred = kind in LINEAR_TRANSFORMS and kind != "translation"
+    tx = make_linear(kind if centred else "affine", fixed.GetDimension())
     mode = (sitk.CenteredTransformInitializerFilter.MOMENTS if stage.initializer == "moments"
             else sitk.CenteredTransformInitializerFilter.GEOMETRY)
     try:
@@ -155,6 +156,8 @@ def _initializer(stage, fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform
     except RuntimeError as exc:
         raise RegistrationFailed(f"The '{stage.initializer}' initializer failed (is one image empty?): "
                                  f"{str(exc).strip().splitlines()[-1][:200]}") from None
+    if not centred:  # translation model or a deformable first stage: keep only the shift of the centres
+        return sitk.TranslationTransform(fixed.GetDimension(), tuple(sitk.AffineTransform(tx).GetTranslation()))
     return tx
 
 

@@ -29,7 +29,8 @@ def itk_seed(seed: int) -> int:
 
 def run_method_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
                      run: RunState, seed: int, fixed_mask: sitk.Image | None = None,
-                     moving_mask: sitk.Image | None = None, initial: sitk.Transform | None = None) -> sitk.Transform:
+                     moving_mask: sitk.Image | None = None, initial: sitk.Transform | None = None,
+                     reproducible: bool = True) -> sitk.Transform:
     """Optimise one stage; return its own transform (not composed with `previous`).
 
     `initial`, when given, is this stage's starting transform (e.g. set by an
@@ -37,38 +38,49 @@ def run_method_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previo
     On cancel the transform reached so far is returned (the caller checks `run.cancelled`).
     """
     levels = stage.pyramid.shrink_factors
-    if stage.transform.kind == "bspline" and stage.transform.refine_grid and len(levels) > 1 \
-            and stage.optimizer.kind == "lbfgsb":
-        return _run_bspline_levels(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask)
-    return _execute(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask, initial)
+    if stage.transform.kind == "displacement" or len(levels) == 1:
+        return _execute(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask, initial,
+                        reproducible=reproducible)
+    return _run_levels(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask, initial, reproducible)
 
 
-def _run_bspline_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
-                        run: RunState, seed: int, fixed_mask: sitk.Image | None,
-                        moving_mask: sitk.Image | None) -> sitk.Transform:
-    """Coarse-to-fine B-spline as one registration per level, refining the grid in between.
+def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
+                run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
+                initial: sitk.Transform | None, reproducible: bool) -> sitk.Transform:
+    """The pyramid as one ImageRegistrationMethod run per level, coarse to fine.
 
-    ITK's L-BFGS-B keeps the scales and bounds sized for the first level's grid, so
-    SimpleITK's built-in per-level refinement fails with "Size of scales (N) must
-    equal number of local parameters (M)". Refining ourselves (exactly, by B-spline
-    subdivision) sidesteps that and gives the same coarse-to-fine result.
+    Why not ITK's own multi-level loop: (1) a cancel must return within a second, but
+    ITK sets up every remaining level (seconds each on a 1 mm brain) even after
+    StopRegistration; between our levels we simply stop. (2) ITK's L-BFGS-B keeps the
+    scales and bounds sized for the first level's B-spline grid, so built-in grid
+    refinement fails with "Size of scales (N) must equal number of local parameters
+    (M)"; we refine the grid ourselves, exactly (B-spline subdivision), for every
+    optimiser. Each level smooths and shrinks the full image exactly as ITK would.
     """
     levels = stage.pyramid.shrink_factors
     sigmas = stage.pyramid.smoothing_sigmas
     n_levels = len(levels)
-    final_mesh = _mesh_for_spacing(fixed, stage.transform.grid_spacing_mm)
-    start = [max(1, int(round(m / 2 ** (n_levels - 1)))) for m in final_mesh]
-    tx = sitk.BSplineTransformInitializer(fixed, start, 3)
+    tx = initial
+    refine = stage.transform.kind == "bspline" and stage.transform.refine_grid
+    if stage.transform.kind == "bspline":
+        final_mesh = _mesh_for_spacing(fixed, stage.transform.grid_spacing_mm)
+        start = [max(1, int(round(m / 2 ** (n_levels - 1)))) for m in final_mesh] if refine else final_mesh
+        tx = sitk.BSplineTransformInitializer(fixed, start, 3)
+    first_reason = len(run.stop_reasons)
     for k in range(n_levels):
         one = dataclasses.replace(
             stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(levels[k],), smoothing_sigmas=(sigmas[k],)),
             transform=dataclasses.replace(stage.transform, refine_grid=False))
         tx = _execute(one, fixed, moving, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
-                      n_levels=n_levels)
+                      n_levels=n_levels, reproducible=reproducible)
         if run.cancelled:
             break
-        if k < n_levels - 1:
+        if refine and k < n_levels - 1:
             tx = refine_bspline(tx, fixed)
+    reasons = run.stop_reasons[first_reason:]
+    del run.stop_reasons[first_reason:]
+    if reasons:
+        run.stop_reasons.append(reasons[-1] + (f" (level {len(reasons)} of {n_levels})" if len(reasons) > 1 else ""))
     return tx
 
 
@@ -99,12 +111,15 @@ def refine_bspline(tx: sitk.Transform, reference: sitk.Image) -> sitk.BSplineTra
 
 def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
              run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
-             initial: sitk.Transform | None, level_offset: int = 0, n_levels: int | None = None) -> sitk.Transform:
+             initial: sitk.Transform | None, level_offset: int = 0, n_levels: int | None = None,
+             reproducible: bool = True) -> sitk.Transform:
     """One ImageRegistrationMethod run (all of the stage's pyramid levels)."""
     kind = stage.transform.kind
     levels = stage.pyramid.shrink_factors
     n_levels = n_levels or len(levels)
     method = sitk.ImageRegistrationMethod()
+    if reproducible:
+        method.SetNumberOfWorkUnits(1)  # ITK's multi-unit metric sums vary in the last bits from run to run
     _set_metric(method, stage)
     _set_sampling(method, stage, fixed, seed)
     method.SetInterpolator(interpolator_id(stage.interpolator))
@@ -154,14 +169,26 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
     except RuntimeError as exc:
         raise RegistrationFailed(explain_failure(stage, exc, run.stage_name)) from None
     reason = method.GetOptimizerStopConditionDescription()
+    if method.GetMetricNumberOfValidPoints() == 0:
+        raise RegistrationFailed(f"Stage '{stage.name}' failed: no sampled point of the fixed image falls inside "
+                                 "the moving image (the images do not overlap under the current transform). "
+                                 "Start from a better alignment (initializer 'moments', landmarks or a manual "
+                                 f"alignment). The optimiser said: {reason}")
     run.stop_reasons.append(f"{stage.name}: {reason}")
     final_metric = method.GetMetricValue()
     if not np.isfinite(final_metric) or not np.all(np.isfinite(result.GetParameters())):
         raise RegistrationFailed(f"Stage '{stage.name}' diverged (metric {final_metric}); the optimiser said: "
                                  f"{reason}. Try a smaller learning rate or a better initial alignment.")
-    if run.cancelled and state["best"] is not None and state["best_metric"] < final_metric:
-        level, position = state["best"]
-        return builder.at(level, position)
+    if run.cancelled:
+        return _cancelled_transform(builder, state)
+    return copy_transform(builder.transform)
+
+
+def _cancelled_transform(builder: "_TransformBuilder", state: dict) -> sitk.Transform:
+    """The best transform of the current level when cancelled (else where the optimiser stood)."""
+    best = state.get("best")
+    if best is not None:
+        return builder.at(*best)
     return copy_transform(builder.transform)
 
 
