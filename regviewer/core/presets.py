@@ -32,13 +32,13 @@ def load_preset(name: str) -> Pipeline:
     files = _files()
     path = files.get(name)
     if path is None:
-        known = ", ".join(n for n, _ in ((k, None) for k in files)) or "none found in " + str(presets_dir())
+        known = ", ".join(files) or "none found in " + str(presets_dir())
         raise ParameterError(f"There is no preset called '{name}'. Known presets: {known}")
     try:
         pipeline = Pipeline.from_json(path.read_text(encoding="utf-8"))
+        pipeline.validate()
     except ParameterError as exc:
         raise ParameterError(f"Preset file '{path}' is invalid: {exc}") from None
-    pipeline.validate()
     return pipeline
 
 

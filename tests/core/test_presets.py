@@ -1,0 +1,37 @@
+"""Bundled presets: all six exist, load, validate, round-trip and are described in one line."""
+
+import pytest
+
+from regviewer.core.errors import ParameterError
+from regviewer.core.params import Pipeline
+from regviewer.core.presets import PRESET_NAMES, list_presets, load_preset
+
+
+def test_list_presets_has_the_six_standard_ones_first():
+    listed = list_presets()
+    assert [n for n, _ in listed[:6]] == list(PRESET_NAMES)
+    for name, description in listed:
+        assert description and "\n" not in description, name
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_preset_loads_validates_and_round_trips(name):
+    p = load_preset(name)
+    p.validate()
+    assert p.name == name
+    assert Pipeline.from_json(p.to_json()) == p
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ParameterError) as info:
+        load_preset("affine-nope")
+    for name in PRESET_NAMES:
+        assert name in str(info.value)
+
+
+def test_broken_preset_file_names_the_file(tmp_path, monkeypatch):
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "bad.json").write_text('{"stages": [{"metric": {"kind": "ssd"}}]}')
+    monkeypatch.setenv("REGVIEWER_RESOURCES", str(tmp_path))
+    with pytest.raises(ParameterError, match="bad.json"):
+        load_preset("bad")
