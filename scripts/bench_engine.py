@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -94,16 +95,19 @@ def plain_simpleitk(pipeline: Pipeline, fixed: sitk.Image, moving: sitk.Image, s
         if i == 0 and stage.initializer in ("moments", "geometry"):
             mode = sitk.CenteredTransformInitializerFilter.MOMENTS if stage.initializer == "moments" else \
                 sitk.CenteredTransformInitializerFilter.GEOMETRY
-            initial = sitk.CenteredTransformInitializer(f, m, make_linear(stage.transform.kind, f.GetDimension()), mode)
+            initial = sitk.CenteredTransformInitializer(f, m, make_linear(stage.transform.kind, f.GetDimension()),
+                                                       mode).Downcast()
         previous = sitk.CompositeTransform(composite) if composite.GetNumberOfTransforms() else None
         if stage.transform.kind == "demons":
             composite.AddTransform(_plain_demons(stage, f, m, previous))
             continue
         levels = list(zip(stage.pyramid.shrink_factors, stage.pyramid.smoothing_sigmas))
-        per_level = stage.transform.kind == "bspline"  # ITK cannot refine the grid for L-BFGS-B itself
+        # One Execute per level, like the engine (ITK cannot refine a B-spline grid for L-BFGS-B
+        # itself); PLAIN_ITK_PYRAMID=1 uses ITK's own multi-level loop for linear stages instead.
+        per_level = not os.environ.get("PLAIN_ITK_PYRAMID") or stage.transform.kind == "bspline"
         runs = [[lv] for lv in levels] if per_level else [levels]
-        tx = None
-        if per_level:
+        tx = initial
+        if stage.transform.kind == "bspline":
             mesh = _mesh_for_spacing(f, stage.transform.grid_spacing_mm)
             n = len(levels)
             tx = sitk.BSplineTransformInitializer(f, [max(1, round(x / 2 ** (n - 1))) for x in mesh], 3)
@@ -118,15 +122,16 @@ def plain_simpleitk(pipeline: Pipeline, fixed: sitk.Image, moving: sitk.Image, s
             method.SetInterpolator(interpolator_id(one.interpolator))
             method.SetShrinkFactorsPerLevel([s for s, _ in lv])
             method.SetSmoothingSigmasPerLevel([g for _, g in lv])
+            method.SetSmoothingSigmasAreSpecifiedInPhysicalUnits(stage.pyramid.sigmas_in_mm)
             if previous is not None:
                 method.SetMovingInitialTransform(previous)
             builder = _TransformBuilder(replace(one, transform=replace(one.transform, refine_grid=False)), f,
-                                        tx if per_level else initial, len(lv))
+                                        tx, len(lv))
             method.SetInitialTransform(builder.transform, inPlace=True)
             _set_optimizer(method, one, builder)
             method.Execute(f, m)
             tx = builder.transform
-            if per_level and k < len(runs) - 1:
+            if stage.transform.kind == "bspline" and k < len(runs) - 1:
                 tx = refine_bspline(tx, f)
         composite.AddTransform(tx)
     return composite
