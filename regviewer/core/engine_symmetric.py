@@ -33,7 +33,7 @@ def run_symmetric(params, fixed: Volume, moving: Volume, fixed_mask, moving_mask
     back_initial = None
     if initial_transform is not None:
         back_initial = invert(initial_transform, reference=moving.sitk)
-    back_run = RunState(run.progress and _backward_progress(run), run.cancel, start=run.start,
+    back_run = RunState(run.progress and _backward_progress(run, forward), run.cancel, start=run.start,
                         stage_offset=len(params.stages))
     backward = run_pipeline(params, m, f, moving_mask, fixed_mask, back_initial, None, back_run, seed)
     run.history.extend(back_run.history)
@@ -43,16 +43,15 @@ def run_symmetric(params, fixed: Volume, moving: Volume, fixed_mask, moving_mask
     return average_forward_backward(forward, backward, f), {"symmetric": "forward/backward average"}
 
 
-def _backward_progress(run: RunState):
-    """Backward-pass events reach the caller with stage indices after the forward ones;
-    their transform snapshot is inverted so it is still fixed -> moving (linear only)."""
+def _backward_progress(run: RunState, forward: sitk.Transform):
+    """Backward-pass events reach the caller with stage indices after the forward ones.
+    Their snapshot must still map fixed -> moving: a linear one is inverted; a deformable
+    one (costly to invert each iteration) is replaced by the finished forward result."""
 
     def forward_progress(p):
         from dataclasses import replace
 
-        tx = p.transform
-        if is_linear(tx):
-            tx = invert(tx)
+        tx = invert(p.transform) if is_linear(p.transform) else forward
         run.progress(replace(p, transform=tx, stage_name=f"{p.stage_name} (backward)"))
 
     return forward_progress
