@@ -56,6 +56,7 @@ def _shot(app, window, path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "screenshots" / "live"))
+    parser.add_argument("--full", action="store_true", help="run the preset's full iteration counts")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,12 +82,17 @@ def main() -> int:
     window.resizeDocks([dock], [560], QtCore.Qt.Orientation.Horizontal)
     dock.set_mask("fixed", str(demo / "brain_mask_fixed.nii.gz"))
     dock.params.choose_preset("affine-bspline-mi")
+    if not args.full:  # same stages, fewer iterations, so the "finished" shot comes in minutes
+        pipeline = dock.params.pipeline()
+        stages = tuple(dc.replace(s, optimizer=dc.replace(s.optimizer, iterations=min(s.optimizer.iterations, 60)))
+                       for s in pipeline.stages)
+        dock.params.set_pipeline(dc.replace(pipeline, stages=stages))
     dock.run()
-    _wait(app, lambda: dock.plot.n_points > 60 or not dock.is_running(), 120)
+    _wait(app, lambda: dock.plot.n_points > 45 or not dock.is_running(), 120)
     _shot(app, window, out / "live_brain_affine.png")
     _wait(app, lambda: dock.status.text().startswith("Stage 2") or not dock.is_running(), 300)
     at_stage2 = dock.plot.n_points
-    _wait(app, lambda: dock.plot.n_points > at_stage2 + 25 or not dock.is_running(), 300)
+    _wait(app, lambda: dock.plot.n_points > at_stage2 + 20 or not dock.is_running(), 300)
     _shot(app, window, out / "live_brain_bspline.png")
     _wait(app, lambda: not dock.is_running(), 1800)
     _wait(app, lambda: False, 0.5)

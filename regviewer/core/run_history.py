@@ -194,6 +194,7 @@ class RunHistory:
         self._records: list[RunRecord] = []
         self._next = 1
         self._subscribers: list[Callable[[], None]] = []
+        self._encoded: dict[tuple[int, int], dict] = {}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -253,7 +254,15 @@ class RunHistory:
             cb()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"next": self._next, "runs": [r.to_dict() for r in self._records]}
+        """JSON-ready; a record's encoding is cached (records do not change once added, and
+        autosave asks every 30 s)."""
+        runs = []
+        for r in self._records:
+            key = (r.number, id(r))
+            if key not in self._encoded:
+                self._encoded[key] = r.to_dict()
+            runs.append(self._encoded[key])
+        return {"next": self._next, "runs": runs}
 
     def load_dict(self, data: Any, where: str = "run history") -> None:
         """Replace the runs with those in `data` (from `to_dict`); SessionError if malformed."""
