@@ -103,7 +103,9 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self._grid_targets: tuple = ()  # ((key, plane, depth), ...) of the views on screen
         self._grid_job: tuple = ((), 10.0, False)  # (targets, spacing mm, 3D wanted): what the worker reads
         self._landmark_copy: _LandmarkCopy | None = None
-        self._overlay_budget = _DutyCycle(share=0.25)  # checkerboard redraws (the window reslices)
+        self._overlay_budget = _DutyCycle(share=0.15)  # checkerboard redraws (the window reslices)
+        # The grid is computed beside the engine: keep it to a tenth of a core, at most 5 Hz.
+        self._grid_budget = _DutyCycle(share=0.10, min_interval_s=0.2)
         self._volume_budget = _DutyCycle(share=0.15, min_interval_s=_3D_INTERVAL_S)  # the 3D grid
         self._masks: dict[str, Any] = {"fixed": None, "moving": None}
         self.snapshots_shown = 0
@@ -359,19 +361,24 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         out: dict = {}
         tx = progress.transform
         targets, spacing, want_3d = self._grid_job
-        if targets:
-            out["grid"], lines_3d = {}, []
-            for key, plane, depth in targets:
-                on_plane, physical = warped_grid(tx, plane, depth, spacing)
-                out["grid"][key] = (plane, depth, pack_polylines(on_plane))
-                if want_3d and plane.dimension == 3:
-                    lines_3d.extend(physical)
-            out["control_points"] = bspline_control_points(tx)
-            if want_3d:
-                out["grid3d"] = lines_3d
+        if targets and self._grid_budget.ready():
+            self._grid_budget.run(self._prepare_grid, out, tx, targets, spacing, want_3d)
         if self._landmark_copy is not None:
             out["tre"] = landmark_tre(tx, self._landmark_copy)
         return out
+
+    def _prepare_grid(self, out: dict, tx: Any, targets: tuple, spacing: float, want_3d: bool) -> None:
+        """Preview thread: the bent grid of every view (and the 3D sheet), control points."""
+        grid, lines_3d = {}, []
+        for key, plane, depth in targets:
+            on_plane, physical = warped_grid(tx, plane, depth, spacing)
+            grid[key] = (plane, depth, pack_polylines(on_plane))
+            if want_3d and plane.dimension == 3:
+                lines_3d.extend(physical)
+        out["control_points"] = bspline_control_points(tx)
+        if want_3d:
+            out["grid3d"] = lines_3d
+        out["grid"] = grid
 
     # --- GUI thread: snapshots and the end of a run ---------------------------------------------------
     def _on_snapshot(self, snap: LiveSnapshot) -> None:
@@ -383,7 +390,8 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self.status.setText(describe_progress(snap.progress, self._run_context.get("n_stages", 1)))
         if self._overlay_budget.ready() or snap.final:
             self._overlay_budget.run(self.host.show_preview_transform, snap.progress.transform)
-        self._draw_grid(snap.progress.transform, snap.extras, force_3d=snap.final)
+        if "grid" in snap.extras:  # else the preview thread skipped the grid this time (its CPU budget)
+            self._draw_grid(snap.progress.transform, snap.extras, force_3d=snap.final)
 
     def _on_finished(self, result: Any) -> None:
         if self._discard_run:
