@@ -216,10 +216,7 @@ def test_rgb_photographs_register_on_luminance(demo_data):
     true = sitk.ReadTransform(str(truth))
     img = sitk.ReadImage(str(fixed))
     err = _tre(res.transform, true, _points(img))
-    before = _tre(sitk.Transform(2, sitk.sitkIdentity), true, _points(img))
-    # Known weakness (see report): the round fundus outline dominates MI, so the
-    # rotation is only partly recovered; the photo-2d preset still must improve a lot.
-    assert err.mean() < 0.6 * before.mean(), (err.mean(), before.mean())
+    assert err.mean() < 2.5, err.mean()  # affine only; the truth's own warp leaves ~1.6 px
 
 
 def test_errors_are_typed(camera):
