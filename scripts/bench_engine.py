@@ -125,8 +125,7 @@ def plain_simpleitk(pipeline: Pipeline, fixed: sitk.Image, moving: sitk.Image, s
             method.SetSmoothingSigmasAreSpecifiedInPhysicalUnits(stage.pyramid.sigmas_in_mm)
             if previous is not None:
                 method.SetMovingInitialTransform(previous)
-            builder = _TransformBuilder(replace(one, transform=replace(one.transform, refine_grid=False)), f,
-                                        tx, len(lv))
+            builder = _TransformBuilder(one, f, tx)
             method.SetInitialTransform(builder.transform, inPlace=True)
             _set_optimizer(method, one, builder)
             method.Execute(f, m)

@@ -113,7 +113,8 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
              run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
              initial: sitk.Transform | None, level_offset: int = 0, n_levels: int | None = None,
              reproducible: bool = True) -> sitk.Transform:
-    """One ImageRegistrationMethod run (all of the stage's pyramid levels)."""
+    """One ImageRegistrationMethod run: one pyramid level (see `_run_levels`), or all
+    levels of a displacement-field stage, whose field ITK resamples per level itself."""
     kind = stage.transform.kind
     levels = stage.pyramid.shrink_factors
     n_levels = n_levels or len(levels)
@@ -133,11 +134,8 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
     if previous is not None:
         method.SetMovingInitialTransform(previous)
 
-    builder = _TransformBuilder(stage, fixed, initial, n_levels)
-    if kind == "bspline" and builder.scale_factors:
-        method.SetInitialTransformAsBSpline(builder.transform, inPlace=True, scaleFactors=builder.scale_factors)
-    else:
-        method.SetInitialTransform(builder.transform, inPlace=True)
+    builder = _TransformBuilder(stage, fixed, initial)
+    method.SetInitialTransform(builder.transform, inPlace=True)
     _set_optimizer(method, stage, builder)
 
     state = {"level": -1, "best": None, "best_metric": math.inf}
@@ -202,29 +200,18 @@ def _compose_snapshot(previous: sitk.Transform | None, current: sitk.Transform) 
 
 
 class _TransformBuilder:
-    """The stage's optimisable transform, and how to rebuild it from an optimiser
-    position at any pyramid level (the B-spline grid grows per level)."""
+    """The stage's optimisable transform (one pyramid level, or a displacement field's
+    whole run), and how to rebuild it from an optimiser position for snapshots."""
 
-    def __init__(self, stage: Stage, fixed: sitk.Image, initial: sitk.Transform | None, n_levels: int) -> None:
+    def __init__(self, stage: Stage, fixed: sitk.Image, initial: sitk.Transform | None) -> None:
         kind = stage.transform.kind
         dim = fixed.GetDimension()
         self.kind = kind
-        self.scale_factors: list[int] = []
         if kind in LINEAR_TRANSFORMS:
             self.transform = initial if initial is not None else make_linear(kind, dim, _grid_center(fixed))
-        elif kind == "bspline" and initial is not None:
-            self.transform = initial
         elif kind == "bspline":
-            final_mesh = _mesh_for_spacing(fixed, stage.transform.grid_spacing_mm)
-            if stage.transform.refine_grid and n_levels > 1:
-                factor = 2 ** (n_levels - 1)
-                start = [max(1, int(round(m / factor))) for m in final_mesh]
-                self.scale_factors = [2**k for k in range(n_levels)]
-            else:
-                start = final_mesh
-            self.start_mesh = start
-            self.transform = sitk.BSplineTransformInitializer(fixed, start, 3)
-            self.fixed = fixed
+            self.transform = initial if initial is not None else sitk.BSplineTransformInitializer(
+                fixed, _mesh_for_spacing(fixed, stage.transform.grid_spacing_mm), 3)
         elif kind == "displacement":
             field = sitk.Image(fixed.GetSize(), sitk.sitkVectorFloat64, dim)
             field.CopyInformation(fixed)
@@ -236,12 +223,8 @@ class _TransformBuilder:
             raise RegistrationFailed(f"stage kind '{kind}' is not run by ImageRegistrationMethod")
 
     def at(self, level: int, position: tuple[float, ...]) -> sitk.Transform:
-        """A fresh transform with the optimiser `position` at pyramid `level`."""
-        if self.kind == "bspline" and self.scale_factors:
-            mesh = [m * self.scale_factors[min(level, len(self.scale_factors) - 1)] for m in self.start_mesh]
-            tx = sitk.BSplineTransformInitializer(self.fixed, mesh, 3)
-        else:
-            tx = copy_transform(self.transform)
+        """A fresh transform with the optimiser `position` (`level` is kept for callers' records)."""
+        tx = copy_transform(self.transform)
         if len(position) == len(tx.GetParameters()):
             tx.SetParameters(position)
         return tx
