@@ -168,7 +168,7 @@ def _landmark_initial(landmarks, kind: str) -> sitk.Transform:
         from . import landmarks as lm
     except ImportError:
         raise ParameterError("landmark initialisation needs regviewer.core.landmarks, which is not available") from None
-    model = "rigid" if kind in ("translation", "rigid", "versor") else ("similarity" if kind == "similarity" else "affine")
+    model = {"translation": "translation", "rigid": "rigid", "versor": "rigid", "similarity": "similarity"}.get(kind, "affine")
     try:
         fit = lm.fit(landmarks, model)
     except TypeError:
