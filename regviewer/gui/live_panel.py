@@ -103,7 +103,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self._grid_targets: tuple = ()  # ((key, plane, depth), ...) of the views on screen
         self._grid_job: tuple = ((), 10.0, False)  # (targets, spacing mm, 3D wanted): what the worker reads
         self._landmark_copy: _LandmarkCopy | None = None
-        self._overlay_budget = _DutyCycle(share=0.15)  # checkerboard redraws (the window reslices)
+        self._overlay_budget = _DutyCycle(share=0.15, min_interval_s=0.25)  # checkerboard redraws (the window reslices)
         # The grid is computed beside the engine: keep it to a tenth of a core, at most 5 Hz.
         self._grid_budget = _DutyCycle(share=0.10, min_interval_s=0.2)
         self._volume_budget = _DutyCycle(share=0.15, min_interval_s=_3D_INTERVAL_S)  # the 3D grid
