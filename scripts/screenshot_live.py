@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Screenshots of the real window taken while a registration runs (checkerboard, bent grid, metric plot).
 
-Run under Xvfb (the 3D view needs the xcb platform):
+Run under Xvfb (the 3D view needs the xcb platform; without a display the script
+re-runs itself under xvfb-run):
 
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \\
         .venv/bin/python scripts/screenshot_live.py --out screenshots/live
@@ -58,6 +59,10 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "screenshots" / "live"))
     parser.add_argument("--full", action="store_true", help="run the preset's full iteration counts")
     args = parser.parse_args()
+    if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):  # the 3D view needs X + OpenGL
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, __file__, "--out", args.out]
+        env = dict(os.environ, QT_QPA_PLATFORM="xcb")
+        return subprocess.call(cmd + (["--full"] if args.full else []), env=env)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

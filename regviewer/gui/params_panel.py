@@ -260,9 +260,9 @@ class ParamsPanel(QtWidgets.QWidget):
         self.stage_list.clear()
         for i, s in enumerate(self._pipeline.stages):
             self.stage_list.addItem(f"{i + 1}. {s.name} ({s.transform.kind})")
-        self.stage_list.blockSignals(False)
         row = min(max(row, 0), len(self._pipeline.stages) - 1)
         self.stage_list.setCurrentRow(row)
+        self.stage_list.blockSignals(False)
         if select is not None:
             self._build_stage_form(row)
         self.remove_button.setEnabled(len(self._pipeline.stages) > 1)
@@ -368,6 +368,9 @@ def _clear_layout(layout: QtWidgets.QLayout) -> None:
         item = layout.takeAt(0)
         widget = item.widget()
         if widget is not None:
+            # Hide first: a widget just added to a visible layout has a queued "show"; without
+            # this it would pop up as a top-level window once it has no parent.
+            widget.hide()
             widget.setParent(None)
             widget.deleteLater()
         elif item.layout() is not None:

@@ -98,3 +98,17 @@ def test_export_load_and_state_roundtrip(panel, tmp_path, qtbot):
 
     with pytest.raises(ParameterError, match="bad.json"):
         other.load_file(bad)
+
+
+def test_rebuilding_forms_never_leaves_floating_windows(panel, qtbot):
+    """Regression: editors removed from a rebuilt form popped up as top-level windows."""
+    from PyQt6 import QtWidgets
+
+    panel.choose_preset("affine-bspline-mi")
+    panel.set_pipeline(panel.pipeline())
+    panel.stage_list.setCurrentRow(1)
+    panel.add_stage("rigid")
+    qtbot.wait(20)
+    strays = [w for w in QtWidgets.QApplication.topLevelWidgets()
+              if w.isVisible() and w is not panel and not isinstance(w, QtWidgets.QMainWindow)]
+    assert strays == []
