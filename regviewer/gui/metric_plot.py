@@ -7,6 +7,7 @@ the landmark TRE (mm, right axis) is drawn alongside, one point per live snapsho
 
 from __future__ import annotations
 
+import time
 from typing import Iterable
 
 import numpy as np
@@ -44,6 +45,11 @@ class MetricPlot(QtWidgets.QWidget):
         item.getViewBox().sigResized.connect(self._sync_views)
         item.getAxis("right").hide()
         self._markers: list[pg.InfiniteLine] = []
+        self.min_redraw_s = 0.2
+        self._last_redraw = 0.0
+        self._flush = QtCore.QTimer(self)
+        self._flush.setSingleShot(True)
+        self._flush.timeout.connect(self._redraw)
         self.reset()
 
     def _sync_views(self) -> None:
@@ -60,6 +66,8 @@ class MetricPlot(QtWidgets.QWidget):
         self._tre_x: list[int] = []
         self._tre_y: list[float] = []
         self._range_fresh = True
+        self._last_redraw = 0.0
+        self._flush.stop()
         self.curve.setData([], [])
         self.tre_curve.setData([], [])
         self.plot.getPlotItem().getAxis("right").hide()
@@ -84,7 +92,12 @@ class MetricPlot(QtWidgets.QWidget):
             self._last_key = key
             self._x.append(len(self._x))
             self._y.append(float(p.metric))
-        self._redraw()
+        # Repaint at most every `min_redraw_s`: painting holds the GIL, which the engine's
+        # per-iteration callbacks wait for. A pending redraw is flushed by a single-shot timer.
+        if time.perf_counter() - self._last_redraw >= self.min_redraw_s:
+            self._redraw()
+        elif not self._flush.isActive():
+            self._flush.start(int(self.min_redraw_s * 1000))
 
     def add_tre(self, tre_mm: float | None) -> None:
         """One TRE sample at the current iteration count."""
@@ -118,6 +131,7 @@ class MetricPlot(QtWidgets.QWidget):
         self._markers.append(line)
 
     def _redraw(self) -> None:
+        self._last_redraw = time.perf_counter()
         if not self._x:
             return
         self.curve.setData(np.asarray(self._x), np.asarray(self._y))
