@@ -24,42 +24,17 @@ from typing import Any
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from ..core.errors import ParameterError, RegviewerError
-from ..core.grid import (bspline_control_points, pack_polylines, points_near_plane, warped_grid, warped_grid_lines,
-                         warped_grid_lines_3d)
 from ..core.params import Pipeline
 from ..core.reproduce import RunSpec, as_command_line, as_python, is_identity, is_linear, save_initial_transform
 from ..core.run_history import RunHistory, landmark_tre
 from .grid_item import DeformationGridItem
+from .live_grid import DutyCycle, LiveGrid
 from .metric_plot import MetricPlot
 from .params_panel import ParamsPanel
 from .worker import LiveSnapshot, RegistrationJob, RegistrationWorker
 
 LIVE_RATE_HZ = 10.0  # snapshots per second: what the eye needs, and the engine keeps the CPU
 _HISTORY_COLUMNS = ("Run", "Preset", "Stages", "Final metric", "Time (s)", "TRE mean / max (mm)", "Status")
-_3D_INTERVAL_S = 0.5  # the 3D grid is heavier to redraw (software GL under Xvfb); 2 Hz is enough
-
-
-class _DutyCycle:
-    """Keeps a costly GUI-thread redraw under a share of the event loop's time.
-
-    A redraw that took c seconds is not repeated for c / share seconds, so the window
-    keeps answering (e.g. the overlay reslices the moving image under a B-spline on the
-    GUI thread; on a large image that can cost tens of milliseconds).
-    """
-
-    def __init__(self, share: float, min_interval_s: float = 0.0) -> None:
-        self.share = share
-        self.min_interval_s = min_interval_s
-        self._next = 0.0
-
-    def ready(self) -> bool:
-        return time.perf_counter() >= self._next
-
-    def run(self, action: Any, *args: Any) -> None:
-        start = time.perf_counter()
-        action(*args)
-        cost = time.perf_counter() - start
-        self._next = start + max(cost / self.share, self.min_interval_s)
 
 
 class _LandmarkCopy:
@@ -97,16 +72,8 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self._applied = False
         self._discard_run = False
         self._run_context: dict = {}
-        self._grid_items: dict[int, DeformationGridItem] = {}
-        self._views: list[Any] = []
-        self._connected_views: set[int] = set()
-        self._grid_targets: tuple = ()  # ((key, plane, depth), ...) of the views on screen
-        self._grid_job: tuple = ((), 10.0, False)  # (targets, spacing mm, 3D wanted): what the worker reads
         self._landmark_copy: _LandmarkCopy | None = None
-        self._overlay_budget = _DutyCycle(share=0.15, min_interval_s=0.25)  # checkerboard redraws (the window reslices)
-        # The grid is computed beside the engine: keep it to a tenth of a core, at most 5 Hz.
-        self._grid_budget = _DutyCycle(share=0.10, min_interval_s=0.2)
-        self._volume_budget = _DutyCycle(share=0.15, min_interval_s=_3D_INTERVAL_S)  # the 3D grid
+        self._overlay_budget = DutyCycle(share=0.15, min_interval_s=0.25)  # checkerboard redraws (the window reslices)
         self._masks: dict[str, Any] = {"fixed": None, "moving": None}
         self.snapshots_shown = 0
         self._build()
@@ -117,8 +84,9 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         app = QtWidgets.QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self._on_quit)
-        self._auto_grid_spacing()
-        self._sync_views()
+        self.grid = LiveGrid(host, self.grid_check, self.grid_spacing, self.refresh_grid)
+        self.grid.auto_spacing()
+        self.grid.sync_views()
         self.refresh_grid()
         self._update_buttons()
 
@@ -170,12 +138,12 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self.grid_check = QtWidgets.QCheckBox("Deformation grid")
         self.grid_check.setChecked(True)
         self.grid_check.setToolTip("A regular grid on the fixed image, bent by the transform (fixed → moving)")
-        self.grid_check.toggled.connect(lambda _: self._update_grid_targets() or self.refresh_grid())
+        self.grid_check.toggled.connect(lambda _: self.grid.update_targets() or self.refresh_grid())
         self.grid_spacing = QtWidgets.QDoubleSpinBox()
         self.grid_spacing.setRange(1.0, 200.0)
         self.grid_spacing.setValue(10.0)
         self.grid_spacing.setSuffix(" mm")
-        self.grid_spacing.valueChanged.connect(lambda _: self._update_grid_targets() or self.refresh_grid())
+        self.grid_spacing.valueChanged.connect(lambda _: self.grid.update_targets() or self.refresh_grid())
         self.checker_check = QtWidgets.QCheckBox("Checkerboard while running")
         self.checker_check.setChecked(True)
         self.auto_apply = QtWidgets.QCheckBox("Apply when finished")
@@ -266,7 +234,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
                              "started_at": time.time()}
         if self.checker_check.isChecked():
             self._set_overlay_checkerboard()
-        self._update_grid_targets()
+        self.grid.update_targets()
         self.worker = RegistrationWorker(job, rate_hz=LIVE_RATE_HZ, prepare=self._prepare, parent=self)
         self.worker.snapshot.connect(self._on_snapshot)
         self.worker.finished.connect(self._on_finished)
@@ -360,25 +328,10 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         """Runs on the worker thread: grid polylines for each view's plane, control points, TRE."""
         out: dict = {}
         tx = progress.transform
-        targets, spacing, want_3d = self._grid_job
-        if targets and self._grid_budget.ready():
-            self._grid_budget.run(self._prepare_grid, out, tx, targets, spacing, want_3d)
+        self.grid.prepare(out, tx)
         if self._landmark_copy is not None:
             out["tre"] = landmark_tre(tx, self._landmark_copy)
         return out
-
-    def _prepare_grid(self, out: dict, tx: Any, targets: tuple, spacing: float, want_3d: bool) -> None:
-        """Preview thread: the bent grid of every view (and the 3D sheet), control points."""
-        grid, lines_3d = {}, []
-        for key, plane, depth in targets:
-            on_plane, physical = warped_grid(tx, plane, depth, spacing)
-            grid[key] = (plane, depth, pack_polylines(on_plane))
-            if want_3d and plane.dimension == 3:
-                lines_3d.extend(physical)
-        out["control_points"] = bspline_control_points(tx)
-        if want_3d:
-            out["grid3d"] = lines_3d
-        out["grid"] = grid
 
     # --- GUI thread: snapshots and the end of a run ---------------------------------------------------
     def _on_snapshot(self, snap: LiveSnapshot) -> None:
@@ -391,7 +344,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         if self._overlay_budget.ready() or snap.final:
             self._overlay_budget.run(self.host.show_preview_transform, snap.progress.transform)
         if "grid" in snap.extras:  # else the preview thread skipped the grid this time (its CPU budget)
-            self._draw_grid(snap.progress.transform, snap.extras, force_3d=snap.final)
+            self.grid.draw(snap.progress.transform, snap.extras, force_3d=snap.final)
 
     def _on_finished(self, result: Any) -> None:
         if self._discard_run:
@@ -442,49 +395,6 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
             self.worker.wait(2.0)
 
     # --- deformation grid ----------------------------------------------------------------------------
-    @property
-    def _grid_spacing_mm(self) -> float:
-        return float(self.grid_spacing.value())
-
-    @property
-    def _want_3d(self) -> bool:
-        return self.grid_check.isChecked() and self.host.volume_view() is not None
-
-    def _sync_views(self) -> None:
-        """Put one grid item in every slice view (views come and go with layouts and images)."""
-        views = list(self.host.slice_views())
-        if [id(v) for v in views] == [id(v) for v in self._views]:
-            return
-        for item in self._grid_items.values():
-            item.remove()
-        self._views = views
-        self._grid_items = {}
-        for view in views:
-            self._grid_items[id(view)] = DeformationGridItem(view.view_box)
-            signal = getattr(view, "sliceChanged", None)
-            if signal is not None and id(view) not in self._connected_views:
-                signal.connect(self._on_slice_changed)
-                self._connected_views.add(id(view))
-        self._update_grid_targets()
-
-    def _update_grid_targets(self) -> None:
-        """Publish the views' planes and depths for the worker (one atomic tuple swap)."""
-        if not self.grid_check.isChecked() or self.host.fixed_volume() is None:
-            self._grid_targets = ()
-        else:
-            self._grid_targets = tuple((id(v), v.plane, float(v.depth)) for v in self._views if self._shown(v))
-        # One tuple swap: the preview thread never reads a widget, only this.
-        self._grid_job = (self._grid_targets, self._grid_spacing_mm, self._want_3d)
-
-    @staticmethod
-    def _shown(view: Any) -> bool:
-        is_visible = getattr(view, "isVisible", None)
-        return view.plane is not None and (is_visible is None or bool(is_visible()))
-
-    def _on_slice_changed(self) -> None:
-        self._update_grid_targets()
-        self.refresh_grid()
-
     def _displayed_transform(self) -> Any:
         if self._result is not None:
             return self._result.transform
@@ -494,63 +404,19 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         """Redraw the grid for the transform on screen (the result preview or the current one)."""
         if self.is_running():
             return  # the next snapshot redraws it
-        self._draw_grid(self._displayed_transform(), {}, force_3d=True)
-
-    def _draw_grid(self, transform: Any, extras: dict, force_3d: bool = False) -> None:
-        self._sync_views()
-        visible = self.grid_check.isChecked() and self.host.fixed_volume() is not None
-        precomputed = extras.get("grid", {})
-        control = extras.get("control_points") if "grid" in extras else bspline_control_points(transform) if visible else None
-        for view in self._views:
-            item = self._grid_items[id(view)]
-            item.set_visible(visible)
-            if not visible or not self._shown(view):
-                continue  # a hidden view redraws when shown (the window emits sliceChanged then)
-            entry = precomputed.get(id(view))
-            if entry is not None and entry[0] == view.plane and entry[1] == float(view.depth):
-                item.set_packed(entry[2])
-            else:  # the slice moved since the worker drew it: one view, about a millisecond
-                item.set_lines(warped_grid_lines(transform, view.plane, float(view.depth), self._grid_spacing_mm))
-            tol = max(view.plane.depth_step, self._grid_spacing_mm / 2.0)
-            item.set_control_points(points_near_plane(control, view.plane, float(view.depth), tol)
-                                    if control is not None else None)
-        volume_view = self.host.volume_view()
-        if volume_view is None:
-            return
-        if not force_3d and not self._volume_budget.ready():
-            return
-        if not visible:
-            volume_view.set_polylines("grid", None)
-            return
-        lines = extras.get("grid3d")
-        if lines is None:
-            lines = [line for v in self._views if self._shown(v) and v.plane.dimension == 3
-                     for line in warped_grid_lines_3d(transform, v.plane, float(v.depth), self._grid_spacing_mm)]
-        self._volume_budget.run(volume_view.set_polylines, "grid", lines or None)
+        self.grid.draw(self._displayed_transform(), {}, force_3d=True)
 
     def grid_item(self, index: int) -> DeformationGridItem:
         """The grid item of `host.slice_views()[index]` (tests, screenshots)."""
-        self._sync_views()
-        return self._grid_items[id(self._views[index])]
-
-    def _auto_grid_spacing(self) -> None:
-        """About 20 grid cells across the fixed image, in a round number of mm."""
-        fixed = self.host.fixed_volume()
-        if fixed is None:
-            return
-        extent = float(max((s - 1) * sp for s, sp in zip(fixed.size, fixed.spacing)))
-        spacing = next((v for v in (1, 2, 5, 10, 20, 25, 50, 100, 200) if v >= extent / 20.0), 200)
-        self.grid_spacing.blockSignals(True)
-        self.grid_spacing.setValue(float(spacing))
-        self.grid_spacing.blockSignals(False)
+        return self.grid.item(index)
 
     def _on_images_changed(self) -> None:
         if self.is_running():  # its result would belong to the images that were replaced
             self._discard_run = True
             self.worker.cancel()
-        self._auto_grid_spacing()
-        self._sync_views()
-        self._update_grid_targets()
+        self.grid.auto_spacing()
+        self.grid.sync_views()
+        self.grid.update_targets()
         self._result = None
         self.refresh_grid()
         self._update_buttons()
@@ -652,7 +518,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
             "params": self.params.get_state(),
             "masks": {w: self.mask_edits[w].text() if self._masks[w] is None else "" for w in ("fixed", "moving")},
             "seed": int(self.seed_spin.value()),
-            "grid": {"visible": self.grid_check.isChecked(), "spacing_mm": self._grid_spacing_mm},
+            "grid": {"visible": self.grid_check.isChecked(), "spacing_mm": self.grid.spacing_mm},
             "checkerboard_while_running": self.checker_check.isChecked(),
             "history": self.history.to_dict(),
         }

@@ -236,7 +236,7 @@ def test_grid_follows_slice_and_3d(qtbot, demo_data):
     assert np.allclose(after - before, 2.0)  # 4 mm along +y = 2 rows in the axial view
     view.depth += 6.0
     view.sliceChanged.emit()
-    assert h.dock._grid_targets[0][2] == view.depth
+    assert h.dock.grid.targets[0][2] == view.depth
     h.dock.grid_check.setChecked(False)
     assert not h.dock.grid_item(0).curve.isVisible() and h._volume_view.polylines["grid"] is None
 
