@@ -1,8 +1,8 @@
 """Transform helpers: make, compose, invert, matrices, points and displacement fields.
 
 Direction convention everywhere: a transform maps FIXED points to MOVING points
-(LPS mm), as ITK resampling uses it. `compose(a, b)` means "apply b first, then a"
-isn't what people expect from a list, so it is spelled out in each function.
+(LPS mm), as ITK resampling uses it. `compose(a, b)` applies a first, then b, in the
+order written (ITK's CompositeTransform stores them the other way round).
 """
 
 from __future__ import annotations
@@ -90,8 +90,9 @@ def to_homogeneous(tx: sitk.Transform) -> np.ndarray:
 def compose(*transforms: sitk.Transform) -> sitk.Transform:
     """Chain transforms in the order a point meets them.
 
-    ``compose(t1, t2)(x) == t2(t1(x))``: for a registration pipeline pass
-    initial, stage 1, stage 2... where each maps fixed -> ... -> moving.
+    ``compose(t1, t2)(x) == t2(t1(x))``. A registration result is
+    ``compose(last_stage, ..., first_stage, initial)``: each stage refines the fixed
+    side, the initial transform finally lands on the moving image.
     Returns a CompositeTransform (independent copies of the inputs).
     """
     items = [t for t in transforms if t is not None]
