@@ -62,6 +62,7 @@ class LiveGrid:
         # Computed beside the engine: at most a tenth of a core and 5 Hz.
         self._prepare_budget = DutyCycle(share=0.10, min_interval_s=0.2)
         self._volume_budget = DutyCycle(share=0.15, min_interval_s=_3D_INTERVAL_S)
+        self._shown_3d = False
 
     @property
     def spacing_mm(self) -> float:
@@ -119,6 +120,15 @@ class LiveGrid:
         self.sync_views()
         return self._items[id(self._views[index])]
 
+    def hide(self) -> None:
+        """Remove the grid from every view (and the 3D view) without computing anything."""
+        for item in self._items.values():
+            item.set_visible(False)
+        volume_view = self.host.volume_view()
+        if volume_view is not None and self._shown_3d:
+            volume_view.set_polylines("grid", None)
+        self._shown_3d = False
+
     # --- preview thread --------------------------------------------------------------------------
     def prepare(self, out: dict, transform: Any) -> None:
         """Add "grid", "grid3d" and "control_points" to `out` for `transform` (within its CPU budget)."""
@@ -166,9 +176,11 @@ class LiveGrid:
             return
         if not visible:
             volume_view.set_polylines("grid", None)
+            self._shown_3d = False
             return
         lines = extras.get("grid3d")
         if lines is None:
             lines = [line for v in self._views if self._shown(v) and v.plane.dimension == 3
                      for line in warped_grid_lines_3d(transform, v.plane, float(v.depth), spacing)]
+        self._shown_3d = bool(lines)
         self._volume_budget.run(volume_view.set_polylines, "grid", lines or None)

@@ -268,6 +268,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self._result = None
         self.status.setText("Registration applied")
         self._update_buttons()
+        self.refresh_grid()
 
     def revert(self) -> None:
         if self._applied and self._before is not None:
@@ -395,16 +396,18 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
             self.worker.wait(2.0)
 
     # --- deformation grid ----------------------------------------------------------------------------
-    def _displayed_transform(self) -> Any:
-        if self._result is not None:
-            return self._result.transform
-        return self.host.current_transform()
-
     def refresh_grid(self) -> None:
-        """Redraw the grid for the transform on screen (the result preview or the current one)."""
+        """Redraw the grid of the result on screen; none when no run is shown.
+
+        The grid belongs to a run (while it runs, and its result until Apply or Revert):
+        a grid of the current transform on every slice step cost the views ~20 ms per
+        step and covered the images; the QA panel draws that grid on request."""
         if self.is_running():
             return  # the next snapshot redraws it
-        self.grid.draw(self._displayed_transform(), {}, force_3d=True)
+        if self._result is None:
+            self.grid.hide()
+            return
+        self.grid.draw(self._result.transform, {}, force_3d=True)
 
     def grid_item(self, index: int) -> DeformationGridItem:
         """The grid item of `host.slice_views()[index]` (tests, screenshots)."""

@@ -103,7 +103,7 @@ def host(qtbot, retina):
 def test_run_to_completion_from_the_panel_and_apply(qtbot, host):
     dock = host.dock
     dock.params.set_pipeline(_short())
-    assert host.dock.grid_item(0).n_points() > 0  # grid of the identity before any run
+    assert not host.dock.grid_item(0).curve.isVisible()  # no grid before a run: it belongs to runs
     with qtbot.waitSignal(dock.runFinished, timeout=30000) as blocker:
         qtbot.mouseClick(dock.run_button, QtCore.Qt.MouseButton.LeftButton)
         assert dock.is_running() and not dock.run_button.isEnabled()
@@ -114,6 +114,8 @@ def test_run_to_completion_from_the_panel_and_apply(qtbot, host):
     assert any(b[1] == "L2" for b in dock.plot.boundaries)  # the second pyramid level is marked
     assert isinstance(host.previews[-1], sitk.Transform)
     assert dock.apply_button.isEnabled()
+    x, y = dock.grid_item(0).curve.getData()  # the result's grid, until Apply or Revert
+    assert len(x) > 0 and dock.grid_item(0).curve.isVisible()
     qtbot.mouseClick(dock.apply_button, QtCore.Qt.MouseButton.LeftButton)
     assert host.steps == ["Apply registration"]
     p = (100.0, 120.0)
@@ -121,9 +123,7 @@ def test_run_to_completion_from_the_panel_and_apply(qtbot, host):
     assert not np.allclose(host.transform.TransformPoint(p), p)  # it moved
     assert dock.history.table()[0]["status"] == "finished"
     assert dock.history_table.rowCount() == 1
-    # the grid now shows the applied, non-identity transform
-    x, y = dock.grid_item(0).curve.getData()
-    assert len(x) > 0
+    assert not dock.grid_item(0).curve.isVisible()  # applied: the run's grid is gone
     # Revert goes back to the transform from before the run (identity)
     qtbot.mouseClick(dock.revert_button, QtCore.Qt.MouseButton.LeftButton)
     assert host.steps[-1] == "Revert registration" and np.allclose(host.transform.TransformPoint(p), p)
@@ -222,16 +222,22 @@ def test_session_state_round_trip_and_use_run(qtbot, host, retina, demo_data):
 
 
 def test_grid_follows_slice_and_3d(qtbot, demo_data):
+    from types import SimpleNamespace
+
     img = sitk.Image([30, 24, 20], sitk.sitkFloat32)
     img.SetSpacing((2.0, 2.0, 2.0))
     vol = Volume(img)
     h = FakeHost(vol, vol, with_3d=True)
     qtbot.addWidget(h)
     h.dock.refresh_grid()
+    assert not h._volume_view.polylines.get("grid")  # no run shown: no grid
+    h.dock._result = SimpleNamespace(transform=sitk.Transform(3, sitk.sitkIdentity))  # a finished run's result
+    h.dock.refresh_grid()
     assert h._volume_view.polylines["grid"]
     view = h.views[0]
     before = h.dock.grid_item(0).curve.getData()[1].copy()
-    h.set_current_transform(sitk.TranslationTransform(3, (0.0, 4.0, 0.0)), "move")
+    h.dock._result = SimpleNamespace(transform=sitk.TranslationTransform(3, (0.0, 4.0, 0.0)))
+    h.dock.refresh_grid()
     after = h.dock.grid_item(0).curve.getData()[1]
     assert np.allclose(after - before, 2.0)  # 4 mm along +y = 2 rows in the axial view
     view.depth += 6.0
