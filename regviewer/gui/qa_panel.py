@@ -85,6 +85,7 @@ class QADock(QtWidgets.QDockWidget):
         self._build()
         host.on_transform_changed(self._on_transform_changed)
         host.on_images_changed(self._on_images_changed)
+        self.visibilityChanged.connect(self._on_visibility_changed)
         host.register_session_part("qa", self.state, self.restore_state)
         self._watch_live_runs()
 
@@ -255,19 +256,23 @@ class QADock(QtWidgets.QDockWidget):
         return landmark_set if complete else None
 
     # ------------------------------------------------------------------ evaluation
+    def _on_screen(self) -> bool:
+        # A dock behind another tab still reports isVisible(); its visible region is empty.
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
     def _schedule_auto(self) -> None:
         """Auto-evaluate only while the panel is on screen: an evaluation takes seconds of
         CPU and hundreds of MB, which a hidden tab must not cost the views."""
         if not self.auto_check.isChecked():
             return
-        if self.isVisible():
+        if self._on_screen():
             self._timer.start()
         else:
             self._stale = True
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
-        super().showEvent(event)
-        if getattr(self, "_stale", False) and self.auto_check.isChecked():
+    def _on_visibility_changed(self, visible: bool) -> None:
+        """Qt emits this when the panel's tab is selected, too: catch up then."""
+        if visible and getattr(self, "_stale", False) and self.auto_check.isChecked():
             self._stale = False
             self._timer.start()
 

@@ -210,3 +210,18 @@ def test_session_state_round_trip(qtbot, dock, tmp_path):
     set_state(saved)
     assert dock.overlay_check.isChecked() and dock.mask_path.endswith("mask.nii.gz")
     assert "mask.nii.gz" in dock.inputs_label.text()
+
+
+def test_qa_behind_another_tab_waits_until_its_tab_is_selected(qtbot, make_window, retina_paths):
+    """An evaluation costs seconds and hundreds of MB: a hidden QA tab must not run one."""
+    window = make_window(*retina_paths, panels=True)
+    qa = window.panels.get("QADock")
+    if qa is None:
+        pytest.skip("the window did not load the QA dock")
+    window.right_docks()[0].raise_()
+    window.set_current_transform(sitk.TranslationTransform(2, (3.0, 1.0)), "move")
+    qtbot.wait(800)
+    assert qa.evaluation is None
+    with qtbot.waitSignal(qa.evaluated, timeout=30000):
+        qa.raise_()
+    assert qa.evaluation is not None
