@@ -123,6 +123,7 @@ class RegistrationWorker(QtCore.QObject):
         self._mail = threading.Event()  # wakes the preview thread
         self._mailbox: Any = None  # the progress to preview next (latest only)
         self._engine_done = False
+        self._ended = False  # the GUI thread has received "finished" or "failed"
         self.started_at: float | None = None
         self.delivered = 0  # snapshots handed to the GUI (for the redraw-rate figure)
         self._deliver.connect(self._on_deliver, QtCore.Qt.ConnectionType.QueuedConnection)
@@ -140,7 +141,8 @@ class RegistrationWorker(QtCore.QObject):
         self.cancel_token.cancel()
 
     def is_running(self) -> bool:
-        return self._thread is not None and not self._done.is_set()
+        # `_ended` as well: the end signal can reach the GUI before the thread sets `_done`.
+        return self._thread is not None and not self._done.is_set() and not self._ended
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the engine thread ends (tests and application exit only)."""
@@ -188,7 +190,9 @@ class RegistrationWorker(QtCore.QObject):
     def _preview_loop(self) -> None:
         """Preview thread: runs `prepare` (grid polylines, TRE) so the engine never waits for it."""
         while True:
-            self._mail.wait()
+            # A timeout, because the engine's last wake-up can land between wait() and
+            # clear() and be lost; without it the run's end would never be reported.
+            self._mail.wait(0.1)
             self._mail.clear()
             with self._lock:
                 progress, self._mailbox = self._mailbox, None
@@ -233,6 +237,8 @@ class RegistrationWorker(QtCore.QObject):
                 with self._lock:
                     self._in_flight = False
         elif kind == "finished":
+            self._ended = True
             self.finished.emit(payload)
         else:
+            self._ended = True
             self.failed.emit(payload)
