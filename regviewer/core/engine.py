@@ -42,13 +42,21 @@ class RegistrationResult:
     """
 
     transform: sitk.Transform
-    resampled: sitk.Image
+    _resampled: "sitk.Image | Callable[[], sitk.Image]" = field(repr=False)
     history: list[HistoryEntry]
     stop_reason: str
     elapsed: float
     params: Pipeline
     cancelled: bool = False
     details: dict = field(default_factory=dict)
+
+    @property
+    def resampled(self) -> sitk.Image:
+        """The moving image on the fixed grid, made on first use: through a B-spline it
+        costs about a second on the 2 mm demo brain, and the window never needs it."""
+        if callable(self._resampled):
+            self._resampled = self._resampled()
+        return self._resampled
 
     @property
     def final_metric(self) -> float | None:
@@ -99,7 +107,9 @@ def register(fixed, moving, preset: str | None = "affine-mi", params: Pipeline |
     else:
         transform = run_pipeline(params, fixed_v.scalar(), moving_v.scalar(), f_mask, m_mask,
                                  initial_transform, landmarks, run, int(seed))
-    resampled = resample_moving(moving_v, fixed_v, transform)
+    def resampled() -> sitk.Image:
+        return resample_moving(moving_v, fixed_v, transform)
+
     stop = "cancelled by the user" if run.cancelled else "; ".join(run.stop_reasons)
     return RegistrationResult(transform, resampled, run.history, stop, run.elapsed(), params, run.cancelled,
                               details)
