@@ -186,7 +186,9 @@ def _read_elastix(p: Path, depth: int) -> sitk.Transform:
         raise TransformReadError(p, exc.strerror or str(exc)) from None
     params = parse_elastix_parameters(text)
     current = _elastix_transform(p, params)
-    initial_name = str(_first(params, "InitialTransformParametersFileName", "NoInitialTransform"))
+    # elastix 5 writes "InitialTransformParameterFileName"; older versions "...ParametersFileName".
+    initial_name = str(_first(params, "InitialTransformParameterFileName",
+                              _first(params, "InitialTransformParametersFileName", "NoInitialTransform")))
     if initial_name in ("NoInitialTransform", ""):
         return current
     initial_path = Path(initial_name)

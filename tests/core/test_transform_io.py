@@ -95,7 +95,7 @@ ELASTIX_HEADER = """// written by hand after the elastix manual
 (Transform "{kind}")
 (NumberOfParameters {n})
 (TransformParameters {params})
-(InitialTransformParametersFileName "{initial}")
+({initial_key} "{initial}")
 (HowToCombineTransforms "{how}")
 (FixedImageDimension {dim})
 (MovingImageDimension {dim})
@@ -104,10 +104,11 @@ ELASTIX_HEADER = """// written by hand after the elastix manual
 """
 
 
-def _elastix(path, kind, params, dim=3, initial="NoInitialTransform", how="Compose", extra=""):
+def _elastix(path, kind, params, dim=3, initial="NoInitialTransform", how="Compose", extra="",
+             initial_key="InitialTransformParametersFileName"):
     path.write_text(
         ELASTIX_HEADER.format(kind=kind, n=len(params), params=" ".join(f"{v:.10g}" for v in params),
-                              initial=initial, how=how, dim=dim) + extra
+                              initial=initial, how=how, dim=dim, initial_key=initial_key) + extra
     )
     return path
 
@@ -174,13 +175,15 @@ def test_elastix_bspline_uniform_shift_and_column_major_direction(tmp_path):
     np.testing.assert_allclose(tx.TransformPoint((25.0, -25.0)), (25.0, -25.0), atol=1e-6)  # outside: unmoved
 
 
-def test_elastix_chain_composes_current_after_initial(tmp_path):
+@pytest.mark.parametrize("initial_key", ["InitialTransformParametersFileName",  # elastix 4
+                                         "InitialTransformParameterFileName"])  # elastix 5
+def test_elastix_chain_composes_current_after_initial(tmp_path, initial_key):
     """B-spline with an initial affine (x -> 0.5 x): elastix's Compose is T(x) = bspline(affine(x))."""
     init = _elastix(tmp_path / "TransformParameters.0.txt", "AffineTransform", [0.5, 0, 0, 0.5, 0, 0], dim=2,
                     extra="(CenterOfRotationPoint 0 0)\n")
     coeffs = [2.0] * 36 + [0.0] * 36
     f = _elastix(tmp_path / "TransformParameters.1.txt", "BSplineTransform", coeffs, dim=2,
-                 initial=str(init), extra=BSPLINE_2D)
+                 initial=str(init), extra=BSPLINE_2D, initial_key=initial_key)
     x = np.array([-50.0, 50.0])  # affine takes it to (-25, 25), inside the grid
     np.testing.assert_allclose(read_transform(f).TransformPoint(tuple(x)), 0.5 * x + [2.0, 0.0], atol=1e-6)
 
