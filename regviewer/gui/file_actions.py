@@ -17,6 +17,7 @@ from ..core.atomic import atomic_output
 from ..core.errors import ImageWriteError, MultipleSeriesError, RegviewerError
 from ..core.io import IMAGE_EXTENSIONS, image_files_in, list_dicom_series, read_image, write_image
 from ..core.transform_io import write_transform
+from .background import call_in_background
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -195,10 +196,13 @@ def save_resampled(window: "MainWindow", path: str | Path) -> bool:
         return False
     if not guard_input_overwrite(window, path):
         return False
+    window.show_message("Resampling and saving the moving image…")
+    transform = window.current_transform()
     try:
         from ..core.resample import resample_moving
 
-        write_image(resample_moving(moving, fixed, window.current_transform()), path)
+        # A whole volume through a B-spline takes seconds: keep the window painting.
+        call_in_background(lambda: write_image(resample_moving(moving, fixed, transform), path))
     except RegviewerError as exc:
         window.show_error(exc)
         return False
