@@ -31,14 +31,15 @@ MAX_RECENT = 8
 
 # --- reading ---------------------------------------------------------------------------------
 def read_with_chooser(window: "MainWindow", path: str | Path):
-    """`read_image`, asking which series when a DICOM folder holds several."""
+    """`read_image`, asking which series when a DICOM folder holds several. A large
+    series takes seconds to read: the window keeps painting meanwhile."""
     try:
-        return read_image(path)
+        return call_in_background(lambda: read_image(path))
     except MultipleSeriesError as exc:
         uid = window.choose_dicom_series(str(path), exc.series)
         if uid is None:
             return None
-        return read_image(path, series_uid=uid)
+        return call_in_background(lambda: read_image(path, series_uid=uid))
 
 
 class DicomSeriesDialog(QtWidgets.QDialog):
