@@ -10,8 +10,8 @@ __version__ = "0.1.0"
 
 
 def register(*args, **kwargs):
-    """Register `moving` onto `fixed`; see `regviewer.core.engine.register`."""
-    from .core.engine import register as _register
+    """Register `moving` onto `fixed`; see `regviewer.core.registration.engine.register`."""
+    from regviewer.core.registration.engine import register as _register
 
     return _register(*args, **kwargs)
 

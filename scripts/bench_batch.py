@@ -32,8 +32,8 @@ import SimpleITK as sitk
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from regviewer.core.batch import BatchSettings, read_pairs, run_batch  # noqa: E402
-from regviewer.core.synthetic import affine_transform, brain_points, t2_like, warp_image  # noqa: E402
+from regviewer.core.registration.batch import BatchSettings, read_pairs, run_batch  # noqa: E402
+from regviewer.core.imaging.synthetic import affine_transform, brain_points, t2_like, warp_image  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 

@@ -5,7 +5,7 @@
     .venv/bin/python scripts/bench_engine.py --cases affine-known,affine-bspline
 
 Data: the 2 mm MNI T1 (fixed) and a T2-like image of the same anatomy (moving), warped by a
-known fixed -> moving transform (regviewer.core.synthetic.brain_pair: affine 10 deg / ~11 mm /
+known fixed -> moving transform (regviewer.core.imaging.synthetic.brain_pair: affine 10 deg / ~11 mm /
 5 % scale, plus a smooth warp of up to 3 mm for the deformable cases). Same-modality presets
 (rigid, demons) get the T1 warped by the same transform. TRE = |estimated(p) - true(p)| at
 2000 points inside the brain (GM+WM > 0.3).
@@ -41,13 +41,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 
-from regviewer.core import synthetic as syn  # noqa: E402
-from regviewer.core.engine import register  # noqa: E402
-from regviewer.core.engine_stages import _mesh_for_spacing, itk_seed, refine_bspline  # noqa: E402
-from regviewer.core.params import LINEAR_TRANSFORMS, Pipeline, Stage, replace  # noqa: E402
-from regviewer.core.presets import load_preset  # noqa: E402
-from regviewer.core.resample import interpolator_id  # noqa: E402
-from regviewer.core.transforms import make_linear, transform_points  # noqa: E402
+from regviewer.core.imaging import synthetic as syn  # noqa: E402
+from regviewer.core.registration.engine import register  # noqa: E402
+from regviewer.core.registration.stages import _mesh_for_spacing, itk_seed, refine_bspline  # noqa: E402
+from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline, Stage, replace  # noqa: E402
+from regviewer.core.registration.presets import load_preset  # noqa: E402
+from regviewer.core.transforms.resample import interpolator_id  # noqa: E402
+from regviewer.core.transforms.ops import make_linear, transform_points  # noqa: E402
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 CASES = {
@@ -92,7 +92,7 @@ def tre(estimated, true, points) -> np.ndarray:
 # --- a plain SimpleITK script with the same settings ----------------------------------
 def plain_simpleitk(pipeline: Pipeline, fixed: sitk.Image, moving: sitk.Image, seed: int = 0) -> sitk.Transform:
     """What a user would write by hand: ITK's own pyramid, no callbacks."""
-    from regviewer.core.engine_stages import _set_metric, _set_optimizer, _set_sampling, _TransformBuilder
+    from regviewer.core.registration.stages import _set_metric, _set_optimizer, _set_sampling, _TransformBuilder
 
     f = sitk.Cast(fixed, sitk.sitkFloat32) if fixed.GetNumberOfComponentsPerPixel() == 1 else _lum(fixed)
     m = sitk.Cast(moving, sitk.sitkFloat32) if moving.GetNumberOfComponentsPerPixel() == 1 else _lum(moving)
@@ -144,13 +144,13 @@ def plain_simpleitk(pipeline: Pipeline, fixed: sitk.Image, moving: sitk.Image, s
 
 
 def _lum(image):
-    from regviewer.core.image import to_scalar_float32
+    from regviewer.core.imaging.image import to_scalar_float32
 
     return to_scalar_float32(image)
 
 
 def _plain_demons(stage: Stage, f, m, previous):
-    from regviewer.core.demons import _level_image, _make_filter
+    from regviewer.core.registration.demons import _level_image, _make_filter
 
     ident = sitk.Transform(f.GetDimension(), sitk.sitkIdentity)
     warped = sitk.Resample(m, f, previous or ident, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
@@ -257,7 +257,7 @@ def _elastix(fixed, moving, true, points, deformable):
         return None
     import tempfile
 
-    from regviewer.core.transform_io import read_transform
+    from regviewer.core.transforms.io import read_transform
 
     def to_itk(image: sitk.Image):
         f = _scalar_float(image)

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from regviewer.core.landmarks import MODELS, LandmarkSet, fit
-from regviewer.core.synthetic import brain_points, target_registration_error
+from regviewer.core.landmarks.model import MODELS, LandmarkSet, fit
+from regviewer.core.imaging.synthetic import brain_points, target_registration_error
 
 DEMO = Path(__file__).resolve().parents[1] / "resources" / "demo"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from regviewer.core.io import write_image, write_transform
-from regviewer.core.synthetic import brain_pair, brain_points, photo_pair, target_registration_error
+from regviewer.core.imaging.io import write_image, write_transform
+from regviewer.core.imaging.synthetic import brain_pair, brain_points, photo_pair, target_registration_error
 
 ROOT = Path(__file__).resolve().parents[1]
 

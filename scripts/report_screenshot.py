@@ -27,11 +27,11 @@ import SimpleITK as sitk
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from regviewer.core.io import read_image, read_transform  # noqa: E402
-from regviewer.core.qa import evaluate_registration  # noqa: E402
-from regviewer.core.report import write_report  # noqa: E402
+from regviewer.core.imaging.io import read_image, read_transform  # noqa: E402
+from regviewer.core.qa.evaluation import evaluate_registration  # noqa: E402
+from regviewer.core.qa.report import write_report  # noqa: E402
 from regviewer.core.resources import demo_dir  # noqa: E402
-from regviewer.core.synthetic import brain_points  # noqa: E402
+from regviewer.core.imaging.synthetic import brain_points  # noqa: E402
 
 
 @dataclass
@@ -64,7 +64,7 @@ def make_report(html_path: Path, preset: str, use_truth: bool) -> Path:
     if use_truth:
         transform = true
     else:
-        from regviewer.core.engine import register
+        from regviewer.core.registration.engine import register
 
         t0 = time.perf_counter()
         result = register(fixed, moving, preset=preset, fixed_mask=mask, seed=0)

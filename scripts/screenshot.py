@@ -34,7 +34,7 @@ def main() -> int:
 
     from PyQt6 import QtWidgets
 
-    from regviewer.core.composite import OVERLAY_MODES
+    from regviewer.core.imaging.composite import OVERLAY_MODES
     from regviewer.core.resources import demo_dir
     from regviewer.gui.file_actions import grab_with_3d
     from regviewer.gui.main_window import MainWindow

@@ -68,7 +68,7 @@ def main() -> int:
 
     from PyQt6 import QtCore, QtWidgets
 
-    from regviewer.core.presets import load_preset
+    from regviewer.core.registration.presets import load_preset
     from regviewer.core.resources import demo_dir
     from regviewer.gui.main_window import MainWindow
 

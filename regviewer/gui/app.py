@@ -8,7 +8,7 @@ import sys
 def make_window(fixed: str | None = None, moving: str | None = None, session: str | None = None,
                 sessions: bool = True):
     """The main window with the given images (or session) opened; needs a QApplication."""
-    from .main_window import MainWindow
+    from regviewer.gui.main_window import MainWindow
 
     window = MainWindow(sessions=sessions)
     if session:
@@ -39,7 +39,7 @@ def run_app(fixed: str | None = None, moving: str | None = None, session: str | 
     window.show()
     if screenshot:
         def grab() -> None:
-            from .file_actions import grab_with_3d
+            from regviewer.gui.file_actions import grab_with_3d
 
             grab_with_3d(window).save(screenshot)
             controller = getattr(window, "session_controller", None)

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from ..core.atomic import atomic_output
-from ..core.errors import ImageWriteError, MultipleSeriesError, RegviewerError
-from ..core.io import IMAGE_EXTENSIONS, image_files_in, list_dicom_series, read_image, write_image
-from ..core.transform_io import write_transform
-from .background import call_in_background
+from regviewer.core.atomic import atomic_output
+from regviewer.core.errors import ImageWriteError, MultipleSeriesError, RegviewerError
+from regviewer.core.imaging.io import IMAGE_EXTENSIONS, image_files_in, list_dicom_series, read_image, write_image
+from regviewer.core.transforms.io import write_transform
+from regviewer.gui.background import call_in_background
 
 if TYPE_CHECKING:
-    from .main_window import MainWindow
+    from regviewer.gui.main_window import MainWindow
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in IMAGE_EXTENSIONS) + ");;All files (*)"
 SAVE_IMAGE_FILTER = "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd);;MetaImage (*.mha *.mhd);;TIFF (*.tif);;PNG (*.png);;JPEG (*.jpg)"
@@ -200,7 +200,7 @@ def save_resampled(window: "MainWindow", path: str | Path) -> bool:
     window.show_message("Resampling and saving the moving image…")
     transform = window.current_transform()
     try:
-        from ..core.resample import resample_moving
+        from regviewer.core.transforms.resample import resample_moving
 
         # A whole volume through a B-spline takes seconds: keep the window painting.
         call_in_background(lambda: write_image(resample_moving(moving, fixed, transform), path))
@@ -235,7 +235,7 @@ def grab_with_3d(widget: QtWidgets.QWidget) -> QtGui.QPixmap:
     """`widget.grab()`, with any VTK view painted from its own frame buffer (an OpenGL
     widget grabs as black otherwise)."""
     pixmap = widget.grab()
-    from .volume_view import VolumeView
+    from regviewer.gui.views.volume_view import VolumeView
 
     views = widget.findChildren(VolumeView)
     if not views:

@@ -12,8 +12,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 import SimpleITK as sitk
 
-from ..core.image import Volume
-from ..core.slicing import PlaneGeometry
+from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.slicing import PlaneGeometry
 
 
 @runtime_checkable

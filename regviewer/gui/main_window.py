@@ -17,18 +17,20 @@ import numpy as np
 import SimpleITK as sitk
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from ..core.composite import to_rgb
-from ..core.errors import RegviewerError
-from ..core.image import Volume
-from ..core.io import check_compatible
-from ..core.slicing import ORIENTATIONS, planes_for
-from ..core.slice_cache import SliceCache
-from ..core.view_state import LAYOUTS, ViewState, adjust_window, preset_window, render_slice
-from . import file_actions, window_chrome, window_panels
-from .manual_align import ManualAlignDock
-from .overlay import OverlayController
-from .slice_view import SliceView
-from .volume_view import make_volume_view
+from regviewer.core.imaging.composite import to_rgb
+from regviewer.core.errors import RegviewerError
+from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.io import check_compatible
+from regviewer.core.imaging.slicing import ORIENTATIONS, planes_for
+from regviewer.core.imaging.slice_cache import SliceCache
+from regviewer.core.workspace.view_state import LAYOUTS, ViewState, adjust_window, preset_window, render_slice
+from regviewer.gui import file_actions
+from regviewer.gui import window_chrome
+from regviewer.gui import window_panels
+from regviewer.gui.panels.manual_align import ManualAlignDock
+from regviewer.gui.views.overlay import OverlayController
+from regviewer.gui.views.slice_view import SliceView
+from regviewer.gui.views.volume_view import make_volume_view
 
 INTERACTION_MODES = ("navigate", "window_level", "landmark")
 PREVIEW_FACTOR = 2  # moving-image resolution divisor while the user drags it

@@ -23,8 +23,8 @@ from typing import Callable
 import SimpleITK as sitk
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from ..core.errors import RegviewerError, SessionError
-from ..core.session import SESSION_SUFFIX, RecoveryCandidate, RecoveryManager, Session
+from regviewer.core.errors import RegviewerError, SessionError
+from regviewer.core.workspace.session import SESSION_SUFFIX, RecoveryCandidate, RecoveryManager, Session
 
 AUTOSAVE_INTERVAL_MS = 30_000
 EDIT_AUTOSAVE_DELAY_MS = 300  # a burst of edits (a drag, a paste) costs one write

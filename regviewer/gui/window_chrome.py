@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from ..core.view_state import WINDOW_PRESETS
-from . import file_actions
+from regviewer.core.workspace.view_state import WINDOW_PRESETS
+from regviewer.gui import file_actions
 
 if TYPE_CHECKING:
-    from .main_window import MainWindow
+    from regviewer.gui.main_window import MainWindow
 
 _LAYOUT_LABELS = {"1x3+3d": ("3 views + 3D", "Ctrl+1"), "single": ("Single view", "Ctrl+2"),
                   "side_by_side": ("Fixed | Moving", "Ctrl+3")}

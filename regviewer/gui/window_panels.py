@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 from PyQt6 import QtCore
 
 if TYPE_CHECKING:
-    from .main_window import MainWindow
+    from regviewer.gui.main_window import MainWindow
 
 PANELS = (
-    ("regviewer.gui.landmark_panel", "LandmarkDock"),
-    ("regviewer.gui.live_panel", "LiveRegistrationDock"),
-    ("regviewer.gui.qa_panel", "QADock"),
+    ("regviewer.gui.panels.landmark_panel", "LandmarkDock"),
+    ("regviewer.gui.panels.live_panel", "LiveRegistrationDock"),
+    ("regviewer.gui.panels.qa_panel", "QADock"),
 )
 
 
@@ -47,7 +47,7 @@ def add_optional_panels(window: "MainWindow") -> None:
 def install_session_controller(window: "MainWindow") -> None:
     """File > Open/Save Session, autosave and crash recovery, when the module exists."""
     try:
-        from .session_controller import SessionController
+        from regviewer.gui.session_controller import SessionController
     except ImportError:
         return
     try:

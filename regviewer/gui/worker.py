@@ -1,7 +1,7 @@
 """Runs the registration engine off the GUI thread and turns its callbacks into Qt signals.
 
 This is the only module that knows about threads for the engine. The engine
-(`regviewer.core.engine.register`) runs in a plain Python thread (SimpleITK releases
+(`regviewer.core.registration.engine.register`) runs in a plain Python thread (SimpleITK releases
 the GIL while it computes); its `progress` callback, called on that thread for every
 optimiser iteration, only appends the iteration to a list. At most `rate_hz` times a
 second -- and only when the GUI has taken the previous one -- it packs the iterations
@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from PyQt6 import QtCore
 
-from ..core.errors import RegistrationFailed, RegviewerError
+from regviewer.core.errors import RegistrationFailed, RegviewerError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class LiveSnapshot:
     """What the GUI gets at ≤ rate_hz: the latest progress and every iteration since the last one."""
 
     sequence: int
-    progress: Any  # regviewer.core.engine.Progress (its .transform is a copy, fixed → moving)
+    progress: Any  # regviewer.core.registration.engine.Progress (its .transform is a copy, fixed → moving)
     points: tuple[IterationPoint, ...]
     extras: dict = field(default_factory=dict)  # from `prepare`, computed on the worker thread
     final: bool = False
@@ -58,7 +58,7 @@ class RegistrationJob:
 
     fixed: Any
     moving: Any
-    params: Any = None  # regviewer.core.params.Pipeline; overrides preset
+    params: Any = None  # regviewer.core.registration.params.Pipeline; overrides preset
     preset: str | None = None
     initial_transform: Any = None  # sitk.Transform, fixed → moving
     fixed_mask: Any = None
@@ -67,7 +67,7 @@ class RegistrationJob:
     landmarks: Any = None
 
     def run(self, progress: Callable[[Any], None], cancel: Any) -> Any:
-        from ..core.engine import register
+        from regviewer.core.registration.engine import register
 
         kwargs: dict[str, Any] = dict(params=self.params, initial_transform=self.initial_transform,
                                       fixed_mask=self.fixed_mask, moving_mask=self.moving_mask, progress=progress,
@@ -80,7 +80,7 @@ class RegistrationJob:
 
 
 def _new_cancel_token() -> Any:
-    from ..core.engine import CancelToken
+    from regviewer.core.registration.engine import CancelToken
 
     return CancelToken()
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from regviewer.core.image import to_scalar_float32
-from regviewer.core.params import MetricParams, OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage, TransformParams
-from regviewer.core.synthetic import affine_transform, warp_image
+from regviewer.core.imaging.image import to_scalar_float32
+from regviewer.core.registration.params import MetricParams, OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage, TransformParams
+from regviewer.core.imaging.synthetic import affine_transform, warp_image
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "resources" / "demo"
@@ -74,7 +74,7 @@ def tre(estimated: sitk.Transform, true: sitk.Transform, points: np.ndarray) -> 
 
 def write_landmarks(path: Path, fixed_image: Path, true: sitk.Transform) -> Path:
     """A landmark file (regviewer CSV) of grid points on the fixed image and their true partners."""
-    from regviewer.core.landmarks import LandmarkSet
+    from regviewer.core.landmarks.model import LandmarkSet
 
     points = grid_points(fixed_image, margin=25, step=25)
     lm = LandmarkSet(points.shape[1])

@@ -8,10 +8,10 @@ import json
 import SimpleITK as sitk
 
 import regviewer
-from regviewer.cli_progress import BatchProgress, ProgressPrinter
-from regviewer.core.api import register_to_folder
-from regviewer.core.batch import PairResult
-from regviewer.core.engine import Progress
+from regviewer.cli.progress import BatchProgress, ProgressPrinter
+from regviewer.core.registration.headless import register_to_folder
+from regviewer.core.registration.batch import PairResult
+from regviewer.core.registration.engine import Progress
 
 from .conftest import grid_points, tiny_pipeline, tre
 
@@ -76,7 +76,7 @@ def test_batch_progress_counts_and_bar():
 
 def test_no_command_or_image_paths_open_the_window(monkeypatch):
     import regviewer.gui.app as app
-    from regviewer.cli import main
+    from regviewer.cli.parser import main
 
     calls = []
     monkeypatch.setattr(app, "run_app", lambda **kw: calls.append(kw) or 0)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import SimpleITK as sitk
 
-from regviewer.cli import main
-from regviewer.core.batch import BatchSetupError, read_pairs
+from regviewer.cli.parser import main
+from regviewer.core.registration.batch import BatchSetupError, read_pairs
 
 from .conftest import grid_points, make_pair, run_cli, tre, write_landmarks
 
@@ -134,7 +134,7 @@ def test_dask_missing_says_how_to_install(tmp_path, tiny_params, monkeypatch, ca
 
 def test_unreachable_scheduler_and_bad_pairs_files_exit_2(tmp_path, tiny_params, capsys, monkeypatch):
     pairs = _pairs(tmp_path / "in", 1)
-    monkeypatch.setattr("regviewer.core.batch_dask.SCHEDULER_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("regviewer.core.registration.batch_dask.SCHEDULER_TIMEOUT_S", 1.0)
     assert main(["batch", str(pairs), "--out", str(tmp_path / "out"), "--params", str(tiny_params),
                  "--scheduler", "tcp://127.0.0.1:9"]) == 2
     assert "tcp://127.0.0.1:9" in capsys.readouterr().err
@@ -161,7 +161,7 @@ def test_pairs_file_resolves_paths_and_makes_unique_names(tmp_path):
 def test_ctrl_c_in_a_plain_loop_batch_exits_130_and_leaves_no_partial_pair(tmp_path):
     import signal
 
-    from regviewer.core.params import OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage
+    from regviewer.core.registration.params import OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage
 
     from .conftest import DEMO
 

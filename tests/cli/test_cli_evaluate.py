@@ -7,15 +7,15 @@ import json
 import pytest
 import SimpleITK as sitk
 
-from regviewer.cli import main
+from regviewer.cli.parser import main
 
 from .conftest import run_cli
 
 
 def test_evaluate_prints_the_summary_with_dice_and_writes_the_report(tiny_pair, tmp_path):
-    pytest.importorskip("regviewer.core.qa")
+    pytest.importorskip("regviewer.core.qa.evaluation")
     # Labels drawn on the fixed image, and the same anatomy's labels on the moving image.
-    from regviewer.core.synthetic import warp_image
+    from regviewer.core.imaging.synthetic import warp_image
 
     fixed_labels = sitk.Cast(sitk.ReadImage(str(tiny_pair.fixed)) > 90, sitk.sitkUInt8)
     moving_labels = warp_image(fixed_labels, tiny_pair.true_transform)

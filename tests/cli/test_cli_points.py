@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from regviewer.cli import main
+from regviewer.cli.parser import main
 from regviewer.core.errors import LandmarkFileError
-from regviewer.core.point_mapping import map_points, read_point_csv
+from regviewer.core.transforms.points import map_points, read_point_csv
 
 from .conftest import DEMO, run_cli
 
 
 def _landmarks(transform: sitk.Transform, n: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Fixed points inside the demo brain and their moving partners under `transform`."""
-    from regviewer.core.synthetic import brain_points
+    from regviewer.core.imaging.synthetic import brain_points
 
     fixed = brain_points(sitk.ReadImage(str(DEMO / "brain_mask_fixed.nii.gz")), n, seed)
     moving = np.array([transform.TransformPoint(p.tolist()) for p in fixed])
@@ -69,8 +69,8 @@ def test_linear_inverse_is_exact_and_headerless_csv_works(tmp_path, capsys):
 
 
 def test_map_points_forward_and_inverse_agree_on_a_2d_warp():
-    from regviewer.core.synthetic import affine_transform, smooth_warp
-    from regviewer.core.transforms import compose
+    from regviewer.core.imaging.synthetic import affine_transform, smooth_warp
+    from regviewer.core.transforms.ops import compose
 
     ref = sitk.Image([60, 60], sitk.sitkFloat32)
     ref.SetSpacing([2.0, 2.0])
@@ -98,8 +98,8 @@ def test_bad_point_files_are_named(tmp_path, content, problem, capsys):
 
 
 def test_a_landmark_file_maps_its_fixed_points_onto_its_moving_points(tmp_path):
-    pytest.importorskip("regviewer.core.landmark_formats")
-    from regviewer.core.landmarks import LandmarkSet
+    pytest.importorskip("regviewer.core.landmarks.formats")
+    from regviewer.core.landmarks.model import LandmarkSet
 
     true_path = DEMO / "brain_true_fixed_to_moving.h5"
     fixed, moving = _landmarks(sitk.ReadTransform(str(true_path)), n=8, seed=2)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from regviewer.cli import main
+from regviewer.cli.parser import main
 
 from .conftest import DEMO, PYTHON, grid_points, run_cli, tre, write_landmarks
 
@@ -49,7 +49,7 @@ def test_register_demo_brain_affine(tmp_path):
     registration: close to the true warp (which includes a small deformation an affine
     cannot follow; affine-only TRE is about 1.2 mm). Two pyramid levels keep it quick;
     the presets' own accuracy is the engine's tests' business."""
-    from regviewer.core.params import MetricParams, OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage
+    from regviewer.core.registration.params import MetricParams, OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage
 
     quick = Pipeline(stages=(Stage(metric=MetricParams(kind="mattes", bins=32), optimizer=OptimizerParams(iterations=100),
                                    pyramid=PyramidParams(shrink_factors=(4, 2), smoothing_sigmas=(2.0, 1.0)),
@@ -60,7 +60,7 @@ def test_register_demo_brain_affine(tmp_path):
     proc = run_cli("register", DEMO / "brain_t1_fixed.nii.gz", DEMO / "brain_t2like_moving.nii.gz",
                    "--params", tmp_path / "quick.json", "--no-qa", "--out", out, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    from regviewer.core.synthetic import brain_points
+    from regviewer.core.imaging.synthetic import brain_points
 
     true = sitk.ReadTransform(str(DEMO / "brain_true_fixed_to_moving.h5"))
     points = brain_points(sitk.ReadImage(str(DEMO / "brain_mask_fixed.nii.gz")), 300)
@@ -147,7 +147,7 @@ def test_registration_failure_exits_3(tmp_path, capsys):
 
 
 def test_ctrl_c_stops_cleanly_with_130_and_writes_nothing(tmp_path):
-    from regviewer.core.params import OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage
+    from regviewer.core.registration.params import OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage
 
     slow = Pipeline(stages=(Stage(optimizer=OptimizerParams(iterations=10000, min_step=0.0, convergence_tolerance=0.0),
                                   pyramid=PyramidParams(shrink_factors=(1,), smoothing_sigmas=(0.0,)),
@@ -187,7 +187,7 @@ def test_an_output_that_cannot_be_written_exits_1_before_registering(tiny_pair, 
 
 
 def test_a_deformable_result_is_saved_as_h5(tiny_pair, tmp_path):
-    from regviewer.core.params import MetricParams, OptimizerParams, Pipeline, PyramidParams, Stage, TransformParams
+    from regviewer.core.registration.params import MetricParams, OptimizerParams, Pipeline, PyramidParams, Stage, TransformParams
 
     from .conftest import tiny_pipeline
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regviewer.core import composite as c
+from regviewer.core.imaging import composite as c
 from regviewer.core.errors import ParameterError
 
 

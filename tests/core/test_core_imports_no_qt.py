@@ -23,9 +23,9 @@ def test_every_core_module_imports_with_gui_libraries_blocked():
 
         sys.meta_path.insert(0, Block())
         import regviewer.core
-        names = [m.name for m in pkgutil.iter_modules(regviewer.core.__path__)]
+        names = [m.name for m in pkgutil.walk_packages(regviewer.core.__path__, "regviewer.core.")]
         for name in names:
-            importlib.import_module(f"regviewer.core.{name}")
+            importlib.import_module(name)
         import regviewer
         loaded = [m for m in sys.modules if m.split(".")[0] in ("PyQt6", "pyqtgraph", "vtk", "vtkmodules")]
         assert not loaded, loaded

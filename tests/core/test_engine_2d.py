@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from regviewer.core.engine import CancelToken, register
+from regviewer.core.registration.engine import CancelToken, register
 from regviewer.core.errors import IncompatibleImagesError, ParameterError, RegistrationFailed
-from regviewer.core.params import (MetricParams, OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage,
+from regviewer.core.registration.params import (MetricParams, OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage,
                                    TransformParams)
-from regviewer.core.transforms import transform_points
+from regviewer.core.transforms.ops import transform_points
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from regviewer.core.errors import IncompatibleImagesError
-from regviewer.core.evaluate import (
+from regviewer.core.qa.measures import (
     dice_per_label,
     displacement_magnitude,
     hausdorff95_per_label,
@@ -202,7 +202,7 @@ def test_similarity_before_and_after():
 
 
 def test_deformation_maps_agree_with_separate_calls():
-    from regviewer.core.evaluate import deformation_maps
+    from regviewer.core.qa.measures import deformation_maps
 
     ref = _grid(direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))
     tx = sitk.CompositeTransform([_affine(M), sitk.TranslationTransform(3, (1.0, 2.0, 0.0))])
@@ -213,7 +213,7 @@ def test_deformation_maps_agree_with_separate_calls():
 
 
 def test_similarity_subsamples_large_images_without_interpolation():
-    from regviewer.core.evaluate import subsample_grid
+    from regviewer.core.qa.measures import subsample_grid
 
     img = _grid(size=(40, 40, 40))
     small = subsample_grid(img, 10_000)

@@ -7,15 +7,15 @@ import pytest
 import SimpleITK as sitk
 
 from regviewer.core.errors import ParameterError
-from regviewer.core.grid import (
+from regviewer.core.imaging.grid import (
     bspline_control_points,
     flatten_transform,
     points_near_plane,
     warped_grid_lines,
     warped_grid_lines_3d,
 )
-from regviewer.core.image import Volume
-from regviewer.core.slicing import planes_for
+from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.slicing import planes_for
 
 
 def _volume_3d(size=(40, 30, 20), spacing=(2.0, 2.0, 3.0), direction=None) -> Volume:
@@ -139,7 +139,7 @@ def test_huge_plane_widens_spacing():
 
 
 def test_pack_polylines_breaks_between_lines():
-    from regviewer.core.grid import pack_polylines
+    from regviewer.core.imaging.grid import pack_polylines
 
     x, y, connect = pack_polylines([np.array([[0, 0], [1, 1]]), np.array([[5, 5], [6, 6], [7, 7]])])
     assert list(x) == [0, 1, 5, 6, 7] and list(connect) == [1, 0, 1, 1, 0]

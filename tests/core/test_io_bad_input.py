@@ -17,8 +17,8 @@ from regviewer.core.errors import (
     RegviewerError,
     UnsupportedImageError,
 )
-from regviewer.core.image import Volume
-from regviewer.core.io import check_compatible, read_image, write_image
+from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.io import check_compatible, read_image, write_image
 
 
 def _small(dim=3):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from regviewer.core.io import list_dicom_series, read_image, write_image
+from regviewer.core.imaging.io import list_dicom_series, read_image, write_image
 
 
 def _oblique_volume(pixel_type=sitk.sitkInt16) -> sitk.Image:
@@ -66,7 +66,7 @@ def test_float_image_written_as_png_is_cast_to_8_bit(tmp_path):
 def test_rgb_luminance_for_metrics():
     arr = np.zeros((4, 4, 3), np.uint8)
     arr[..., 1] = 100
-    from regviewer.core.image import Volume
+    from regviewer.core.imaging.image import Volume
 
     vol = Volume(sitk.GetImageFromArray(arr, isVector=True))
     lum = sitk.GetArrayFromImage(vol.scalar())

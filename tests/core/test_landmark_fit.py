@@ -7,9 +7,9 @@ import pytest
 import SimpleITK as sitk
 
 from regviewer.core.errors import ImageWriteError, LandmarkFitError
-from regviewer.core.image import Volume
-from regviewer.core.io import read_transform
-from regviewer.core.landmarks import MODELS, LandmarkSet, fit, landmark_errors
+from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.io import read_transform
+from regviewer.core.landmarks.model import MODELS, LandmarkSet, fit, landmark_errors
 
 
 def _true_transform(kind: str, dim: int, rng: np.random.Generator) -> sitk.Transform:

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from regviewer.core.errors import ImageWriteError, LandmarkFileError
-from regviewer.core.landmark_formats import detect_format
-from regviewer.core.landmarks import LandmarkPair, LandmarkSet, load_landmarks
+from regviewer.core.landmarks.formats import detect_format
+from regviewer.core.landmarks.model import LandmarkPair, LandmarkSet, load_landmarks
 
 
 def _sample(dim: int = 3, weights: bool = True) -> LandmarkSet:

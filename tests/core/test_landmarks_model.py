@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from regviewer.core.errors import LandmarkEditError, RegviewerError
-from regviewer.core.landmarks import LandmarkPair, LandmarkSet
-from regviewer.core.undo import UndoStack
+from regviewer.core.landmarks.model import LandmarkPair, LandmarkSet
+from regviewer.core.workspace.undo import UndoStack
 
 
 def test_edits_and_half_made_pairs():

@@ -8,9 +8,9 @@ import SimpleITK as sitk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regviewer.core import manual as m
+from regviewer.core.transforms import manual as m
 from regviewer.core.errors import ParameterError
-from regviewer.core.image import Volume
+from regviewer.core.imaging.image import Volume
 
 
 def test_translation_moves_the_overlay_and_inverts_into_the_transform():

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from regviewer.core.errors import ParameterError
-from regviewer.core.params import (MetricParams, OptimizerParams, Pipeline, PyramidParams, Stage, TransformParams,
+from regviewer.core.registration.params import (MetricParams, OptimizerParams, Pipeline, PyramidParams, Stage, TransformParams,
                                    replace)
 
 

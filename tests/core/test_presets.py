@@ -3,8 +3,8 @@
 import pytest
 
 from regviewer.core.errors import ParameterError
-from regviewer.core.params import Pipeline
-from regviewer.core.presets import PRESET_NAMES, list_presets, load_preset
+from regviewer.core.registration.params import Pipeline
+from regviewer.core.registration.presets import PRESET_NAMES, list_presets, load_preset
 
 
 def test_list_presets_has_the_six_standard_ones_first():

@@ -10,10 +10,10 @@ import pytest
 import SimpleITK as sitk
 
 from regviewer.core.errors import ImageWriteError
-from regviewer.core.qa import evaluate_registration
-from regviewer.core.report import write_report
-from regviewer.core.report_images import png_data_uri
-from regviewer.core.report_svg import histogram_svg, metric_curve_svg
+from regviewer.core.qa.evaluation import evaluate_registration
+from regviewer.core.qa.report import write_report
+from regviewer.core.qa.report_images import png_data_uri
+from regviewer.core.qa.report_svg import histogram_svg, metric_curve_svg
 
 
 def _volume(size=(30, 34, 26)):

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from regviewer.core.params import Pipeline, Stage
-from regviewer.core.reproduce import RunSpec, affine_matrix, as_command_line, as_python, is_identity, is_linear
+from regviewer.core.registration.params import Pipeline, Stage
+from regviewer.core.registration.reproduce import RunSpec, affine_matrix, as_command_line, as_python, is_identity, is_linear
 
 
 def _run_python_text(text: str, monkeypatch) -> dict:
     """Execute the generated script with `regviewer.register` replaced by a recorder."""
     import regviewer
-    import regviewer.core.io as io
+    import regviewer.core.imaging.io as io
 
     calls: dict = {}
 
@@ -84,7 +84,7 @@ def test_command_line_preset_and_custom_params(tmp_path):
 
 
 def test_command_line_parses_with_the_real_cli_when_present():
-    from regviewer import cli
+    from regviewer.cli import parser as cli
 
     parser = cli._build_parser()
     try:
@@ -111,7 +111,7 @@ def test_command_line_carries_the_initial_transform_as_itk_text(tmp_path):
 
 
 def test_command_line_runs_through_the_real_cli_parser():
-    from regviewer import cli
+    from regviewer.cli import parser as cli
 
     parser = cli._build_parser()
     initial = sitk.TranslationTransform(3, (1.0, 2.0, 3.0))
@@ -134,7 +134,7 @@ def _tiny_pair(tmp_path):
 
 
 def _tiny_params():
-    from regviewer.core.params import MetricParams, OptimizerParams, PyramidParams, TransformParams
+    from regviewer.core.registration.params import MetricParams, OptimizerParams, PyramidParams, TransformParams
 
     return Pipeline(stages=(Stage(name="t", initializer="none", transform=TransformParams(kind="translation"),
                                   metric=MetricParams(kind="mean_squares"),
@@ -150,7 +150,7 @@ def test_copied_python_and_command_line_reproduce_the_run(tmp_path, monkeypatch)
     from pathlib import Path
 
     import regviewer
-    from regviewer.core.transform_io import read_transform
+    from regviewer.core.transforms.io import read_transform
 
     fixed, moving = _tiny_pair(tmp_path)
     initial = sitk.TranslationTransform(2, (0.5, 0.0))

@@ -11,8 +11,8 @@ import pytest
 import SimpleITK as sitk
 
 from regviewer.core.errors import SessionError
-from regviewer.core.params import Pipeline
-from regviewer.core.run_history import RunHistory, RunRecord, landmark_tre, record_from_result
+from regviewer.core.registration.params import Pipeline
+from regviewer.core.workspace.run_history import RunHistory, RunRecord, landmark_tre, record_from_result
 
 
 def _fake_result(shift: float, metric_end: float, cancelled: bool = False):
@@ -77,7 +77,7 @@ def test_non_finite_metric_stored_as_null_and_bad_data():
 
 
 def test_tre_with_the_real_landmark_set():
-    lm = pytest.importorskip("regviewer.core.landmarks")
+    lm = pytest.importorskip("regviewer.core.landmarks.model")
     landmark_set = lm.LandmarkSet(dimension=2)
     landmark_set.add_pair((0.0, 0.0), (2.0, 0.0))
     landmark_set.add_pair((5.0, 5.0), (7.0, 6.0))

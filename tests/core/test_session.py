@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from regviewer.core.errors import RegviewerError, SessionError
-from regviewer.core.session import (
+from regviewer.core.workspace.session import (
     RecoveryManager,
     Session,
     recovery_dir,

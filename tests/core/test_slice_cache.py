@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from regviewer.core.image import Volume
-from regviewer.core.slice_cache import SliceCache
-from regviewer.core.slicing import planes_for, reslice
+from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.slice_cache import SliceCache
+from regviewer.core.imaging.slicing import planes_for, reslice
 
 
 def test_fixed_slices_are_kept_and_moving_slices_follow_the_transform():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from regviewer.core.image import Volume
-from regviewer.core.slicing import orientation_letter, planes_for, reslice
+from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.slicing import orientation_letter, planes_for, reslice
 
 
 def _physical_x_image(direction: np.ndarray) -> sitk.Image:
@@ -48,7 +48,7 @@ def test_oblique_image_is_resliced_in_physical_space(orientation):
 
 
 def test_lps_brain_orientation_letters(shared_data):
-    from regviewer.core.io import read_image
+    from regviewer.core.imaging.io import read_image
 
     vol = read_image(shared_data / "mni152_2009a_t1_1mm.nii.gz")
     planes = planes_for(vol)

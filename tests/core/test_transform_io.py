@@ -11,9 +11,9 @@ import pytest
 import scipy.io
 import SimpleITK as sitk
 
-from regviewer.core import io as rio
+from regviewer.core.imaging import io as rio
 from regviewer.core.errors import RegviewerError, TransformReadError
-from regviewer.core.transform_io import parse_elastix_parameters, read_transform, write_transform
+from regviewer.core.transforms.io import parse_elastix_parameters, read_transform, write_transform
 
 POINTS_3D = [(0.0, 0.0, 0.0), (10.0, -5.0, 3.0), (-7.5, 12.0, 40.0)]
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from regviewer.core import transforms as T
-from regviewer.core.engine_stages import refine_bspline
+from regviewer.core.transforms import ops as T
+from regviewer.core.registration.stages import refine_bspline
 from regviewer.core.errors import ParameterError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from regviewer.core.undo import Command, UndoStack
+from regviewer.core.workspace.undo import Command, UndoStack
 
 
 class Counter:

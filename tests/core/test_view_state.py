@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from regviewer.core.composite import OverlaySettings
+from regviewer.core.imaging.composite import OverlaySettings
 from regviewer.core.errors import ParameterError
-from regviewer.core.image import Volume
-from regviewer.core.slicing import planes_for, reslice
-from regviewer.core.view_state import (ViewState, adjust_window, expand_preview, preset_window, preview_plane,
+from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.slicing import planes_for, reslice
+from regviewer.core.workspace.view_state import (ViewState, adjust_window, expand_preview, preset_window, preview_plane,
                                        render_slice, slice_pair)
 
 

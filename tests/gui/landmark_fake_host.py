@@ -8,9 +8,9 @@ import pyqtgraph as pg
 import SimpleITK as sitk
 from PyQt6 import QtCore, QtWidgets
 
-from regviewer.core.image import Volume
-from regviewer.core.io import read_image
-from regviewer.core.slicing import planes_for
+from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.io import read_image
+from regviewer.core.imaging.slicing import planes_for
 
 
 def small_volume(path: str | None = None, dimension: int = 3) -> Volume:

@@ -7,9 +7,9 @@ import pytest
 import SimpleITK as sitk
 from PyQt6 import QtCore
 
-from regviewer.core.landmarks import LandmarkSet, load_landmarks
-from regviewer.gui.landmark_markers import COLOURS
-from regviewer.gui.landmark_panel import LandmarkDock
+from regviewer.core.landmarks.model import LandmarkSet, load_landmarks
+from regviewer.gui.views.landmark_markers import COLOURS
+from regviewer.gui.panels.landmark_panel import LandmarkDock
 
 from .landmark_fake_host import FakeHost
 
@@ -17,7 +17,7 @@ from .landmark_fake_host import FakeHost
 @pytest.fixture(autouse=True)
 def _fits_inline(monkeypatch):
     """Quick fits run inline, whatever the machine's load (the threaded path has its own test)."""
-    from regviewer.gui import landmark_panel
+    from regviewer.gui.panels import landmark_panel
 
     monkeypatch.setattr(landmark_panel, "SLOW_FIT_SECONDS", 60.0)
 

@@ -17,7 +17,7 @@ from .conftest import activate, click, drag
 @pytest.fixture(autouse=True)
 def _fits_inline(monkeypatch):
     """Quick fits run inline, whatever the machine's load (the threaded path has its own test)."""
-    from regviewer.gui import landmark_panel
+    from regviewer.gui.panels import landmark_panel
 
     monkeypatch.setattr(landmark_panel, "SLOW_FIT_SECONDS", 60.0)
 

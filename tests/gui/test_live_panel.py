@@ -13,10 +13,10 @@ import SimpleITK as sitk
 from PyQt6 import QtCore, QtWidgets
 
 from regviewer.core.errors import IncompatibleImagesError, RegviewerError
-from regviewer.core.image import Volume, as_volume
-from regviewer.core.presets import load_preset
-from regviewer.core.slicing import planes_for
-from regviewer.gui.live_panel import LiveRegistrationDock
+from regviewer.core.imaging.image import Volume, as_volume
+from regviewer.core.registration.presets import load_preset
+from regviewer.core.imaging.slicing import planes_for
+from regviewer.gui.panels.live_panel import LiveRegistrationDock
 
 
 class FakeView(QtCore.QObject):
@@ -197,7 +197,7 @@ def test_session_state_round_trip_and_use_run(qtbot, host, retina, demo_data):
     dock = host.dock
     dock.params.set_pipeline(_short(iterations=10))
     # landmarks from the known truth: the TRE curve is drawn and the run records its TRE
-    lm = pytest.importorskip("regviewer.core.landmarks")
+    lm = pytest.importorskip("regviewer.core.landmarks.model")
     true = sitk.ReadTransform(str(demo_data / "retina_true_fixed_to_moving.h5"))
     landmark_set = lm.LandmarkSet(dimension=2)
     for p in [(150.0, 150.0), (300.0, 160.0), (220.0, 320.0), (120.0, 300.0)]:

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from regviewer.core.params import Pipeline
-from regviewer.core.presets import load_preset
-from regviewer.gui.params_panel import ParamsPanel
+from regviewer.core.registration.params import Pipeline
+from regviewer.core.registration.presets import load_preset
+from regviewer.gui.panels.params_panel import ParamsPanel
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import numpy as np
 import SimpleITK as sitk
 from PyQt6 import QtCore
 
-from regviewer.core.manual import centre_of_mass
+from regviewer.core.transforms.manual import centre_of_mass
 
 from .conftest import drag
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PyQt6 import QtCore
 
-from regviewer.core.composite import OVERLAY_MODES
+from regviewer.core.imaging.composite import OVERLAY_MODES
 
 from .conftest import drag
 

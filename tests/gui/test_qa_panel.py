@@ -9,8 +9,8 @@ import pytest
 import SimpleITK as sitk
 from PyQt6 import QtCore, QtWidgets
 
-from regviewer.core.image import Volume
-from regviewer.core.slicing import planes_for
+from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.slicing import planes_for
 
 
 def _volume(seed=0) -> Volume:
@@ -105,7 +105,7 @@ class FakeHost(QtWidgets.QMainWindow):
 
 @pytest.fixture
 def dock(qtbot):
-    from regviewer.gui.qa_panel import QADock
+    from regviewer.gui.panels.qa_panel import QADock
 
     host = FakeHost()
     qtbot.addWidget(host)

@@ -11,9 +11,9 @@ import pytest
 import SimpleITK as sitk
 from PyQt6 import QtCore, QtWidgets
 
-from regviewer.core.io import write_image
-from regviewer.core.session import RecoveryManager, Session
-from regviewer.gui.landmark_panel import LandmarkDock
+from regviewer.core.imaging.io import write_image
+from regviewer.core.workspace.session import RecoveryManager, Session
+from regviewer.gui.panels.landmark_panel import LandmarkDock
 from regviewer.gui.session_controller import SessionController
 
 from .landmark_fake_host import FakeHost, small_volume
@@ -22,7 +22,7 @@ from .landmark_fake_host import FakeHost, small_volume
 @pytest.fixture(autouse=True)
 def _fits_inline(monkeypatch):
     """Quick fits run inline, whatever the machine's load (the threaded path has its own test)."""
-    from regviewer.gui import landmark_panel
+    from regviewer.gui.panels import landmark_panel
 
     monkeypatch.setattr(landmark_panel, "SLOW_FIT_SECONDS", 60.0)
 
@@ -43,7 +43,7 @@ def images(tmp_path):
 
 
 def _window(qtbot, images):
-    from regviewer.core.io import read_image
+    from regviewer.core.imaging.io import read_image
 
     host = FakeHost(read_image(images[0]), read_image(images[1]))
     qtbot.addWidget(host)
@@ -123,7 +123,7 @@ def test_recover_after_a_crash(qtbot, images, recovery_dir):
                              transforms={"current": sitk.TranslationTransform(3, (7, 8, 9))}))
 
     offered = []
-    from regviewer.core.io import read_image
+    from regviewer.core.imaging.io import read_image
 
     host = FakeHost(read_image(images[0]), read_image(images[1]))
     qtbot.addWidget(host)

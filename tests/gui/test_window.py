@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 from PyQt6 import QtCore
 
-from regviewer.core.io import read_image
+from regviewer.core.imaging.io import read_image
 from regviewer.gui.host import RegistrationHost, SliceViewLike
 
 from .conftest import click, drag
@@ -217,7 +217,7 @@ def test_3d_view_under_xcb(make_window, brain_paths):
 
 def test_dicom_folder_with_several_series_asks_which(brain_window, brain_paths, monkeypatch, tmp_path):
     from regviewer.core.errors import MultipleSeriesError
-    from regviewer.core.io import DicomSeries
+    from regviewer.core.imaging.io import DicomSeries
     from regviewer.gui import file_actions
 
     w = brain_window

@@ -13,7 +13,7 @@ from PyQt6 import QtCore
 
 from .conftest import click
 
-pytest.importorskip("regviewer.gui.landmark_panel")
+pytest.importorskip("regviewer.gui.panels.landmark_panel")
 pytest.importorskip("regviewer.gui.session_controller")
 
 # (fixed col, row) → the moving click lands 3 px right, 2 px down in the moving view
@@ -85,7 +85,7 @@ def _dead_pid() -> int:
 
 
 def test_recover_from_an_autosave(qtbot, make_window, brain_paths, tmp_path):
-    from regviewer.core.session import recovery_dir
+    from regviewer.core.workspace.session import recovery_dir
     from regviewer.gui.session_controller import SessionController
 
     a = make_window(*brain_paths, panels=True, sessions=True)

@@ -1,0 +1,70 @@
+"""Raw slices of the fixed and moving images for the views, cached.
+
+A redraw after a transform change needs only new *moving* slices; a slice step needs
+one new fixed and one new moving slice. The fixed image's slices never depend on the
+transform, so they are kept (bounded, least recently used first out); moving slices
+are keyed by a transform version the caller bumps on every change.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import SimpleITK as sitk
+
+from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.slicing import PlaneGeometry, reslice
+from regviewer.core.workspace.view_state import expand_preview, preview_plane
+
+
+class SliceCache:
+    """Fixed and moving slices on display planes (fixed frame, LPS mm depths)."""
+
+    def __init__(self, fixed_slices: int = 64, moving_slices: int = 12) -> None:
+        self.fixed: Volume | None = None
+        self.moving: Volume | None = None
+        self._fixed_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._moving_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._sizes = (fixed_slices, moving_slices)
+        self.version = 0  # of the transform the moving slices were made with
+
+    def set_images(self, fixed: Volume | None, moving: Volume | None) -> None:
+        self.fixed, self.moving = fixed, moving
+        self._fixed_cache.clear()
+        self._moving_cache.clear()
+        self.version += 1
+
+    def transform_changed(self) -> None:
+        """Forget the moving slices (the transform on screen changed)."""
+        self.version += 1
+        self._moving_cache.clear()
+
+    def fixed_slice(self, plane: PlaneGeometry, depth: float) -> np.ndarray:
+        key = (plane.orientation, plane.shape, round(depth, 6))
+        out = self._fixed_cache.get(key)
+        if out is None:
+            out = reslice(self.fixed.sitk, plane, depth)
+            self._store(self._fixed_cache, key, out, self._sizes[0])
+        return out
+
+    def moving_slice(self, plane: PlaneGeometry, depth: float, transform_fixed_to_moving: sitk.Transform,
+                     coarse_factor: int = 1) -> np.ndarray | None:
+        """The moving image on the plane under the fixed→moving transform; with
+        `coarse_factor` > 1 sampled that much more coarsely (a quick preview) and
+        expanded back to the plane's shape."""
+        if self.moving is None:
+            return None
+        key = (plane.orientation, plane.shape, round(depth, 6), self.version, coarse_factor)
+        out = self._moving_cache.get(key)
+        if out is None:
+            coarse = reslice(self.moving.sitk, preview_plane(plane, coarse_factor), depth, transform_fixed_to_moving)
+            out = expand_preview(coarse, coarse_factor, plane.shape)
+            self._store(self._moving_cache, key, out, self._sizes[1])
+        return out
+
+    @staticmethod
+    def _store(cache: OrderedDict, key: tuple, value: np.ndarray, limit: int) -> None:
+        cache[key] = value
+        while len(cache) > limit:
+            cache.popitem(last=False)

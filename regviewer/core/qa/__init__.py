@@ -1,0 +1,2 @@
+"""Quality assurance: measures of a registration (Jacobian, Dice, TRE, inverse
+consistency, similarity), the one-call evaluation and the filed HTML report."""

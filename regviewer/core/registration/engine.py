@@ -1,0 +1,201 @@
+"""The registration engine: two images and a `Pipeline` in, a fixed -> moving transform out.
+
+The GUI, the CLI and the Python API all call `register()`. It runs the pipeline's
+stages in order (SimpleITK's ImageRegistrationMethod for linear, B-spline and
+displacement-field stages; SimpleITK's demons filters for demons stages), reports
+each iteration through a `progress` callback and honours a `CancelToken`.
+
+Direction: ``result.transform`` maps FIXED points to MOVING points (LPS mm), i.e.
+``moving_resampled(x) = moving(result.transform(x))``. It is a CompositeTransform
+holding the initial transform and then each stage; ITK applies the last stage
+first to a fixed point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import SimpleITK as sitk
+
+from regviewer.core.registration.run_state import CancelToken, HistoryEntry, Progress, RunState
+from regviewer.core.errors import IncompatibleImagesError, ParameterError, RegistrationFailed
+from regviewer.core.imaging.image import Volume, as_volume
+from regviewer.core.imaging.io import check_compatible
+from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline
+from regviewer.core.transforms.resample import resample_moving
+from regviewer.core.transforms.ops import copy_transform, make_linear
+
+__all__ = ["register", "run_pipeline", "RegistrationResult", "Progress", "CancelToken", "HistoryEntry"]
+
+
+@dataclass
+class RegistrationResult:
+    """What `register()` returns.
+
+    transform: fixed -> moving (composite of the initial transform and all stages).
+    resampled: the moving image resampled onto the fixed grid through `transform`.
+    history:   metric per iteration (stage, level, iteration, metric, elapsed s).
+    stop_reason: the optimiser's own words for why each stage stopped.
+    cancelled: True when a CancelToken stopped the run; `transform` is then the best
+               transform reached so far (never an exception).
+    """
+
+    transform: sitk.Transform
+    _resampled: "sitk.Image | Callable[[], sitk.Image]" = field(repr=False)
+    history: list[HistoryEntry]
+    stop_reason: str
+    elapsed: float
+    params: Pipeline
+    cancelled: bool = False
+    details: dict = field(default_factory=dict)
+
+    @property
+    def resampled(self) -> sitk.Image:
+        """The moving image on the fixed grid, made on first use: through a B-spline it
+        costs about a second on the 2 mm demo brain, and the window never needs it."""
+        if callable(self._resampled):
+            self._resampled = self._resampled()
+        return self._resampled
+
+    @property
+    def final_metric(self) -> float | None:
+        return self.history[-1].metric if self.history else None
+
+
+def register(fixed, moving, preset: str | None = "affine-mi", params: Pipeline | None = None,
+             initial_transform: sitk.Transform | None = None, fixed_mask=None, moving_mask=None,
+             progress: Callable[[Progress], None] | None = None, cancel: CancelToken | None = None,
+             seed: int = 0, landmarks=None) -> RegistrationResult:
+    """Register `moving` onto `fixed`; return a fixed -> moving transform and more.
+
+    fixed, moving, masks: paths, `Volume`s or SimpleITK images (RGB is registered on
+    its luminance). `params` overrides `preset`. `initial_transform` (fixed -> moving,
+    e.g. a manual alignment) is the starting point and replaces the first stage's
+    initializer; `landmarks` (a `LandmarkSet`) likewise, fitted with the first stage's
+    model (rigid or affine). `progress` is called once per optimiser iteration with a
+    `Progress` (throttle in the caller if needed). `cancel`: a `CancelToken`; cancelling
+    returns a result with ``cancelled=True`` within about a second. `seed` fixes the
+    random sampling: same seed, same result, bit for bit, on one machine.
+
+    Raises `ParameterError` (bad parameters or preset name), `IncompatibleImagesError`
+    (2D vs 3D, mask grid mismatch) and `RegistrationFailed` (with the optimiser's reason).
+    """
+    if params is None:
+        from regviewer.core.registration.presets import load_preset
+
+        params = load_preset(preset or "affine-mi")
+    if not isinstance(params, Pipeline):
+        raise ParameterError(f"params must be a Pipeline, got {type(params).__name__}")
+    params.validate()
+    if int(seed) < 0:
+        raise ParameterError(f"seed must be >= 0, got {seed}")
+    fixed_v, moving_v = as_volume(fixed), as_volume(moving)
+    check_compatible(fixed_v, moving_v)
+    f_mask = _mask(fixed_mask, fixed_v, "fixed")
+    m_mask = _mask(moving_mask, moving_v, "moving")
+    if initial_transform is not None and initial_transform.GetDimension() != fixed_v.dimension:
+        raise IncompatibleImagesError(f"The initial transform is {initial_transform.GetDimension()}D but the images "
+                                      f"are {fixed_v.dimension}D")
+    run = RunState(progress, cancel)
+    details: dict = {}
+    if params.symmetric:
+        from regviewer.core.registration.symmetric import run_symmetric
+
+        transform, details = run_symmetric(params, fixed_v, moving_v, f_mask, m_mask, initial_transform,
+                                           landmarks, run, int(seed))
+    else:
+        transform = run_pipeline(params, fixed_v.scalar(), moving_v.scalar(), f_mask, m_mask,
+                                 initial_transform, landmarks, run, int(seed))
+    def resampled() -> sitk.Image:
+        return resample_moving(moving_v, fixed_v, transform)
+
+    stop = "cancelled by the user" if run.cancelled else "; ".join(run.stop_reasons)
+    return RegistrationResult(transform, resampled, run.history, stop, run.elapsed(), params, run.cancelled,
+                              details)
+
+
+def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None,
+                 moving_mask: sitk.Image | None, initial_transform: sitk.Transform | None, landmarks,
+                 run: RunState, seed: int) -> sitk.CompositeTransform:
+    """Run every stage on float32 scalar images; return the fixed -> moving composite."""
+    from regviewer.core.registration.stages import run_method_stage
+
+    dim = fixed.GetDimension()
+    composite = sitk.CompositeTransform(dim)
+    first_initial = None
+    if initial_transform is not None:
+        composite.AddTransform(copy_transform(initial_transform))
+    elif landmarks is not None or params.stages[0].initializer == "landmarks":
+        composite.AddTransform(_landmark_initial(landmarks, params.stages[0].transform.kind))
+    else:
+        first_initial = _initializer(params.stages[0], fixed, moving)
+        if first_initial is not None and params.stages[0].transform.kind not in LINEAR_TRANSFORMS:
+            composite.AddTransform(first_initial)  # a deformable stage starts after the centring translation
+            first_initial = None
+    for index, stage in enumerate(params.stages):
+        if run.cancelled:
+            break
+        run.begin_stage(index, stage.name)
+        previous = copy_transform(composite) if composite.GetNumberOfTransforms() else None
+        if stage.transform.kind == "demons":
+            from regviewer.core.registration.demons import run_demons_stage
+
+            stage_tx = run_demons_stage(stage, fixed, moving, previous, run)
+        else:
+            stage_tx = run_method_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
+                                        initial=first_initial if index == 0 else None,
+                                        reproducible=params.reproducible)
+        composite.AddTransform(stage_tx)
+    if composite.GetNumberOfTransforms() == 0:
+        composite.AddTransform(sitk.Transform(dim, sitk.sitkIdentity))
+    return composite
+
+
+def _initializer(stage, fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform | None:
+    """The first stage's starting transform from image centres or centres of mass."""
+    if stage.initializer not in ("geometry", "moments"):
+        return None
+    kind = stage.transform.kind
+    centred = kind in LINEAR_TRANSFORMS and kind != "translation"
+    tx = make_linear(kind if centred else "affine", fixed.GetDimension())
+    mode = (sitk.CenteredTransformInitializerFilter.MOMENTS if stage.initializer == "moments"
+            else sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    try:
+        tx = sitk.CenteredTransformInitializer(fixed, moving, tx, mode)
+    except RuntimeError as exc:
+        raise RegistrationFailed(f"The '{stage.initializer}' initializer failed (is one image empty?): "
+                                 f"{str(exc).strip().splitlines()[-1][:200]}") from None
+    if not centred:  # translation model or a deformable first stage: keep only the shift of the centres
+        return sitk.TranslationTransform(fixed.GetDimension(), tuple(sitk.AffineTransform(tx).GetTranslation()))
+    return tx
+
+
+def _landmark_initial(landmarks, kind: str) -> sitk.Transform:
+    if landmarks is None:
+        raise ParameterError("the first stage's initializer is 'landmarks' but no landmarks were given")
+    try:
+        from regviewer.core.landmarks import model as lm
+    except ImportError:
+        raise ParameterError("landmark initialisation needs regviewer.core.landmarks.model, which is not available") from None
+    model = {"translation": "translation", "rigid": "rigid", "versor": "rigid", "similarity": "similarity"}.get(kind, "affine")
+    try:
+        fit = lm.fit(landmarks, model)
+    except TypeError:
+        fit = lm.fit(landmarks)
+    return copy_transform(fit.transform)
+
+
+def _mask(mask, reference: Volume, which: str) -> sitk.Image | None:
+    """A mask as a UInt8 image (non-zero = inside) with the same dimension as its image."""
+    if mask is None:
+        return None
+    m = as_volume(mask)
+    if m.dimension != reference.dimension:
+        raise IncompatibleImagesError(f"The {which} mask '{m.name}' is {m.dimension}D but the {which} image "
+                                      f"'{reference.name}' is {reference.dimension}D")
+    img = m.scalar()
+    out = sitk.Cast(img != 0, sitk.sitkUInt8)
+    if sitk.GetArrayViewFromImage(out).max() == 0:
+        raise IncompatibleImagesError(f"The {which} mask '{m.name}' is empty (no voxel is inside it)")
+    return out

@@ -1,0 +1,341 @@
+"""One optimisation stage with SimpleITK's ImageRegistrationMethod.
+
+Handles linear models, B-splines (control grid refined per level) and dense
+displacement fields with Gaussian regularisation. Every stage estimates a transform
+that is applied to a fixed point FIRST, followed by the transform of the earlier
+stages (`previous`, passed as ITK's moving-initial transform), so the full
+fixed -> moving mapping is ``previous(stage(x))``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import SimpleITK as sitk
+
+from regviewer.core.errors import RegistrationFailed
+from regviewer.core.registration.run_state import RunState
+from regviewer.core.registration.params import LINEAR_TRANSFORMS, Stage
+from regviewer.core.transforms.resample import interpolator_id
+from regviewer.core.transforms.ops import copy_transform, make_linear
+
+
+def itk_seed(seed: int) -> int:
+    """SimpleITK treats seed 0 as 'use the wall clock'; shift so every user seed is reproducible."""
+    return int(seed) + 1
+
+
+def run_method_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
+                     run: RunState, seed: int, fixed_mask: sitk.Image | None = None,
+                     moving_mask: sitk.Image | None = None, initial: sitk.Transform | None = None,
+                     reproducible: bool = True) -> sitk.Transform:
+    """Optimise one stage; return its own transform (not composed with `previous`).
+
+    `initial`, when given, is this stage's starting transform (e.g. set by an
+    initialiser); otherwise an identity of the stage's model is used.
+    On cancel the transform reached so far is returned (the caller checks `run.cancelled`).
+    """
+    levels = stage.pyramid.shrink_factors
+    if stage.transform.kind == "displacement" or len(levels) == 1:
+        return _execute(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask, initial,
+                        reproducible=reproducible)
+    return _run_levels(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask, initial, reproducible)
+
+
+def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
+                run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
+                initial: sitk.Transform | None, reproducible: bool) -> sitk.Transform:
+    """The pyramid as one ImageRegistrationMethod run per level, coarse to fine.
+
+    Why not ITK's own multi-level loop: (1) a cancel must return within a second, but
+    ITK sets up every remaining level (seconds each on a 1 mm brain) even after
+    StopRegistration; between our levels we simply stop. (2) ITK's L-BFGS-B keeps the
+    scales and bounds sized for the first level's B-spline grid, so built-in grid
+    refinement fails with "Size of scales (N) must equal number of local parameters
+    (M)"; we refine the grid ourselves, exactly (B-spline subdivision), for every
+    optimiser. Each level smooths and shrinks the full image exactly as ITK would.
+    """
+    levels = stage.pyramid.shrink_factors
+    sigmas = stage.pyramid.smoothing_sigmas
+    n_levels = len(levels)
+    tx = initial
+    refine = stage.transform.kind == "bspline" and stage.transform.refine_grid
+    if stage.transform.kind == "bspline":
+        final_mesh = _mesh_for_spacing(fixed, stage.transform.grid_spacing_mm)
+        start = [max(1, int(round(m / 2 ** (n_levels - 1)))) for m in final_mesh] if refine else final_mesh
+        tx = sitk.BSplineTransformInitializer(fixed, start, 3)
+    first_reason = len(run.stop_reasons)
+    for k in range(n_levels):
+        one = dataclasses.replace(
+            stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(levels[k],), smoothing_sigmas=(sigmas[k],)),
+            transform=dataclasses.replace(stage.transform, refine_grid=False))
+        tx = _execute(one, fixed, moving, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
+                      n_levels=n_levels, reproducible=reproducible)
+        if run.cancelled:
+            break
+        if refine and k < n_levels - 1:
+            tx = refine_bspline(tx, fixed)
+    reasons = run.stop_reasons[first_reason:]
+    del run.stop_reasons[first_reason:]
+    if reasons:
+        run.stop_reasons.append(reasons[-1] + (f" (level {len(reasons)} of {n_levels})" if len(reasons) > 1 else ""))
+    return tx
+
+
+def refine_bspline(tx: sitk.Transform, reference: sitk.Image) -> sitk.BSplineTransform:
+    """The same cubic B-spline on a control grid twice as fine (exact: B-spline subdivision).
+
+    Per axis, a coarse coefficient sequence c gives fine coefficients
+    (c[k] + c[k+1]) / 2 at coarse mid-points and (c[k] + 6 c[k+1] + c[k+2]) / 8 at coarse
+    nodes; the domain (from `reference`) is unchanged.
+    """
+    coarse = sitk.BSplineTransform(tx)
+    images = coarse.GetCoefficientImages()
+    mesh = [s - 3 for s in images[0].GetSize()]
+    fine = sitk.BSplineTransformInitializer(reference, [2 * m for m in mesh], 3)
+    params = []
+    for img in images:
+        c = sitk.GetArrayFromImage(img).astype(float)
+        for axis in range(c.ndim):
+            c = np.moveaxis(c, axis, 0)
+            out = np.empty((2 * c.shape[0] - 3,) + c.shape[1:])
+            out[0::2] = (c[:-1] + c[1:]) / 2.0
+            out[1::2] = (c[:-2] + 6.0 * c[1:-1] + c[2:]) / 8.0
+            c = np.moveaxis(out, 0, axis)
+        params.append(c.ravel())
+    fine.SetParameters(np.concatenate(params).tolist())
+    return fine
+
+
+def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
+             run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
+             initial: sitk.Transform | None, level_offset: int = 0, n_levels: int | None = None,
+             reproducible: bool = True) -> sitk.Transform:
+    """One ImageRegistrationMethod run: one pyramid level (see `_run_levels`), or all
+    levels of a displacement-field stage, whose field ITK resamples per level itself."""
+    kind = stage.transform.kind
+    levels = stage.pyramid.shrink_factors
+    n_levels = n_levels or len(levels)
+    method = sitk.ImageRegistrationMethod()
+    if reproducible:
+        method.SetNumberOfWorkUnits(1)  # ITK's multi-unit metric sums vary in the last bits from run to run
+    _set_metric(method, stage)
+    _set_sampling(method, stage, fixed, seed)
+    method.SetInterpolator(interpolator_id(stage.interpolator))
+    method.SetShrinkFactorsPerLevel([int(s) for s in levels])
+    method.SetSmoothingSigmasPerLevel([float(s) for s in stage.pyramid.smoothing_sigmas])
+    method.SetSmoothingSigmasAreSpecifiedInPhysicalUnits(bool(stage.pyramid.sigmas_in_mm))
+    if fixed_mask is not None and stage.use_fixed_mask:
+        method.SetMetricFixedMask(fixed_mask)
+    if moving_mask is not None and stage.use_moving_mask:
+        method.SetMetricMovingMask(moving_mask)
+    if previous is not None:
+        method.SetMovingInitialTransform(previous)
+
+    builder = _TransformBuilder(stage, fixed, initial)
+    method.SetInitialTransform(builder.transform, inPlace=True)
+    _set_optimizer(method, stage, builder)
+
+    state = {"level": -1, "best": None, "best_metric": math.inf}
+    want_best = kind != "displacement"  # a dense field is too big to copy each iteration
+
+    def on_level() -> None:
+        state["level"] = level_offset if state["level"] < 0 else state["level"] + 1
+        state["best"], state["best_metric"] = None, math.inf
+        if run.cancelled:
+            method.StopRegistration()
+
+    def on_iteration() -> None:
+        metric = method.GetMetricValue()
+        level = max(state["level"], level_offset)
+        if want_best and metric < state["best_metric"]:
+            state["best_metric"], state["best"] = metric, (level, method.GetOptimizerPosition())
+        snapshot = None
+        if run.progress is not None:
+            position = method.GetOptimizerPosition()
+            snapshot = lambda: _compose_snapshot(previous, builder.at(level, position))  # noqa: E731
+        run.record(level, n_levels, method.GetOptimizerIteration(), metric, snapshot)
+        if run.cancelled:
+            method.StopRegistration()
+
+    method.AddCommand(sitk.sitkMultiResolutionIterationEvent, on_level)
+    method.AddCommand(sitk.sitkIterationEvent, on_iteration)
+    try:
+        result = method.Execute(fixed, moving)
+    except RuntimeError as exc:
+        raise RegistrationFailed(explain_failure(stage, exc, run.stage_name)) from None
+    reason = method.GetOptimizerStopConditionDescription()
+    if method.GetMetricNumberOfValidPoints() == 0:
+        raise RegistrationFailed(f"Stage '{stage.name}' failed: no sampled point of the fixed image falls inside "
+                                 "the moving image (the images do not overlap under the current transform). "
+                                 "Start from a better alignment (initializer 'moments', landmarks or a manual "
+                                 f"alignment). The optimiser said: {reason}")
+    run.stop_reasons.append(f"{stage.name}: {reason}")
+    final_metric = method.GetMetricValue()
+    if not np.isfinite(final_metric) or not np.all(np.isfinite(result.GetParameters())):
+        raise RegistrationFailed(f"Stage '{stage.name}' diverged (metric {final_metric}); the optimiser said: "
+                                 f"{reason}. Try a smaller learning rate or a better initial alignment.")
+    if run.cancelled:
+        return _cancelled_transform(builder, state)
+    return copy_transform(builder.transform)
+
+
+def _cancelled_transform(builder: "_TransformBuilder", state: dict) -> sitk.Transform:
+    """The best transform of the current level when cancelled (else where the optimiser stood)."""
+    best = state.get("best")
+    if best is not None:
+        return builder.at(*best)
+    return copy_transform(builder.transform)
+
+
+def _compose_snapshot(previous: sitk.Transform | None, current: sitk.Transform) -> sitk.Transform:
+    if previous is None:
+        return current
+    comp = sitk.CompositeTransform(current.GetDimension())
+    comp.AddTransform(copy_transform(previous))
+    comp.AddTransform(current)
+    return comp
+
+
+class _TransformBuilder:
+    """The stage's optimisable transform (one pyramid level, or a displacement field's
+    whole run), and how to rebuild it from an optimiser position for snapshots."""
+
+    def __init__(self, stage: Stage, fixed: sitk.Image, initial: sitk.Transform | None) -> None:
+        kind = stage.transform.kind
+        dim = fixed.GetDimension()
+        self.kind = kind
+        if kind in LINEAR_TRANSFORMS:
+            self.transform = initial if initial is not None else make_linear(kind, dim, _grid_center(fixed))
+        elif kind == "bspline":
+            self.transform = initial if initial is not None else sitk.BSplineTransformInitializer(
+                fixed, _mesh_for_spacing(fixed, stage.transform.grid_spacing_mm), 3)
+        elif kind == "displacement":
+            field = sitk.Image(fixed.GetSize(), sitk.sitkVectorFloat64, dim)
+            field.CopyInformation(fixed)
+            tx = sitk.DisplacementFieldTransform(field)
+            tx.SetSmoothingGaussianOnUpdate(_variance_vox(stage.transform.update_smoothing_mm, fixed),
+                                            _variance_vox(stage.transform.field_smoothing_mm, fixed))
+            self.transform = tx
+        else:
+            raise RegistrationFailed(f"stage kind '{kind}' is not run by ImageRegistrationMethod")
+
+    def at(self, level: int, position: tuple[float, ...]) -> sitk.Transform:
+        """A fresh transform with the optimiser `position` (`level` is kept for callers' records)."""
+        tx = copy_transform(self.transform)
+        if len(position) == len(tx.GetParameters()):
+            tx.SetParameters(position)
+        return tx
+
+
+def _grid_center(image: sitk.Image) -> list[float]:
+    return list(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in image.GetSize()]))
+
+
+def _mesh_for_spacing(image: sitk.Image, spacing_mm: float) -> list[int]:
+    extent = [(sz - 1) * sp for sz, sp in zip(image.GetSize(), image.GetSpacing())]
+    return [max(1, int(round(e / spacing_mm))) for e in extent]
+
+
+def _variance_vox(sigma_mm: float, image: sitk.Image) -> float:
+    """DisplacementFieldTransform smooths with a variance in voxel units (squared)."""
+    sigma_vox = sigma_mm / float(np.mean(image.GetSpacing()))
+    return float(sigma_vox**2)
+
+
+def _set_metric(method: sitk.ImageRegistrationMethod, stage: Stage) -> None:
+    m = stage.metric
+    if m.kind == "mattes":
+        method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=m.bins)
+    elif m.kind == "joint_histogram":
+        method.SetMetricAsJointHistogramMutualInformation(numberOfHistogramBins=m.bins, varianceForJointPDFSmoothing=1.5)
+    elif m.kind == "correlation":
+        method.SetMetricAsCorrelation()
+    elif m.kind == "mean_squares":
+        method.SetMetricAsMeanSquares()
+    elif m.kind == "ants_nc":
+        method.SetMetricAsANTSNeighborhoodCorrelation(m.radius)
+
+
+def _set_sampling(method: sitk.ImageRegistrationMethod, stage: Stage, fixed: sitk.Image, seed: int) -> None:
+    s = stage.sampling
+    if s.strategy == "none" or stage.metric.kind == "ants_nc" and s.strategy == "random":
+        # ANTS NC with random sampling is ill-defined in ITK (it needs neighbourhoods); use all voxels.
+        method.SetMetricSamplingStrategy(method.NONE)
+        return
+    method.SetMetricSamplingStrategy(method.RANDOM if s.strategy == "random" else method.REGULAR)
+    if s.count > 0:
+        n_voxels = float(np.prod(fixed.GetSize()))
+        per_level = [min(1.0, s.count * f ** fixed.GetDimension() / n_voxels) for f in stage.pyramid.shrink_factors]
+        method.SetMetricSamplingPercentagePerLevel(per_level, itk_seed(seed))
+    else:
+        method.SetMetricSamplingPercentage(float(s.percentage), itk_seed(seed))
+
+
+def _set_optimizer(method: sitk.ImageRegistrationMethod, stage: Stage, builder: _TransformBuilder) -> None:
+    o = stage.optimizer
+    if o.kind == "regular_step":
+        method.SetOptimizerAsRegularStepGradientDescent(
+            learningRate=o.learning_rate, minStep=o.min_step, numberOfIterations=o.iterations,
+            relaxationFactor=o.relaxation, gradientMagnitudeTolerance=1e-8)
+    elif o.kind == "gradient_descent_line_search":
+        method.SetOptimizerAsGradientDescentLineSearch(
+            learningRate=o.learning_rate, numberOfIterations=o.iterations,
+            convergenceMinimumValue=o.convergence_tolerance, convergenceWindowSize=o.convergence_window)
+    elif o.kind == "conjugate_gradient_line_search":
+        method.SetOptimizerAsConjugateGradientLineSearch(
+            learningRate=o.learning_rate, numberOfIterations=o.iterations,
+            convergenceMinimumValue=o.convergence_tolerance, convergenceWindowSize=o.convergence_window)
+    elif o.kind == "lbfgsb":
+        method.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=o.gradient_tolerance,
+                                    numberOfIterations=o.iterations, maximumNumberOfCorrections=5,
+                                    maximumNumberOfFunctionEvaluations=max(2000, 4 * o.iterations),
+                                    costFunctionConvergenceFactor=1e7)
+    elif o.kind == "lbfgs2":
+        method.SetOptimizerAsLBFGS2(solutionAccuracy=o.gradient_tolerance, numberOfIterations=o.iterations,
+                                    deltaConvergenceTolerance=o.convergence_tolerance)
+    elif o.kind == "powell":
+        method.SetOptimizerAsPowell(numberOfIterations=o.iterations, maximumLineIterations=20,
+                                    stepLength=o.simplex_delta, stepTolerance=1e-4, valueTolerance=1e-6)
+    elif o.kind == "amoeba":
+        method.SetOptimizerAsAmoeba(simplexDelta=o.simplex_delta, numberOfIterations=o.iterations,
+                                    parametersConvergenceTolerance=1e-6, functionConvergenceTolerance=1e-6)
+    _set_scales(method, stage, builder)
+
+
+def _set_scales(method: sitk.ImageRegistrationMethod, stage: Stage, builder: _TransformBuilder) -> None:
+    """Automatic scales, except where ITK cannot use them.
+
+    L-BFGS-B keeps the scales it was given when the B-spline grid is refined, so the
+    next level fails with "Size of scales (N) must equal number of local parameters
+    (M)". B-spline and displacement-field parameters are all mm shifts of the same
+    kind, so unit scales are exact for them: we simply do not estimate any.
+    """
+    scales = stage.optimizer.scales
+    if scales == "none" or stage.transform.kind in ("bspline", "displacement"):
+        return
+    if scales == "physical_shift":
+        method.SetOptimizerScalesFromPhysicalShift()
+    elif scales == "index_shift":
+        method.SetOptimizerScalesFromIndexShift()
+    elif scales == "jacobian":
+        method.SetOptimizerScalesFromJacobian()
+
+
+def explain_failure(stage: Stage, exc: Exception, name: str) -> str:
+    """An ITK exception in words a user can act on."""
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    detail = next((ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("description:")),
+                  lines[-1] if lines else "unknown error")
+    low = text.lower()
+    if "too many samples map outside" in low or "all the points mapped to outside" in low or "valid points" in low:
+        return (f"Stage '{name}' failed: the images hardly overlap under the current transform, so the "
+                f"{stage.metric.kind} metric cannot be computed. Start from a better alignment (initializer "
+                "'moments', landmarks or a manual alignment) or use a coarser pyramid. (ITK: {detail})"
+                ).replace("{detail}", detail[:200])
+    if "size of scales" in low:
+        return f"Stage '{name}' failed: the optimiser scales do not match the transform ({detail[:200]})"
+    return f"Stage '{name}' failed: {detail[:300]}"

@@ -1,0 +1,359 @@
+"""Transform files: read registrations made by regviewer or by other tools; write ITK files.
+
+Every transform in regviewer maps points of the *fixed* image to the *moving* image
+(ITK's resampling direction). `read_transform` returns exactly that, whatever the
+file's own convention. The formats and the direction each one maps:
+
+| format | recognised by | maps | conversion |
+|---|---|---|---|
+| ITK / SimpleITK text or HDF5 (`.tfm`, `.txt`, `.h5`, `.hdf5`) | ITK header / HDF5 | fixed → moving | none (ITK's own convention) |
+| ANTs affine (`.mat`, e.g. `0GenericAffine.mat`) | MATLAB v4 file with `AffineTransform_{double,float}_D_D` (or `MatrixOffsetTransformBase_…`) and `fixed` | fixed → moving (ANTs uses ITK's resampling direction) | none: 9 (4 in 2D) matrix entries row by row, then the translation, about the centre `fixed` |
+| elastix `TransformParameters.*.txt` | `(Transform "…")` lines | fixed → moving (elastix's documented direction) | parameters re-ordered into the matching ITK transform; chained `InitialTransformParametersFileName` files composed as elastix does |
+| displacement field image (`.nii`, `.nii.gz`, `.nrrd`, `.nhdr`, `.mha`, `.mhd`) | a vector image with one component per dimension | fixed → moving: T(x) = x + u(x), u in LPS mm on the fixed grid (ITK/ANTs warp fields) | none |
+
+elastix parameter order (from its manual and source): Euler 2D (angle, tx, ty), 3D
+(rx, ry, rz, tx, ty, tz) in radians about `CenterOfRotationPoint`, Z-X-Y order unless
+`(ComputeZYX "true")`; Affine: the matrix row by row then the translation; Similarity
+2D (scale, angle, tx, ty), 3D (versor x y z, tx ty tz, scale); B-spline: all x
+coefficients, then all y (then z), on the grid `GridSize`/`GridOrigin`/`GridSpacing`/
+`GridDirection` (direction stored column by column). `HowToCombineTransforms "Compose"`
+means T(x) = current(initial(x)); `"Add"` means current(x) + initial(x) - x.
+
+Displacement fields are taken as ITK, ANTs and SimpleITK write them: displacement
+vectors (not absolute positions) in LPS millimetres. Fields from tools with other
+conventions (FSL's RAS warps, NiftyReg's deformation fields) are not converted.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from regviewer.core.atomic import atomic_output
+from regviewer.core.errors import ImageWriteError, TransformReadError
+
+DIRECTION_NOTE = "# regviewer: this transform maps FIXED image points to MOVING image points (LPS mm)"
+TRANSFORM_EXTENSIONS = (".tfm", ".txt", ".h5", ".hdf5", ".mat")
+DISPLACEMENT_FIELD_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+_MAX_ELASTIX_CHAIN = 16
+
+
+def _suffix(p: Path) -> str:
+    name = p.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else p.suffix.lower()
+
+
+def read_transform(path: str | Path) -> sitk.Transform:
+    """Read a transform file of any supported kind; the result maps fixed → moving points.
+
+    See the module docstring for the formats and their conventions. Raises
+    `TransformReadError` naming the file and the problem.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise TransformReadError(p, "the file does not exist")
+    if p.is_dir():
+        raise TransformReadError(p, "it is a folder, not a transform file")
+    if p.stat().st_size == 0:
+        raise TransformReadError(p, "the file is empty")
+    suffix = _suffix(p)
+    if suffix in DISPLACEMENT_FIELD_EXTENSIONS:
+        return read_displacement_field(p)
+    if suffix in (".txt", ".tfm") and _looks_like_elastix(p):
+        return read_elastix(p)
+    if suffix == ".mat":
+        return read_ants_mat(p)
+    try:
+        return sitk.ReadTransform(str(p))
+    except RuntimeError:
+        raise TransformReadError(
+            p,
+            "it is not a transform file regviewer can read (ITK .tfm/.txt/.h5, ANTs .mat, "
+            "elastix TransformParameters.*.txt or a displacement-field image)",
+        ) from None
+
+
+# --- displacement fields ------------------------------------------------------------
+def read_displacement_field(path: str | Path) -> sitk.Transform:
+    """A displacement-field image as a transform: T(x) = x + u(x), fixed → moving."""
+    p = Path(path)
+    try:
+        field = sitk.ReadImage(str(p))
+    except RuntimeError:
+        raise TransformReadError(p, "it could not be read as an image (damaged or not an image)") from None
+    dim = field.GetDimension()
+    n = field.GetNumberOfComponentsPerPixel()
+    if dim not in (2, 3) or n != dim:
+        raise TransformReadError(
+            p,
+            f"a displacement field needs {dim} vector components per voxel (one per axis), this "
+            f"{dim}D image has {n}; is it an ordinary image rather than a warp field?",
+        )
+    return sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
+
+
+# --- ANTs .mat ----------------------------------------------------------------------------
+_ANTS_NAME = re.compile(r"^(AffineTransform|MatrixOffsetTransformBase)_(double|float)_(\d)_(\d)$")
+
+
+def read_ants_mat(path: str | Path) -> sitk.Transform:
+    """An ANTs affine `.mat` (ITK's MATLAB-v4 transform file): fixed → moving.
+
+    The file holds `AffineTransform_double_3_3` (or `_float_`) = the matrix row by row
+    followed by the translation, and `fixed` = the centre of rotation, exactly ITK's
+    MatrixOffsetTransformBase parameters; ANTs applies it in ITK's direction.
+    """
+    p = Path(path)
+    from scipy.io import loadmat  # scipy is a dependency; imported here to keep start-up light
+
+    try:
+        content = loadmat(str(p))
+    except Exception:  # noqa: BLE001 - scipy raises many types for a non-MAT file
+        try:  # some tools write other transform kinds in ITK's .mat format; let ITK try
+            return sitk.ReadTransform(str(p))
+        except RuntimeError:
+            raise TransformReadError(p, "it is not a MATLAB/ANTs transform file") from None
+    names = [k for k in content if _ANTS_NAME.match(k)]
+    if not names:
+        try:
+            return sitk.ReadTransform(str(p))
+        except RuntimeError:
+            keys = ", ".join(k for k in content if not k.startswith("__")) or "none"
+            raise TransformReadError(
+                p, f"it holds no ANTs/ITK affine transform (variables found: {keys})"
+            ) from None
+    match = _ANTS_NAME.match(names[0])
+    dim = int(match.group(3))
+    params = np.asarray(content[names[0]], dtype=float).ravel()
+    if dim not in (2, 3) or params.size != dim * dim + dim:
+        raise TransformReadError(p, f"'{names[0]}' has {params.size} numbers; a {dim}D affine needs {dim * dim + dim}")
+    center = np.asarray(content.get("fixed", np.zeros(dim)), dtype=float).ravel()
+    if center.size != dim:
+        raise TransformReadError(p, f"its centre 'fixed' has {center.size} numbers; expected {dim}")
+    tx = sitk.AffineTransform(dim)
+    tx.SetFixedParameters(tuple(center))
+    tx.SetParameters(tuple(params))
+    return tx
+
+
+# --- elastix ----------------------------------------------------------------------------
+def _looks_like_elastix(p: Path) -> bool:
+    try:
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return bool(re.search(r"^\s*\(Transform\s+\"", head, re.MULTILINE))
+
+
+def parse_elastix_parameters(text: str) -> dict[str, list]:
+    """`(Key value value …)` lines → {Key: [values]}; numbers become floats, quotes go."""
+    params: dict[str, list] = {}
+    for raw in text.splitlines():
+        line = raw.split("//", 1)[0].strip()
+        if not (line.startswith("(") and line.endswith(")")):
+            continue
+        tokens = re.findall(r'"[^"]*"|[^\s"]+', line[1:-1])
+        if not tokens:
+            continue
+        values: list = []
+        for tok in tokens[1:]:
+            if tok.startswith('"'):
+                values.append(tok[1:-1])
+            else:
+                try:
+                    values.append(float(tok))
+                except ValueError:
+                    values.append(tok)
+        params[tokens[0]] = values
+    return params
+
+
+def read_elastix(path: str | Path) -> sitk.Transform:
+    """An elastix TransformParameters file (and its chain of initial transforms): fixed → moving."""
+    return _read_elastix(Path(path), depth=0)
+
+
+def _read_elastix(p: Path, depth: int) -> sitk.Transform:
+    if depth > _MAX_ELASTIX_CHAIN:
+        raise TransformReadError(p, "its chain of InitialTransformParametersFileName files loops or is too long")
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise TransformReadError(p, exc.strerror or str(exc)) from None
+    params = parse_elastix_parameters(text)
+    current = _elastix_transform(p, params)
+    # elastix 5 writes "InitialTransformParameterFileName"; older versions "...ParametersFileName".
+    initial_name = str(_first(params, "InitialTransformParameterFileName",
+                              _first(params, "InitialTransformParametersFileName", "NoInitialTransform")))
+    if initial_name in ("NoInitialTransform", ""):
+        return current
+    initial_path = Path(initial_name)
+    if not initial_path.exists():
+        initial_path = p.parent / Path(initial_name.replace("\\", "/")).name  # moved folder: look beside
+    if not initial_path.exists():
+        raise TransformReadError(p, f"its initial transform '{initial_name}' was not found (also looked in {p.parent})")
+    initial = _read_elastix(initial_path, depth + 1)
+    how = str(_first(params, "HowToCombineTransforms", "Compose"))
+    if how == "Compose":
+        return sitk.CompositeTransform([current, initial])  # current(initial(x)): last listed goes first
+    if how == "Add":
+        return _add_transforms(p, current, initial)
+    raise TransformReadError(p, f"HowToCombineTransforms '{how}' is not known (expected Compose or Add)")
+
+
+def _first(params: dict, key: str, default=None):
+    values = params.get(key)
+    return values[0] if values else default
+
+
+def _numbers(p: Path, params: dict, key: str, count: int | None = None) -> list[float]:
+    values = params.get(key)
+    if values is None:
+        raise TransformReadError(p, f"the elastix parameter '{key}' is missing")
+    if not all(isinstance(v, float) for v in values):
+        raise TransformReadError(p, f"the elastix parameter '{key}' holds non-numbers: {values[:6]}")
+    if count is not None and len(values) != count:
+        raise TransformReadError(p, f"the elastix parameter '{key}' has {len(values)} numbers; expected {count}")
+    return [float(v) for v in values]
+
+
+def _elastix_transform(p: Path, params: dict) -> sitk.Transform:
+    kind = str(_first(params, "Transform", ""))
+    dim = int(_first(params, "FixedImageDimension", _first(params, "MovingImageDimension", 3)))
+    if dim not in (2, 3):
+        raise TransformReadError(p, f"it is a {dim}D elastix transform; only 2D and 3D are supported")
+    tp_values = params.get("TransformParameters", [])
+    tp = _numbers(p, params, "TransformParameters") if tp_values else []
+    center = _numbers(p, params, "CenterOfRotationPoint", dim) if "CenterOfRotationPoint" in params else [0.0] * dim
+    if kind in ("EulerTransform", "AdvancedEulerTransform"):
+        _need(p, kind, tp, 3 if dim == 2 else 6)
+        tx = sitk.Euler2DTransform() if dim == 2 else sitk.Euler3DTransform()
+        tx.SetCenter(center)
+        if dim == 3:
+            tx.SetComputeZYX(str(_first(params, "ComputeZYX", "false")).lower() == "true")
+        tx.SetParameters(tp)
+        return tx
+    if kind in ("AffineTransform", "AdvancedAffineTransform"):
+        _need(p, kind, tp, dim * dim + dim)
+        tx = sitk.AffineTransform(dim)
+        tx.SetCenter(center)
+        tx.SetParameters(tp)
+        return tx
+    if kind in ("SimilarityTransform", "AdvancedSimilarityTransform"):
+        _need(p, kind, tp, 4 if dim == 2 else 7)
+        tx = sitk.Similarity2DTransform() if dim == 2 else sitk.Similarity3DTransform()
+        tx.SetCenter(center)
+        tx.SetParameters(tp)
+        return tx
+    if kind == "TranslationTransform":
+        _need(p, kind, tp, dim)
+        return sitk.TranslationTransform(dim, tp)
+    if kind in ("BSplineTransform", "RecursiveBSplineTransform"):
+        return _elastix_bspline(p, params, dim, tp)
+    raise TransformReadError(
+        p,
+        f"the elastix transform type '{kind or 'missing'}' is not supported (supported: EulerTransform, "
+        "AffineTransform, SimilarityTransform, TranslationTransform, BSplineTransform)",
+    )
+
+
+def _need(p: Path, kind: str, values: list, count: int) -> None:
+    if len(values) != count:
+        raise TransformReadError(p, f"{kind} needs {count} TransformParameters here; the file has {len(values)}")
+
+
+def _elastix_bspline(p: Path, params: dict, dim: int, tp: list[float]) -> sitk.Transform:
+    size = [int(v) for v in _numbers(p, params, "GridSize", dim)]
+    index = _numbers(p, params, "GridIndex", dim) if "GridIndex" in params else [0.0] * dim
+    spacing = _numbers(p, params, "GridSpacing", dim)
+    origin = np.asarray(_numbers(p, params, "GridOrigin", dim))
+    if "GridDirection" in params:  # elastix writes it column by column
+        direction = np.asarray(_numbers(p, params, "GridDirection", dim * dim)).reshape(dim, dim).T
+    else:
+        direction = np.eye(dim)
+    # ITK's B-spline grid starts at index 0: fold a non-zero GridIndex into the origin.
+    origin = origin + direction @ (np.asarray(spacing) * np.asarray(index))
+    order = int(_first(params, "BSplineTransformSplineOrder", 3))
+    n = dim * int(np.prod(size))
+    _need(p, "BSplineTransform", tp, n)
+    try:
+        tx = sitk.BSplineTransform(dim, order)
+    except RuntimeError:
+        raise TransformReadError(p, f"B-spline order {order} is not supported (use 0 to 3)") from None
+    tx.SetFixedParameters([float(s) for s in size] + list(origin) + list(spacing) + list(direction.ravel()))
+    tx.SetParameters(tp)
+    return tx
+
+
+def _add_transforms(p: Path, current: sitk.Transform, initial: sitk.Transform) -> sitk.Transform:
+    """elastix's "Add": T(x) = current(x) + initial(x) - x. Exact when both are linear
+    or when the current one is a B-spline (its grid gives the field's domain)."""
+    dim = current.GetDimension()
+    if isinstance(current, sitk.BSplineTransform) or current.GetName() == "BSplineTransform":
+        bs = sitk.BSplineTransform(current)
+        fp = bs.GetFixedParameters()
+        size = [int(v) for v in fp[:dim]]
+        origin, spacing = fp[dim : 2 * dim], fp[2 * dim : 3 * dim]
+        direction = fp[3 * dim :]
+        field = sitk.TransformToDisplacementField(current, sitk.sitkVectorFloat64, size, origin, spacing, direction)
+        init_field = sitk.TransformToDisplacementField(
+            initial, sitk.sitkVectorFloat64, size, origin, spacing, direction
+        )
+        return sitk.DisplacementFieldTransform(field + init_field)
+    try:
+        a = _affine_of(current, dim)
+        b = _affine_of(initial, dim)
+    except ValueError:
+        raise TransformReadError(p, "HowToCombineTransforms 'Add' is only supported for linear or B-spline transforms") from None
+    m = a[0] + b[0] - np.eye(dim)
+    t = a[1] + b[1]
+    tx = sitk.AffineTransform(dim)
+    tx.SetMatrix(tuple(m.ravel()))
+    tx.SetTranslation(tuple(t))
+    return tx
+
+
+def _affine_of(tx: sitk.Transform, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """x -> M x + t of a linear transform, found by mapping the origin and unit vectors."""
+    probe = [tx.TransformPoint([0.0] * dim)] + [tx.TransformPoint(list(np.eye(dim)[i])) for i in range(dim)]
+    t = np.asarray(probe[0])
+    m = np.column_stack([np.asarray(q) - t for q in probe[1:]])
+    # check linearity at a far point
+    far = np.full(dim, 37.0)
+    if not np.allclose(tx.TransformPoint(list(far)), m @ far + t, atol=1e-6):
+        raise ValueError("not linear")
+    return m, t
+
+
+# --- writing --------------------------------------------------------------------------
+def write_transform(transform: sitk.Transform, path: str | Path) -> None:
+    """Write atomically; .tfm/.txt get a comment line stating the direction."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".tfm", ".txt", ".h5", ".hdf5", ".mat"):
+        raise ImageWriteError(p, f"'{suffix}' is not a transform format; use .tfm, .txt or .h5")
+    try:
+        with atomic_output(p) as tmp:
+            sitk.WriteTransform(transform, str(tmp))
+            if suffix in (".tfm", ".txt"):
+                text = tmp.read_text()
+                lines = text.splitlines(keepends=True)
+                tmp.write_text("".join(lines[:1] + [DIRECTION_NOTE + "\n"] + lines[1:]))
+    except RuntimeError as exc:
+        raise ImageWriteError(p, str(exc).strip().splitlines()[-1][:200]) from None
+
+
+__all__ = [
+    "read_transform",
+    "write_transform",
+    "read_displacement_field",
+    "read_ants_mat",
+    "read_elastix",
+    "parse_elastix_parameters",
+    "DIRECTION_NOTE",
+    "TRANSFORM_EXTENSIONS",
+]

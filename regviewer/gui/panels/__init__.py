@@ -1,0 +1,1 @@
+"""The docks beside the views: manual alignment, landmarks, live registration, QA."""

@@ -1,0 +1,574 @@
+"""The landmark dock: pick pairs by clicking, see each one's error, fit live, undo.
+
+Thin Qt over `regviewer.core.landmarks.model`: every button is one LandmarkSet command (so
+Ctrl+Z in the window and `undo_stack.undo()` in Python are the same thing) or one
+`fit(...)` call. Points in the table are physical LPS mm; fixed points live in the
+fixed image's space, moving points in the moving image's space. The fit maps FIXED
+points to MOVING points and, with "Apply fit live", becomes the window's current
+transform after every edit.
+
+Clicks (from the host's slice views, in landmark mode, as FIXED-frame points p):
+- "fixed" view: a fixed point p.
+- "moving" view (side by side, moving image resampled into the fixed frame by the
+  current T): the moving point T(p).
+- "overlay" view: a fixed point p; if the last pair still lacks its moving point, the
+  click is that moving point, T(p).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from pathlib import Path
+from typing import Any
+
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from regviewer.core.landmarks import model as lm
+from regviewer.core.errors import RegviewerError
+from regviewer.gui.views.landmark_markers import LandmarkMarkers, PointMapper, error_classes
+
+MODELS = ("translation", "rigid", "similarity", "affine", "tps", "bspline")
+SLOW_FIT_SECONDS = 0.05  # fits slower than this (one frame or so) run off the GUI thread
+COLUMNS = ("On", "Name", "Fixed (LPS mm)", "Moving (LPS mm)", "Residual mm", "LOO mm")
+IMPORT_FILTERS = ("Landmark CSV (*.csv);;BigWarp landmarks (*.csv);;3D Slicer markups (*.mrk.json *.json);;"
+                  "3D Slicer fiducials (*.fcsv);;All files (*)")
+EXPORT_FILTERS = ("Landmark CSV (*.csv);;BigWarp landmarks (*.csv);;3D Slicer markups (*.mrk.json);;"
+                  "3D Slicer fiducials (*.fcsv)")
+
+
+def _format_point(point) -> str:
+    return "—" if point is None else ", ".join(f"{x:.1f}" for x in point)
+
+
+def _format_error(value) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+class _FitRunner(QtCore.QObject):
+    """Runs `lm.fit` on a snapshot of the set: inline while fits are quick, in a worker
+    thread once a fit of this model took longer than `SLOW_FIT_SECONDS`. Only the
+    newest request's result is delivered (older ones are skipped or dropped)."""
+
+    done = QtCore.pyqtSignal(int, object, object)  # generation, LandmarkFit | None, error | None
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.generation = 0
+        # Deformable fits with leave-one-out take 0.1-1 s: off the GUI thread from the start.
+        self._slow: dict[str, bool] = {"tps": True, "bspline": True}
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="landmark-fit")
+        self._future: concurrent.futures.Future | None = None
+
+    def request(self, landmark_set, model: str, reference) -> int:
+        self.generation += 1
+        snapshot = type(landmark_set).from_dict(landmark_set.to_dict())
+        if self._slow.get(model):
+            self._future = self._executor.submit(self._run, self.generation, snapshot, model, reference)
+        else:
+            self._run(self.generation, snapshot, model, reference)
+        return self.generation
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Block until a threaded fit finishes (tests, closing)."""
+        if self._future is not None:
+            concurrent.futures.wait([self._future], timeout=timeout)
+
+    def _run(self, generation: int, snapshot, model: str, reference) -> None:
+        if generation != self.generation:
+            return  # a newer edit already asked for another fit
+        start = time.perf_counter()
+        try:
+            result, error = lm.fit(snapshot, model, reference=reference), None
+        except RegviewerError as exc:
+            result, error = None, exc
+        except Exception as exc:  # never let a numeric failure escape into Qt
+            result, error = None, RegviewerError(f"The {model} fit failed: {exc}")
+        self._slow[model] = time.perf_counter() - start > SLOW_FIT_SECONDS
+        self.done.emit(generation, result, error)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class LandmarkDock(QtWidgets.QDockWidget):
+    """Landmark table, model chooser, live fit, import/export; markers in the views."""
+
+    edited = QtCore.pyqtSignal()  # any change to the landmark set (autosave hooks here)
+    fitted = QtCore.pyqtSignal(object)  # the newest LandmarkFit, or None when a fit is impossible
+
+    def __init__(self, host, parent: QtWidgets.QWidget | None = None) -> None:
+        window = host if isinstance(host, QtWidgets.QWidget) else None
+        super().__init__("Landmarks", parent or window)
+        self.setObjectName("LandmarkDock")
+        self.host = host
+        self.fit_result = None
+        self.fit_error: BaseException | None = None
+        self._restoring = False
+        self._connected_views: set[int] = set()
+        self._set = self._new_set()
+        self._set.subscribe(self._make_listener(self._set))
+        self._runner = _FitRunner(self)
+        self._runner.done.connect(self._on_fit_done)
+        self.markers = LandmarkMarkers(host, self._on_marker_dragged, self.select)
+        self._build_ui()
+        self._install_shortcuts(window or self)
+        self._follow_window_mode()
+        host.landmark_set = self.landmark_set  # other panels (live registration) find it here
+        host.on_images_changed(self._on_images_changed)
+        host.on_transform_changed(self.markers.transform_changed)
+        register = getattr(host, "register_session_part", None)
+        if register is not None:
+            register("landmarks", self.landmark_state, self.restore_landmark_state)
+            register("landmark_panel", self.panel_state, self.restore_panel_state)
+        self._connect_views()
+        self._refresh_all()
+
+    # ------------------------------------------------------------------ public API
+    def landmark_set(self):
+        """The LandmarkSet this dock edits (pairs in LPS mm; fixed and moving spaces)."""
+        return self._set
+
+    @property
+    def model(self) -> str:
+        return self.model_box.currentText()
+
+    def set_model(self, model: str) -> None:
+        if model not in MODELS:
+            raise ValueError(f"unknown landmark model {model!r}; choose one of {', '.join(MODELS)}")
+        self.model_box.setCurrentText(model)
+
+    def set_apply_live(self, on: bool) -> None:
+        self.apply_live_box.setChecked(on)
+
+    def place_fixed(self, point) -> None:
+        """Give the newest pair still missing its fixed point that point, else start a pair."""
+        index = self._pending("fixed")
+        if index is None:
+            self._set.add_pair(fixed=tuple(point))
+        else:
+            self._set.set_fixed(index, tuple(point))
+
+    def place_moving(self, point) -> None:
+        """Give the newest pair still missing its moving point that point (moving space)."""
+        index = self._pending("moving")
+        if index is None:
+            self._set.add_pair(moving=tuple(point))
+        else:
+            self._set.set_moving(index, tuple(point))
+
+    def handle_click(self, point, role: str, modifiers: Any = None) -> None:
+        """A landmark-mode click from a slice view (point in the FIXED frame, LPS mm)."""
+        try:
+            if role == "moving":
+                self.place_moving(PointMapper(self.host.current_transform()).to_moving(point))
+            elif role == "fixed" or self._pending("moving") is None:
+                self.place_fixed(point)
+            else:
+                self.place_moving(PointMapper(self.host.current_transform()).to_moving(point))
+        except RegviewerError as exc:
+            self.host.show_error(exc)
+
+    def undo(self) -> None:
+        if self._can("can_undo"):
+            self._set.undo_stack.undo()
+
+    def redo(self) -> None:
+        if self._can("can_redo"):
+            self._set.undo_stack.redo()
+
+    def delete_selected(self) -> None:
+        index = self.selected_index()
+        if index is not None:
+            self._set.delete(index)
+
+    def select(self, index: int | None) -> None:
+        """Select a row and centre the views on its landmark (the fixed point, or the
+        moving point mapped into the fixed frame when the pair is half-made)."""
+        if index is None or not 0 <= index < len(self._set.pairs):
+            self.table.clearSelection()
+            return
+        self.table.selectRow(index)
+
+    def selected_index(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows()
+        return rows[0].row() if rows else None
+
+    def refit(self) -> None:
+        """Fit the chosen model to the enabled pairs now (result via `fitted`)."""
+        self._request_fit(apply=self.apply_live_box.isChecked())
+
+    def wait_for_fit(self, timeout: float = 30.0) -> None:
+        self._runner.wait(timeout)
+        QtWidgets.QApplication.processEvents()
+
+    def import_landmarks(self, path: str | Path, moving_path: str | Path | None = None,
+                         format: str | None = None) -> None:
+        """Replace the landmarks with a file's (formats of `core.landmarks.load_landmarks`;
+        `format` as there, e.g. "bigwarp"); one undo step."""
+        loaded = lm.load_landmarks(path, moving_path, format=format)
+        if loaded.dimension == self._set.dimension:
+            self._set.replace_all(loaded.pairs, f"Import landmarks from {Path(path).name}")  # one undo step
+        else:
+            self._replace_set(loaded)
+        self.host.show_message(f"Loaded {len(loaded.pairs)} landmark pairs from {Path(path).name}")
+
+    def export_landmarks(self, path: str | Path, moving_path: str | Path | None = None,
+                         format: str | None = None) -> None:
+        self._set.save(path, moving_path, format=format)
+        self.host.show_message(f"Saved {len(self._set.pairs)} landmark pairs to {Path(path).name}")
+
+    def export_fit_transform(self, path: str | Path) -> None:
+        """Save the current fit (fixed→moving) as an ITK transform file."""
+        from regviewer.core.transforms.io import write_transform
+
+        if self.fit_result is None:
+            raise RegviewerError("There is no landmark fit to save yet: place enough enabled pairs first")
+        write_transform(self.fit_result.transform, path)
+        self.host.show_message(f"Saved the {self.model} landmark fit (fixed→moving) to {Path(path).name}")
+
+    # ---- session parts
+    def landmark_state(self) -> dict:
+        return self._set.to_dict()
+
+    def restore_landmark_state(self, state: dict | None) -> None:
+        """Replace the set from a session; refit for display without changing the
+        window's transform (the session restores that itself)."""
+        self._restoring = True
+        try:
+            self._replace_set(type(self._set).from_dict(state) if state else self._new_set())
+        finally:
+            self._restoring = False
+
+    def panel_state(self) -> dict:
+        return {"model": self.model, "apply_live": self.apply_live_box.isChecked()}
+
+    def restore_panel_state(self, state: dict | None) -> None:
+        state = state or {}
+        self._restoring = True
+        try:
+            if state.get("model") in MODELS:
+                self.set_model(state["model"])
+            self.apply_live_box.setChecked(bool(state.get("apply_live", self.apply_live_box.isChecked())))
+        finally:
+            self._restoring = False
+
+    # ------------------------------------------------------------------ building
+    def _build_ui(self) -> None:
+        body = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("Model"))
+        self.model_box = QtWidgets.QComboBox()
+        self.model_box.addItems(MODELS)
+        self.model_box.setCurrentText("affine")
+        self.model_box.setToolTip("The transform fitted to the enabled pairs (it maps fixed to moving points)")
+        self.model_box.currentTextChanged.connect(lambda _: self._restoring or self.refit())
+        row.addWidget(self.model_box)
+        self.pick_button = QtWidgets.QToolButton()
+        self.pick_button.setText("Pick")
+        self.pick_button.setCheckable(True)
+        self.pick_button.setToolTip("Landmark mode: click the fixed view, then the moving view, to make a pair")
+        self.pick_button.toggled.connect(self._set_pick_mode)
+        row.addWidget(self.pick_button)
+        self.apply_live_box = QtWidgets.QCheckBox("Apply fit live")
+        self.apply_live_box.setToolTip("Make the fit the current transform after every edit")
+        self.apply_live_box.toggled.connect(lambda on: on and not self._restoring and self.refit())
+        row.addWidget(self.apply_live_box)
+        row.addStretch(1)
+        layout.addLayout(row)
+
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.itemChanged.connect(self._on_item_changed)
+        self.table.itemSelectionChanged.connect(self._on_selection_changed)
+        layout.addWidget(self.table, 1)
+
+        self.summary = QtWidgets.QLabel("Click the fixed view, then the moving view, to make a pair.")
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+
+        buttons = QtWidgets.QHBoxLayout()
+        for text, slot, tip in (
+            ("Delete", self.delete_selected, "Delete the selected pair"),
+            ("Up", lambda: self._move_selected(-1), "Move the selected pair up"),
+            ("Down", lambda: self._move_selected(1), "Move the selected pair down"),
+            ("Undo", self.undo, "Undo the last landmark edit (Ctrl+Z)"),
+            ("Redo", self.redo, "Redo (Ctrl+Shift+Z)"),
+            ("Import…", self._import_dialog, "Load landmarks (CSV, BigWarp, Slicer .mrk.json / .fcsv)"),
+            ("Export…", self._export_dialog, "Save landmarks, or the fitted transform (.tfm/.h5)"),
+        ):
+            button = QtWidgets.QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        self.setWidget(body)
+
+    def _set_pick_mode(self, on: bool) -> None:
+        set_mode = getattr(self.host, "set_interaction_mode", None)
+        if set_mode is None:
+            return
+        mode = getattr(self.host, "interaction_mode", None)
+        if on and mode != "landmark":
+            set_mode("landmark")
+        elif not on and mode == "landmark":
+            set_mode("navigate")
+
+    def _follow_window_mode(self) -> None:
+        """Keep the Pick button in step with the window's own landmark-mode action."""
+        actions = getattr(self.host, "mode_actions", None)
+        action = actions.get("landmark") if isinstance(actions, dict) else None
+        if action is not None:
+            action.toggled.connect(self.pick_button.setChecked)
+
+    def _install_shortcuts(self, window: QtWidgets.QWidget) -> None:
+        self.undo_shortcut = QtGui.QShortcut(QtGui.QKeySequence("Ctrl+Z"), window)
+        self.redo_shortcut = QtGui.QShortcut(QtGui.QKeySequence("Ctrl+Shift+Z"), window)
+        self.delete_shortcut = QtGui.QShortcut(QtGui.QKeySequence.StandardKey.Delete, self.table)
+        for shortcut, slot in ((self.undo_shortcut, self.undo), (self.redo_shortcut, self.redo),
+                               (self.delete_shortcut, self.delete_selected)):
+            shortcut.setContext(QtCore.Qt.ShortcutContext.WindowShortcut
+                                if shortcut is not self.delete_shortcut else QtCore.Qt.ShortcutContext.WidgetShortcut)
+            shortcut.activated.connect(slot)
+
+    # ------------------------------------------------------------------ model plumbing
+    def _new_set(self):
+        volume = self.host.fixed_volume()
+        return lm.LandmarkSet(dimension=volume.dimension if volume is not None else 3)
+
+    def _make_listener(self, landmark_set):
+        def listener(*_args, **_kwargs) -> None:
+            if landmark_set is self._set:
+                self._on_set_changed()
+        return listener
+
+    def _replace_set(self, new_set) -> None:
+        self._set = new_set
+        self._set.subscribe(self._make_listener(new_set))
+        self._on_set_changed()
+
+    def _pending(self, missing: str) -> int | None:
+        """The newest pair whose `missing` point ("fixed" or "moving") is not yet placed."""
+        other = "moving" if missing == "fixed" else "fixed"
+        pairs = self._set.pairs
+        if pairs and getattr(pairs[-1], missing) is None and getattr(pairs[-1], other) is not None:
+            return len(pairs) - 1
+        return None
+
+    def _can(self, name: str) -> bool:
+        attr = getattr(self._set.undo_stack, name, None)
+        if attr is None:
+            return True
+        return bool(attr() if callable(attr) else attr)
+
+    def _move_selected(self, step: int) -> None:
+        index = self.selected_index()
+        if index is None:
+            return
+        target = index + step
+        if 0 <= target < len(self._set.pairs):
+            self._set.move_pair(index, target)
+            self.select(target)
+
+    def _on_set_changed(self) -> None:
+        self._refresh_all()
+        if not self._restoring:
+            self.host.mark_modified()
+            self.edited.emit()
+        self._request_fit(apply=self.apply_live_box.isChecked() and not self._restoring)
+
+    def _request_fit(self, apply: bool) -> None:
+        self._apply_next = apply
+        reference = self.host.fixed_volume()
+        self._runner.request(self._set, self.model, reference.sitk if reference is not None else None)
+
+    def _on_fit_done(self, generation: int, result, error) -> None:
+        if generation != self._runner.generation:
+            return
+        self.fit_result, self.fit_error = result, error
+        self._refresh_all()
+        self.fitted.emit(result)
+        if result is not None and getattr(self, "_apply_next", False):
+            self.host.set_current_transform(result.transform, "Landmark fit")
+
+    # ------------------------------------------------------------------ view plumbing
+    def _connect_views(self) -> None:
+        for view in self.host.slice_views() or []:
+            if id(view) in self._connected_views:
+                continue
+            self._connected_views.add(id(view))
+            clicked = getattr(view, "clicked", None)
+            if clicked is not None:
+                clicked.connect(self.handle_click)
+            changed = getattr(view, "sliceChanged", None)
+            if changed is not None:
+                changed.connect(lambda v=view: self.markers.refresh_view(v))
+
+    def _on_images_changed(self) -> None:
+        self._connect_views()
+        volume = self.host.fixed_volume()
+        if volume is not None and self._set.dimension != volume.dimension:
+            # Points of another dimension cannot be drawn or fitted here; the session file
+            # and the autosave still hold them.
+            dropped = len(self._set.pairs)
+            self._replace_set(self._new_set())
+            if dropped:
+                self.host.show_message(f"Set aside {dropped} landmark pairs made on {3 if volume.dimension == 2 else 2}D images")
+        self.markers.refresh()
+
+    def _on_marker_dragged(self, index: int, which: str, point: tuple) -> None:
+        if 0 <= index < len(self._set.pairs):
+            (self._set.set_fixed if which == "fixed" else self._set.set_moving)(index, point)
+
+    def _on_item_changed(self, item: QtWidgets.QTableWidgetItem) -> None:
+        if self._filling:
+            return
+        index = item.row()
+        if index >= len(self._set.pairs):
+            return
+        pair = self._set.pairs[index]
+        if item.column() == 0:
+            on = item.checkState() == QtCore.Qt.CheckState.Checked
+            if on != pair.enabled:
+                self._set.set_enabled(index, on)
+        elif item.column() == 1:
+            name = item.text().strip()
+            if name and name != pair.name:
+                try:
+                    self._set.rename(index, name)
+                except RegviewerError as exc:
+                    self.host.show_error(exc)
+                    self._refresh_all()
+
+    def _on_selection_changed(self) -> None:
+        index = self.selected_index()
+        self.markers.set_selected(index)
+        if index is None:
+            return
+        pair = self._set.pairs[index]
+        if pair.fixed is not None:
+            self.host.center_on(tuple(pair.fixed))
+        elif pair.moving is not None:
+            self.host.center_on(PointMapper(self.host.current_transform()).to_fixed(pair.moving))
+
+    # ------------------------------------------------------------------ drawing
+    _filling = False
+
+    def _errors(self) -> tuple[list, list, list]:
+        """Per-pair residual, leave-one-out error and flag (None where not fitted)."""
+        n = len(self._set.pairs)
+        residuals: list = [None] * n
+        loo: list = [None] * n
+        flagged: list = [False] * n
+        fit = self.fit_result
+        if fit is None:
+            return residuals, loo, flagged
+        used = getattr(fit, "pair_indices", None)
+        if used is None and len(fit.residuals_mm) == n:
+            used = list(range(n))  # one entry per pair, NaN where a pair was not used
+        if used is None:
+            used = [i for i, p in enumerate(self._set.pairs)
+                    if p.enabled and p.fixed is not None and p.moving is not None]
+        if len(used) != len(fit.residuals_mm):
+            return residuals, loo, flagged  # the set changed since this fit; wait for the next
+        flags = list(getattr(fit, "flagged", []) or [])
+        for k, i in enumerate(used):
+            if i < n:
+                value = float(fit.residuals_mm[k])
+                residuals[i] = value if value == value else None
+                if fit.loo_errors_mm is not None and k < len(fit.loo_errors_mm):
+                    value = float(fit.loo_errors_mm[k])
+                    loo[i] = value if value == value else None  # NaN: not computable
+                flagged[i] = i in flags  # `flagged` holds indices into the set's pairs
+        return residuals, loo, flagged
+
+    def _refresh_all(self) -> None:
+        residuals, loo, flagged = self._errors()
+        pairs = self._set.pairs
+        selected = self.selected_index()
+        self._filling = True
+        try:
+            self.table.setRowCount(len(pairs))
+            for row, pair in enumerate(pairs):
+                on = QtWidgets.QTableWidgetItem()
+                on.setFlags(QtCore.Qt.ItemFlag.ItemIsUserCheckable | QtCore.Qt.ItemFlag.ItemIsEnabled
+                            | QtCore.Qt.ItemFlag.ItemIsSelectable)
+                on.setCheckState(QtCore.Qt.CheckState.Checked if pair.enabled else QtCore.Qt.CheckState.Unchecked)
+                cells = [on, QtWidgets.QTableWidgetItem(str(pair.name))]
+                for text in (_format_point(pair.fixed), _format_point(pair.moving),
+                             _format_error(residuals[row]), _format_error(loo[row])):
+                    cell = QtWidgets.QTableWidgetItem(text)
+                    cell.setFlags(cell.flags() & ~QtCore.Qt.ItemFlag.ItemIsEditable)
+                    cells.append(cell)
+                if flagged[row]:
+                    cells[5].setForeground(QtGui.QColor(220, 40, 40))
+                    cells[5].setToolTip("Much larger than the others: probably a misplaced landmark")
+                for column, cell in enumerate(cells):
+                    self.table.setItem(row, column, cell)
+            if selected is not None and selected < len(pairs):
+                self.table.selectRow(selected)
+        finally:
+            self._filling = False
+        errors = [l if l is not None else r for l, r in zip(loo, residuals)]
+        self.markers.set_pairs(pairs, error_classes(errors, flagged), self.selected_index())
+        self.summary.setText(self._summary_text())
+
+    def _summary_text(self) -> str:
+        if self.fit_result is not None:
+            fit = self.fit_result
+            text = f"{self.model}: RMS {fit.rms_mm:.2f} mm, max {fit.max_mm:.2f} mm"
+            n_flagged = sum(self._errors()[2])
+            if n_flagged:
+                text += f" — {n_flagged} landmark(s) flagged as likely mistakes"
+            return text
+        if self.fit_error is not None:
+            return str(self.fit_error)
+        return "Click the fixed view, then the moving view, to make a pair."
+
+    # ------------------------------------------------------------------ dialogs
+    def _import_dialog(self) -> None:
+        path, chosen = QtWidgets.QFileDialog.getOpenFileName(self, "Import landmarks", "", IMPORT_FILTERS)
+        if not path:
+            return
+        moving_path = None
+        if "Slicer" in chosen or path.endswith((".mrk.json", ".fcsv")):
+            moving_path, _ = QtWidgets.QFileDialog.getOpenFileName(
+                self, "The MOVING image's landmarks (pairs are matched by label)", str(Path(path).parent), IMPORT_FILTERS)
+            if not moving_path:
+                return
+        try:
+            self.import_landmarks(path, moving_path, format="bigwarp" if "BigWarp" in chosen else None)
+        except RegviewerError as exc:
+            self.host.show_error(exc)
+
+    def _export_dialog(self) -> None:
+        filters = EXPORT_FILTERS + ";;Fitted transform, fixed→moving (*.tfm *.h5)"
+        path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, "Export landmarks", "", filters)
+        if not path:
+            return
+        try:
+            if "transform" in chosen or path.endswith((".tfm", ".h5", ".txt")):
+                self.export_fit_transform(path)
+                return
+            moving_path = None
+            if "Slicer" in chosen or path.endswith((".mrk.json", ".fcsv")):
+                moving_path, _ = QtWidgets.QFileDialog.getSaveFileName(
+                    self, "Save the MOVING image's landmarks as", str(Path(path).parent), EXPORT_FILTERS)
+                if not moving_path:
+                    return
+            self.export_landmarks(path, moving_path, format="bigwarp" if "BigWarp" in chosen else None)
+        except RegviewerError as exc:
+            self.host.show_error(exc)
+
+    def shutdown(self) -> None:
+        """Stop the fit worker (the window calls this when it closes)."""
+        self._runner.shutdown()

@@ -1,0 +1,545 @@
+"""The live-registration dock: parameters, Run / Cancel / Apply / Revert, live views, history.
+
+Thin Qt over core: the engine runs in `gui.worker`; the grid geometry comes from
+`core.grid` (computed on the worker thread for each snapshot, the GUI only sets data);
+runs are kept in `core.run_history`; "Copy as Python / command line" text comes from
+`core.reproduce`. The dock talks to the main window only through the
+`RegistrationHost` protocol (`gui/host.py`).
+
+A run starts from the user's current transform (manual alignment or landmark fit;
+fixed → moving) when there is one, else from the first stage's initializer. While it
+runs, the overlay shows each snapshot (checkerboard by default), the deformation grid
+bends in every slice view and the 3D view, and the metric plot grows. When it ends the
+result is previewed; Apply makes it the current transform (one undoable step), Revert
+returns to the transform from before the run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from regviewer.core.errors import ParameterError, RegviewerError
+from regviewer.core.registration.params import Pipeline
+from regviewer.core.registration.reproduce import RunSpec, as_command_line, as_python, is_identity, is_linear, save_initial_transform
+from regviewer.core.workspace.run_history import RunHistory, landmark_tre
+from regviewer.gui.views.grid_item import DeformationGridItem
+from regviewer.gui.views.live_grid import DutyCycle, LiveGrid
+from regviewer.gui.panels.metric_plot import MetricPlot
+from regviewer.gui.panels.params_panel import ParamsPanel
+from regviewer.gui.worker import LiveSnapshot, RegistrationJob, RegistrationWorker
+
+LIVE_RATE_HZ = 10.0  # snapshots per second: what the eye needs, and the engine keeps the CPU
+_HISTORY_COLUMNS = ("Run", "Preset", "Stages", "Final metric", "Time (s)", "TRE mean / max (mm)", "Status")
+
+
+class _LandmarkCopy:
+    """A frozen copy of the enabled landmark pairs, safe to read from the worker thread."""
+
+    def __init__(self, landmark_set: Any) -> None:
+        from types import SimpleNamespace
+
+        self.pairs = [SimpleNamespace(fixed=tuple(p.fixed), moving=tuple(p.moving), enabled=True)
+                      for p in getattr(landmark_set, "pairs", []) or []
+                      if getattr(p, "enabled", True) and getattr(p, "fixed", None) is not None
+                      and getattr(p, "moving", None) is not None]
+
+
+def describe_progress(progress: Any, n_stages: int) -> str:
+    """Stage, level, iteration, metric and time in words."""
+    return (f"Stage {progress.stage + 1}/{n_stages} ({progress.stage_name}) · level {progress.level + 1}/"
+            f"{progress.n_levels} · iteration {progress.iteration} · metric {progress.metric:.5g} · "
+            f"{progress.elapsed:.1f} s")
+
+
+class LiveRegistrationDock(QtWidgets.QDockWidget):
+    """See the module docstring. `run()`, `cancel()`, `apply()`, `revert()` are the buttons' actions."""
+
+    runFinished = QtCore.pyqtSignal(object)  # the RunRecord added to the history
+
+    def __init__(self, host: Any, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__("Registration", parent)
+        self.setObjectName("LiveRegistrationDock")
+        self.host = host
+        self.history = RunHistory()
+        self.worker: RegistrationWorker | None = None
+        self._result: Any = None  # last result not yet applied or reverted
+        self._before: Any = None  # the current transform when the last run started
+        self._applied = False
+        self._discard_run = False
+        self._run_context: dict = {}
+        self._landmark_copy: _LandmarkCopy | None = None
+        self._overlay_budget = DutyCycle(share=0.15, min_interval_s=0.25)  # checkerboard redraws (the window reslices)
+        self._masks: dict[str, Any] = {"fixed": None, "moving": None}
+        self.snapshots_shown = 0
+        self._build()
+        self.history.subscribe(self._refresh_history)
+        host.on_images_changed(self._on_images_changed)
+        host.on_transform_changed(self._on_transform_changed)
+        host.register_session_part("registration", self.get_state, self.set_state)
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._on_quit)
+        self.grid = LiveGrid(host, self.grid_check, self.grid_spacing, self.refresh_grid)
+        self.grid.auto_spacing()
+        self.grid.sync_views()
+        self.refresh_grid()
+        self._update_buttons()
+
+    # --- layout ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        body = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.tabs = QtWidgets.QTabWidget()
+        layout.addWidget(self.tabs, 1)
+
+        # Parameters tab: the generated panel, masks and seed.
+        self.params = ParamsPanel()
+        params_page = QtWidgets.QWidget()
+        params_layout = QtWidgets.QVBoxLayout(params_page)
+        params_layout.setContentsMargins(0, 0, 0, 0)
+        inputs = QtWidgets.QGroupBox("Masks and seed")
+        form = QtWidgets.QFormLayout(inputs)
+        self.mask_edits: dict[str, QtWidgets.QLineEdit] = {}
+        for which in ("fixed", "moving"):
+            row = QtWidgets.QHBoxLayout()
+            edit = QtWidgets.QLineEdit()
+            edit.setPlaceholderText("none (whole image)")
+            edit.setToolTip(f"A {which}-image mask file: the metric only looks where it is non-zero")
+            browse = QtWidgets.QToolButton(text="…")
+            browse.clicked.connect(lambda _=False, w=which: self._browse_mask(w))
+            row.addWidget(edit, 1)
+            row.addWidget(browse)
+            form.addRow(f"{which.capitalize()} mask", row)
+            self.mask_edits[which] = edit
+        self.seed_spin = QtWidgets.QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setToolTip("Random sampling seed: the same seed gives the same result")
+        form.addRow("Random seed", self.seed_spin)
+        params_layout.addWidget(inputs)
+        params_layout.addWidget(self.params)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(params_page)
+        self.tabs.addTab(scroll, "Parameters")
+
+        # Progress tab: words, the metric plot, live-view switches.
+        progress_page = QtWidgets.QWidget()
+        progress_layout = QtWidgets.QVBoxLayout(progress_page)
+        progress_layout.setContentsMargins(0, 0, 0, 0)
+        self.plot = MetricPlot()
+        progress_layout.addWidget(self.plot, 1)
+        switches = QtWidgets.QHBoxLayout()
+        self.grid_check = QtWidgets.QCheckBox("Deformation grid")
+        self.grid_check.setChecked(True)
+        self.grid_check.setToolTip("A regular grid on the fixed image, bent by the transform (fixed → moving)")
+        self.grid_check.toggled.connect(lambda _: self.grid.update_targets() or self.refresh_grid())
+        self.grid_spacing = QtWidgets.QDoubleSpinBox()
+        self.grid_spacing.setRange(1.0, 200.0)
+        self.grid_spacing.setValue(10.0)
+        self.grid_spacing.setSuffix(" mm")
+        self.grid_spacing.valueChanged.connect(lambda _: self.grid.update_targets() or self.refresh_grid())
+        self.checker_check = QtWidgets.QCheckBox("Checkerboard while running")
+        self.checker_check.setChecked(True)
+        self.auto_apply = QtWidgets.QCheckBox("Apply when finished")
+        switches.addWidget(self.grid_check)
+        switches.addWidget(self.grid_spacing)
+        switches.addWidget(self.checker_check)
+        switches.addWidget(self.auto_apply)
+        switches.addStretch(1)
+        progress_layout.addLayout(switches)
+        self.tabs.addTab(progress_page, "Progress")
+
+        # History tab.
+        history_page = QtWidgets.QWidget()
+        history_layout = QtWidgets.QVBoxLayout(history_page)
+        history_layout.setContentsMargins(0, 0, 0, 0)
+        self.history_table = QtWidgets.QTableWidget(0, len(_HISTORY_COLUMNS))
+        self.history_table.setHorizontalHeaderLabels(_HISTORY_COLUMNS)
+        self.history_table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.history_table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.history_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.history_table.verticalHeader().hide()
+        self.history_table.horizontalHeader().setStretchLastSection(True)
+        self.history_table.itemSelectionChanged.connect(self._on_history_selected)
+        history_layout.addWidget(self.history_table, 1)
+        row = QtWidgets.QHBoxLayout()
+        self.use_run_button = QtWidgets.QPushButton("Use this run")
+        self.use_run_button.setToolTip("Make the selected run's transform the current one (undoable)")
+        self.use_run_button.clicked.connect(lambda: self.use_run(self.selected_run()))
+        self.params_from_run_button = QtWidgets.QPushButton("Load its parameters")
+        self.params_from_run_button.clicked.connect(lambda: self.load_run_parameters(self.selected_run()))
+        row.addWidget(self.use_run_button)
+        row.addWidget(self.params_from_run_button)
+        row.addStretch(1)
+        history_layout.addLayout(row)
+        self.tabs.addTab(history_page, "History")
+
+        # Always visible: status, buttons, copy actions.
+        self.status = QtWidgets.QLabel("Ready")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        buttons = QtWidgets.QHBoxLayout()
+        self.run_button = QtWidgets.QPushButton("Run")
+        self.run_button.setToolTip("Register the moving image to the fixed image, starting from the current alignment")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.apply_button = QtWidgets.QPushButton("Apply")
+        self.apply_button.setToolTip("Make the result the current transform (undoable)")
+        self.apply_button.clicked.connect(self.apply)
+        self.revert_button = QtWidgets.QPushButton("Revert")
+        self.revert_button.setToolTip("Go back to the transform from before the run")
+        self.revert_button.clicked.connect(self.revert)
+        copy = QtWidgets.QToolButton(text="Copy as")
+        copy.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QtWidgets.QMenu(copy)
+        menu.addAction("Copy as Python", lambda: self._copy(self.python_text()))
+        menu.addAction("Copy as command line", lambda: self._copy(self.command_line_text()))
+        copy.setMenu(menu)
+        for b in (self.run_button, self.cancel_button, self.apply_button, self.revert_button):
+            buttons.addWidget(b)
+        buttons.addWidget(copy)
+        layout.addLayout(buttons)
+        self.setWidget(body)
+
+    # --- running ------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return self.worker is not None and self.worker.is_running()
+
+    def run(self) -> bool:
+        """Start a run in the background; False (with a message) when it cannot start."""
+        if self.is_running():
+            return False
+        try:
+            job = self._make_job()
+        except RegviewerError as exc:
+            self.host.show_error(exc)
+            return False
+        self._before = self.host.current_transform()
+        self._result = None
+        self._applied = False
+        self.plot.reset()
+        landmark_set = self._landmark_set()
+        self._landmark_copy = _LandmarkCopy(landmark_set) if landmark_set is not None else None
+        if self._landmark_copy is not None and not self._landmark_copy.pairs:
+            self._landmark_copy = None
+        self._run_context = {"initial": job.initial_transform, "preset": self.params.preset_name(),
+                             "seed": job.seed, "inputs": self._inputs(), "n_stages": len(job.params.stages),
+                             "started_at": time.time()}
+        if self.checker_check.isChecked():
+            self._set_overlay_checkerboard()
+        self.grid.update_targets()
+        self.worker = RegistrationWorker(job, rate_hz=LIVE_RATE_HZ, prepare=self._prepare, parent=self)
+        self.worker.snapshot.connect(self._on_snapshot)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.start()
+        self.status.setText("Starting…")
+        self.tabs.setCurrentIndex(1)
+        self._update_buttons()
+        return True
+
+    def _set_overlay_checkerboard(self) -> None:
+        set_mode = getattr(self.host, "set_overlay_mode", None)
+        if not callable(set_mode):  # the main window keeps its overlay controller as `.overlay`
+            set_mode = getattr(getattr(self.host, "overlay", None), "set_mode", None)
+        if callable(set_mode):
+            set_mode("checkerboard")
+
+    def cancel(self) -> None:
+        """Ask the engine to stop; the best transform so far arrives as a (cancelled) result."""
+        if self.is_running():
+            self.worker.cancel()
+            self.status.setText("Stopping… (the best transform so far will be kept)")
+            self.cancel_button.setEnabled(False)
+
+    def apply(self) -> None:
+        if self._result is None:
+            return
+        self.host.show_preview_transform(None)
+        self.host.set_current_transform(self._result.transform, "Apply registration")
+        self._applied = True
+        self._result = None
+        self.status.setText("Registration applied")
+        self._update_buttons()
+        self.refresh_grid()
+
+    def revert(self) -> None:
+        if self._applied and self._before is not None:
+            self.host.set_current_transform(self._before, "Revert registration")
+        self.host.show_preview_transform(None)
+        self._result = None
+        self._applied = False
+        self.status.setText("Back to the transform from before the run")
+        self._update_buttons()
+        self.refresh_grid()
+
+    def _make_job(self) -> RegistrationJob:
+        fixed, moving = self.host.fixed_volume(), self.host.moving_volume()
+        if fixed is None or moving is None:
+            raise RegviewerError("Open a fixed and a moving image before running a registration.")
+        errors = self.params.errors()
+        if errors:
+            path, message = next(iter(errors.items()))
+            raise ParameterError(f"A parameter was refused ({'.'.join(map(str, path))}: {message}); correct the "
+                                 "field shown in red first.")
+        pipeline = self.params.pipeline()
+        current = self.host.current_transform()
+        initial = None if is_identity(current) else current
+        landmarks = self._landmark_set() if pipeline.stages[0].initializer == "landmarks" and initial is None else None
+        return RegistrationJob(fixed, moving, params=pipeline, initial_transform=initial,
+                               fixed_mask=self._mask("fixed"), moving_mask=self._mask("moving"),
+                               seed=int(self.seed_spin.value()), landmarks=landmarks)
+
+    def _landmark_set(self) -> Any:
+        return getattr(self.host, "landmark_set", lambda: None)()
+
+    def set_mask(self, which: str, mask: Any) -> None:
+        """Use `mask` (a path, Volume or sitk image; None for none) as the fixed or moving mask."""
+        self._masks[which] = None if isinstance(mask, (str, Path)) else mask
+        self.mask_edits[which].setText(str(mask) if isinstance(mask, (str, Path)) else ("(in memory)" if mask is not None else ""))
+
+    def _mask(self, which: str) -> Any:
+        if self._masks[which] is not None:
+            return self._masks[which]
+        text = self.mask_edits[which].text().strip()
+        return text if text and text != "(in memory)" else None
+
+    def _browse_mask(self, which: str) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, f"{which.capitalize()} mask")
+        if path:
+            self.set_mask(which, path)
+
+    def _inputs(self) -> dict:
+        fixed, moving = self.host.fixed_volume(), self.host.moving_volume()
+        out = {"fixed": getattr(fixed, "path", None), "moving": getattr(moving, "path", None)}
+        for which in ("fixed", "moving"):
+            mask = self._mask(which)
+            out[f"{which}_mask"] = mask if isinstance(mask, str) else None
+        return out
+
+    # --- worker thread: precompute what the live views draw ------------------------------------------
+    def _prepare(self, progress: Any) -> dict:
+        """Runs on the worker thread: grid polylines for each view's plane, control points, TRE."""
+        out: dict = {}
+        tx = progress.transform
+        self.grid.prepare(out, tx)
+        if self._landmark_copy is not None:
+            out["tre"] = landmark_tre(tx, self._landmark_copy)
+        return out
+
+    # --- GUI thread: snapshots and the end of a run ---------------------------------------------------
+    def _on_snapshot(self, snap: LiveSnapshot) -> None:
+        self.snapshots_shown += 1
+        self.plot.add_points(snap.points)
+        tre = snap.extras.get("tre")
+        if tre:
+            self.plot.add_tre(tre["mean"])
+        self.status.setText(describe_progress(snap.progress, self._run_context.get("n_stages", 1)))
+        if self._overlay_budget.ready() or snap.final:
+            self._overlay_budget.run(self.host.show_preview_transform, snap.progress.transform)
+        if "grid" in snap.extras:  # else the preview thread skipped the grid this time (its CPU budget)
+            self.grid.draw(snap.progress.transform, snap.extras, force_3d=snap.final)
+
+    def _on_finished(self, result: Any) -> None:
+        if self._discard_run:
+            self._discard_run = False
+            self.status.setText("Registration stopped: the images changed")
+            self._update_buttons()
+            self.refresh_grid()
+            return
+        record = self.history.add_result(
+            result, initial_transform=self._run_context.get("initial"), preset=self._run_context.get("preset"),
+            seed=self._run_context.get("seed", 0), landmarks=self._landmark_set(),
+            started_at=self._run_context.get("started_at"), inputs=self._run_context.get("inputs"))
+        self._result = result
+        self.host.show_preview_transform(result.transform)
+        what = "Cancelled" if result.cancelled else "Finished"
+        metric = "" if record.final_metric is None else f", final metric {record.final_metric:.5g}"
+        tre = "" if not record.tre_mm else f", landmark TRE {record.tre_mm['mean']:.2f} mm"
+        kept = " — showing the best transform so far" if result.cancelled else ""
+        self.status.setText(f"{what} {record.label} in {result.elapsed:.1f} s{metric}{tre}{kept}. "
+                            "Apply keeps it, Revert goes back.")
+        self.refresh_grid()
+        self.host.mark_modified()
+        self._update_buttons()
+        if self.auto_apply.isChecked():
+            self.apply()
+        self.runFinished.emit(record)
+
+    def _on_failed(self, error: BaseException) -> None:
+        self._discard_run = False
+        self.host.show_preview_transform(None)
+        self._result = None
+        self.status.setText(f"Registration failed: {error}")
+        self._update_buttons()
+        self.refresh_grid()
+        self.host.show_error(error)
+
+    def _update_buttons(self) -> None:
+        running = self.is_running()
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        self.apply_button.setEnabled(not running and self._result is not None)
+        self.revert_button.setEnabled(not running and (self._result is not None or self._applied))
+        self.params.setEnabled(not running)
+
+    def _on_quit(self) -> None:
+        if self.is_running():
+            self.worker.cancel()
+            self.worker.wait(2.0)
+
+    # --- deformation grid ----------------------------------------------------------------------------
+    def refresh_grid(self) -> None:
+        """Redraw the grid of the result on screen; none when no run is shown.
+
+        The grid belongs to a run (while it runs, and its result until Apply or Revert):
+        a grid of the current transform on every slice step cost the views ~20 ms per
+        step and covered the images; the QA panel draws that grid on request."""
+        if self.is_running():
+            return  # the next snapshot redraws it
+        if self._result is None:
+            self.grid.hide()
+            return
+        self.grid.draw(self._result.transform, {}, force_3d=True)
+
+    def grid_item(self, index: int) -> DeformationGridItem:
+        """The grid item of `host.slice_views()[index]` (tests, screenshots)."""
+        return self.grid.item(index)
+
+    def _on_images_changed(self) -> None:
+        if self.is_running():  # its result would belong to the images that were replaced
+            self._discard_run = True
+            self.worker.cancel()
+        self.grid.auto_spacing()
+        self.grid.sync_views()
+        self.grid.update_targets()
+        self._result = None
+        self.refresh_grid()
+        self._update_buttons()
+
+    def _on_transform_changed(self) -> None:
+        if not self.is_running():
+            self.refresh_grid()
+
+    # --- history ----------------------------------------------------------------------------------------
+    def _refresh_history(self) -> None:
+        rows = self.history.table()
+        self.history_table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            tre = "—" if row["tre_mean_mm"] is None else f"{row['tre_mean_mm']:.2f} / {row['tre_max_mm']:.2f}"
+            metric = "—" if row["final_metric"] is None else f"{row['final_metric']:.5g}"
+            values = (str(row["run"]), row["preset"], row["stages"], metric, f"{row['time_s']:.1f}", tre, row["status"])
+            for c, text in enumerate(values):
+                item = QtWidgets.QTableWidgetItem(text)
+                if c == 6 and row["stop_reason"]:
+                    item.setToolTip(row["stop_reason"])
+                self.history_table.setItem(r, c, item)
+        self.history_table.resizeColumnsToContents()
+
+    def selected_run(self) -> int | None:
+        rows = self.history_table.selectionModel().selectedRows() if self.history_table.selectionModel() else []
+        if not rows:
+            return self.history.records[-1].number if len(self.history) else None
+        return int(self.history_table.item(rows[0].row(), 0).text())
+
+    def _on_history_selected(self) -> None:
+        number = self.selected_run()
+        if number is None or self.is_running():
+            return
+        record = self.history.get(number)
+        names = [s.get("name", f"stage {i + 1}") for i, s in enumerate(record.params.get("stages", []))]
+        self.plot.show_curve(record.metric_curve, names)
+
+    def use_run(self, number: int | None) -> None:
+        """Go back to a run: its transform becomes the current one (undoable)."""
+        if number is None or self.is_running():
+            return
+        record = self.history.get(number)
+        self.host.show_preview_transform(None)
+        self._result = None
+        self.host.set_current_transform(record.transform, f"Use registration {record.label}")
+        self.status.setText(f"{record.label} is now the current transform")
+        self._update_buttons()
+
+    def load_run_parameters(self, number: int | None) -> None:
+        if number is None:
+            return
+        record = self.history.get(number)
+        self.params.set_pipeline(Pipeline.from_dict(record.params), preset=record.preset)
+        self.seed_spin.setValue(record.seed)
+
+    # --- reproducibility ----------------------------------------------------------------------------------
+    def run_spec(self, number: int | None = None) -> RunSpec:
+        """The selected (or given) run's inputs and parameters; the panel's own when there is no run."""
+        number = self.selected_run() if number is None else number
+        if number is None:
+            inputs = self._inputs()
+            current = self.host.current_transform()
+            return RunSpec(inputs["fixed"], inputs["moving"], self.params.pipeline(), preset=self.params.preset_name(),
+                           seed=int(self.seed_spin.value()), fixed_mask=inputs["fixed_mask"],
+                           moving_mask=inputs["moving_mask"], initial_transform=current,
+                           initial_transform_path=self._saved_initial(current, 0))
+        record = self.history.get(number)
+        inputs = record.inputs
+        return RunSpec(inputs.get("fixed"), inputs.get("moving"), record.params, preset=record.preset, seed=record.seed,
+                       fixed_mask=inputs.get("fixed_mask"), moving_mask=inputs.get("moving_mask"),
+                       initial_transform=record.initial_transform,
+                       initial_transform_path=self._saved_initial(record.initial_transform, record.number))
+
+    def _saved_initial(self, transform: Any, number: int) -> str | None:
+        """A non-linear starting transform cannot be written inline: save it where the text can refer to it."""
+        if transform is None or is_linear(transform):
+            return None
+        folder = Path(QtCore.QStandardPaths.writableLocation(
+            QtCore.QStandardPaths.StandardLocation.AppDataLocation) or Path.home() / ".regviewer") / "runs"
+        try:
+            return str(save_initial_transform(transform, folder, number))
+        except RegviewerError as exc:
+            self.host.show_error(exc)
+            return None
+
+    def python_text(self, number: int | None = None) -> str:
+        return as_python(self.run_spec(number))
+
+    def command_line_text(self, number: int | None = None) -> str:
+        return as_command_line(self.run_spec(number))
+
+    def _copy(self, text: str) -> None:
+        QtGui.QGuiApplication.clipboard().setText(text)
+        self.host.show_message("Copied to the clipboard")
+
+    # --- session ---------------------------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        return {
+            "params": self.params.get_state(),
+            "masks": {w: self.mask_edits[w].text() if self._masks[w] is None else "" for w in ("fixed", "moving")},
+            "seed": int(self.seed_spin.value()),
+            "grid": {"visible": self.grid_check.isChecked(), "spacing_mm": self.grid.spacing_mm},
+            "checkerboard_while_running": self.checker_check.isChecked(),
+            "history": self.history.to_dict(),
+        }
+
+    def set_state(self, state: dict) -> None:
+        if not state:
+            return
+        if "params" in state:
+            self.params.set_state(state["params"])
+        for which, path in (state.get("masks") or {}).items():
+            if which in self.mask_edits:
+                self.set_mask(which, path or None)
+        self.seed_spin.setValue(int(state.get("seed", 0)))
+        grid = state.get("grid") or {}
+        self.grid_check.setChecked(bool(grid.get("visible", True)))
+        spacing = grid.get("spacing_mm", 10.0)
+        if isinstance(spacing, (int, float)) and math.isfinite(spacing):
+            self.grid_spacing.setValue(float(spacing))
+        self.checker_check.setChecked(bool(state.get("checkerboard_while_running", True)))
+        if "history" in state:
+            self.history.load_dict(state["history"])

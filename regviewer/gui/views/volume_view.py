@@ -1,0 +1,231 @@
+"""The 3D view (VTK): the three slice planes, textured with what the 2D views show,
+the fixed image's bounding box, and named polylines from panels (e.g. a deformation
+grid), all in fixed physical space (LPS mm).
+
+VTK's Qt widget needs a real (or virtual, Xvfb) X display with OpenGL; under
+``QT_QPA_PLATFORM=offscreen`` it cannot create a GL context. `make_volume_view`
+therefore returns a plain label instead when the widget cannot be made (or when
+``REGVIEWER_NO_3D=1``), and the window works without a 3D view.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from types import SimpleNamespace
+
+import numpy as np
+from PyQt6 import QtCore, QtWidgets
+
+from regviewer.core.imaging.slicing import PlaneGeometry
+
+
+def _vtk_namespace() -> SimpleNamespace:
+    """The few VTK classes this view uses, from their own modules (importing the whole
+    `vtk` package costs about a second more at start-up)."""
+    import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers the interactor styles)
+    import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL back end)
+    from vtkmodules.vtkCommonCore import VTK_UNSIGNED_CHAR, vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
+    from vtkmodules.vtkFiltersSources import vtkOutlineSource, vtkPlaneSource
+    from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+    from vtkmodules.vtkRenderingCore import (vtkActor, vtkPolyDataMapper, vtkRenderer, vtkTexture,
+                                             vtkWindowToImageFilter)
+
+    return SimpleNamespace(**{k: v for k, v in locals().items()})
+
+
+class VolumeView(QtWidgets.QWidget):
+    """A VTK render window with slice planes and polylines (implements `VolumeViewLike`)."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+        from vtkmodules.util import numpy_support
+
+        vtk = _vtk_namespace()
+        self._vtk = vtk
+        self._np_support = numpy_support
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.interactor = QVTKRenderWindowInteractor(self)
+        layout.addWidget(self.interactor)
+        self.renderer = vtk.vtkRenderer()
+        self.renderer.SetBackground(0.08, 0.08, 0.1)
+        self.render_window = self.interactor.GetRenderWindow()
+        self.render_window.AddRenderer(self.renderer)
+        self.interactor.SetInteractorStyle(vtk.vtkInteractorStyleTrackballCamera())
+        self._planes: dict[str, tuple] = {}
+        self._polylines: dict[str, object] = {}
+        self._box_actor = None
+        self._camera_set = False
+        self._render_timer = QtCore.QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.timeout.connect(self._render_now)
+        self._first_request = 0.0
+        self.interactor.Initialize()
+
+    # --- VolumeViewLike ----------------------------------------------------------------
+    def set_polylines(self, name: str, lines: list[np.ndarray] | None, color: tuple[float, float, float] = (1, 1, 0)) -> None:
+        """Show (or with None remove) a set of (N, 3) polylines in LPS mm under `name`."""
+        vtk = self._vtk
+        old = self._polylines.pop(name, None)
+        if old is not None:
+            self.renderer.RemoveActor(old)
+        arrays = [np.asarray(line, dtype=float) for line in (lines or [])]
+        arrays = [a if a.shape[1] == 3 else np.column_stack([a, np.zeros(len(a))]) for a in arrays
+                  if a.ndim == 2 and len(a) >= 2 and a.shape[1] in (2, 3)]
+        if arrays:
+            ns = self._np_support
+            points = vtk.vtkPoints()
+            points.SetData(ns.numpy_to_vtk(np.concatenate(arrays), deep=True))
+            lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            cells = vtk.vtkCellArray()
+            cells.SetData(ns.numpy_to_vtkIdTypeArray(offsets, deep=True),
+                          ns.numpy_to_vtkIdTypeArray(np.arange(offsets[-1], dtype=np.int64), deep=True))
+            poly = vtk.vtkPolyData()
+            poly.SetPoints(points)
+            poly.SetLines(cells)
+            mapper = vtk.vtkPolyDataMapper()
+            mapper.SetInputData(poly)
+            actor = vtk.vtkActor()
+            actor.SetMapper(mapper)
+            actor.GetProperty().SetColor(*color)
+            self.renderer.AddActor(actor)
+            self._polylines[name] = actor
+        self.schedule_render()
+
+    def polyline_names(self) -> list[str]:
+        return sorted(self._polylines)
+
+    # --- slice planes ------------------------------------------------------------------------
+    def set_bounds(self, corners: np.ndarray) -> None:
+        """Outline the fixed image's physical extent (its 8 corner points, LPS mm)."""
+        vtk = self._vtk
+        if self._box_actor is not None:
+            self.renderer.RemoveActor(self._box_actor)
+        pts = np.asarray(corners, float)
+        if pts.shape[1] == 2:
+            pts = np.column_stack([pts, np.zeros(len(pts))])
+        source = vtk.vtkOutlineSource()
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        source.SetBounds(lo[0], hi[0], lo[1], hi[1], lo[2], hi[2])
+        mapper = vtk.vtkPolyDataMapper()
+        mapper.SetInputConnection(source.GetOutputPort())
+        actor = vtk.vtkActor()
+        actor.SetMapper(mapper)
+        actor.GetProperty().SetColor(0.6, 0.6, 0.6)
+        self.renderer.AddActor(actor)
+        self._box_actor = actor
+        if not self._camera_set:
+            self._reset_camera()
+        self.schedule_render()
+
+    def _reset_camera(self) -> None:
+        # Look at the patient from the front (anterior = −y in LPS), superior up.
+        camera = self.renderer.GetActiveCamera()
+        camera.SetPosition(0, -1, 0)
+        camera.SetFocalPoint(0, 0, 0)
+        camera.SetViewUp(0, 0, 1)
+        camera.Azimuth(30)
+        camera.Elevation(20)
+        self.renderer.ResetCamera()
+        self._camera_set = True
+
+    def set_plane_image(self, key: str, plane: PlaneGeometry, depth: float, rgb: np.ndarray) -> None:
+        """Texture the plane `key` at `depth` with an RGB uint8 slice (rows, cols, 3)."""
+        vtk = self._vtk
+        if plane.dimension != 3:
+            return
+        if key not in self._planes:
+            source = vtk.vtkPlaneSource()
+            texture = vtk.vtkTexture()
+            texture.InterpolateOn()
+            image = vtk.vtkImageData()
+            texture.SetInputData(image)
+            mapper = vtk.vtkPolyDataMapper()
+            mapper.SetInputConnection(source.GetOutputPort())
+            actor = vtk.vtkActor()
+            actor.SetMapper(mapper)
+            actor.SetTexture(texture)
+            actor.GetProperty().LightingOff()
+            self.renderer.AddActor(actor)
+            self._planes[key] = (source, texture, image, actor)
+        source, texture, image, _actor = self._planes[key]
+        rows, cols = plane.shape
+        # Texture (0,0) is the first pixel in memory; VTK images grow upwards, so flip rows
+        # and map the plane's first pixel to the source origin.
+        p0 = plane.to_physical(-0.5, -0.5, depth)
+        p1 = plane.to_physical(cols - 0.5, -0.5, depth)
+        p2 = plane.to_physical(-0.5, rows - 0.5, depth)
+        source.SetOrigin(*p0)
+        source.SetPoint1(*p1)
+        source.SetPoint2(*p2)
+        data = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
+        image.SetDimensions(data.shape[1], data.shape[0], 1)
+        scalars = self._np_support.numpy_to_vtk(data.reshape(-1, 3), deep=True,
+                                                array_type=vtk.VTK_UNSIGNED_CHAR)
+        image.GetPointData().SetScalars(scalars)
+        image.Modified()
+        self.schedule_render()
+
+    def schedule_render(self) -> None:
+        """Render once the 2D views are idle for a moment (software OpenGL takes tens of
+        ms per frame; it must not compete with slice scrolling or dragging), but at
+        least every half second while they keep changing."""
+        now = time.monotonic()
+        if not self._render_timer.isActive():
+            self._first_request = now
+        if now - self._first_request < 0.5:
+            self._render_timer.start(120)
+
+    def _render_now(self) -> None:
+        if self.isVisible():
+            self.render_window.Render()
+
+    def snapshot(self):
+        """The rendered picture as a QImage (an OpenGL widget grabs as black), or None."""
+        from PyQt6 import QtGui
+
+        vtk = self._vtk
+        try:
+            self.render_window.Render()
+            grab = vtk.vtkWindowToImageFilter()
+            grab.SetInput(self.render_window)
+            grab.ReadFrontBufferOff()
+            grab.Update()
+            out = grab.GetOutput()
+            w, h, _ = out.GetDimensions()
+            arr = self._np_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, -1)[::-1, :, :3]
+            arr = np.ascontiguousarray(arr, dtype=np.uint8)
+            return QtGui.QImage(arr.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
+        except Exception:  # noqa: BLE001
+            return None
+
+    def close_vtk(self) -> None:
+        self._render_timer.stop()
+        try:
+            self.interactor.Finalize()
+        except Exception:  # noqa: BLE001 - the GL context may already be gone
+            pass
+
+
+def make_volume_view(parent: QtWidgets.QWidget | None = None) -> tuple[QtWidgets.QWidget, VolumeView | None]:
+    """A 3D view, or a label saying why there is none (never raises)."""
+    reason = ""
+    if os.environ.get("REGVIEWER_NO_3D") == "1":
+        reason = "3D view turned off (REGVIEWER_NO_3D=1)"
+    elif QtWidgets.QApplication.platformName() in ("offscreen", "minimal"):
+        reason = "3D view needs a display (run under X or Xvfb with QT_QPA_PLATFORM=xcb)"
+    else:
+        try:
+            view = VolumeView(parent)
+            return view, view
+        except Exception as exc:  # noqa: BLE001 - any VTK/GL failure must not stop the window
+            reason = f"3D view unavailable: {exc}"
+    label = QtWidgets.QLabel(reason, parent)
+    label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #999; background: #141418;")
+    return label, None
