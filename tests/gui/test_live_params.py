@@ -9,7 +9,7 @@ import pytest
 
 from regviewer.core.registration.params import Pipeline
 from regviewer.core.registration.presets import load_preset
-from regviewer.gui.panels.params_panel import ParamsPanel
+from regviewer.gui.widgets.params_panel import ParamsPanel
 
 
 @pytest.fixture

@@ -29,8 +29,8 @@ from regviewer.core.registration.reproduce import RunSpec, as_command_line, as_p
 from regviewer.core.workspace.run_history import RunHistory, landmark_tre
 from regviewer.gui.views.grid_item import DeformationGridItem
 from regviewer.gui.views.live_grid import DutyCycle, LiveGrid
-from regviewer.gui.panels.metric_plot import MetricPlot
-from regviewer.gui.panels.params_panel import ParamsPanel
+from regviewer.gui.widgets.metric_plot import MetricPlot
+from regviewer.gui.widgets.params_panel import ParamsPanel
 from regviewer.gui.worker import LiveSnapshot, RegistrationJob, RegistrationWorker
 
 LIVE_RATE_HZ = 10.0  # snapshots per second: what the eye needs, and the engine keeps the CPU

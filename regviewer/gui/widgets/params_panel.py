@@ -20,7 +20,7 @@ from regviewer.core.atomic import atomic_write_text
 from regviewer.core.errors import ParameterError, RegviewerError
 from regviewer.core.registration.params import Pipeline, Stage, TransformParams
 from regviewer.core.registration.presets import list_presets, load_preset
-from regviewer.gui.panels.param_fields import FieldEditor, Path_, field_label, parse_value
+from regviewer.gui.widgets.param_fields import FieldEditor, Path_, field_label, parse_value
 
 CUSTOM = "(custom)"
 
