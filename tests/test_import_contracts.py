@@ -139,3 +139,21 @@ def test_headless_commands_do_not_load_the_gui():
               "assert not bad, bad\n" % (GUI_LIBRARIES,))
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_no_import_of_our_own_modules_is_guarded_by_except_import_error():
+    """Our modules are one package: a missing one is a bug to see, not a fallback to hide."""
+    bad = []
+    for path in _modules(PACKAGE):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Try):
+                continue
+            catches = {ast.unparse(h.type) for h in node.handlers if h.type is not None}
+            if not catches & {"ImportError", "ModuleNotFoundError", "(ImportError, ModuleNotFoundError)"}:
+                continue
+            ours = [n for stmt in node.body for n in ast.walk(stmt)
+                    if isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("regviewer"))
+                    or isinstance(n, ast.Import) and any(a.name.startswith("regviewer") for a in n.names)]
+            bad.extend(f"{_rel(path)}:{n.lineno}" for n in ours)
+    assert not bad, "imports of our own modules inside `try/except ImportError`:\n" + "\n".join(bad)

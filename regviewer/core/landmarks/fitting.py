@@ -41,6 +41,7 @@ import SimpleITK as sitk
 
 from regviewer.core.landmarks import warp
 from regviewer.core.errors import ImageWriteError, LandmarkFitError
+from regviewer.core.qa.tre import ErrorSummary, summarise
 
 MODELS = ("translation", "rigid", "similarity", "affine", "tps", "bspline")
 _SPREADS, _TIMES = 5.0, 3.0  # how far above the rest a leave-one-out error must be to be flagged
@@ -122,32 +123,28 @@ class LandmarkErrors:
 
     rows: tuple[LandmarkErrorRow, ...]
 
-    def _enabled(self) -> np.ndarray:
-        return np.array([r.error_mm for r in self.rows if r.enabled], dtype=float)
+    def stats(self) -> ErrorSummary:
+        return summarise([r.error_mm for r in self.rows if r.enabled])
 
     @property
     def n(self) -> int:
-        return len(self._enabled())
+        return self.stats().n
 
     @property
     def mean_mm(self) -> float:
-        e = self._enabled()
-        return float(e.mean()) if len(e) else math.nan
+        return self.stats().mean_mm
 
     @property
     def median_mm(self) -> float:
-        e = self._enabled()
-        return float(np.median(e)) if len(e) else math.nan
+        return self.stats().median_mm
 
     @property
     def rms_mm(self) -> float:
-        e = self._enabled()
-        return float(np.sqrt(np.mean(e**2))) if len(e) else math.nan
+        return self.stats().rms_mm
 
     @property
     def max_mm(self) -> float:
-        e = self._enabled()
-        return float(e.max()) if len(e) else math.nan
+        return self.stats().max_mm
 
     def summary(self) -> dict[str, float]:
         return {"n": self.n, "mean_mm": self.mean_mm, "median_mm": self.median_mm,

@@ -23,7 +23,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from regviewer.core.qa import measures as ev
-from regviewer.core.errors import IncompatibleImagesError, RegviewerError
+from regviewer.core.qa.tre import summarise
+from regviewer.core.errors import IncompatibleImagesError
 from regviewer.core.imaging.image import Volume, as_volume
 
 # Maps (Jacobian, displacement) are computed on at most this many voxels: a 1 mm brain
@@ -304,40 +305,23 @@ def landmark_table(transform: sitk.Transform, landmarks) -> tuple[list[dict], di
     """Per-pair TRE rows and a summary over the ENABLED pairs (count, mean, median, max,
     rms in mm). Error = |T(fixed) - moving|, T fixed -> moving. `landmarks` is a
     LandmarkSet (or anything with `.pairs` of name/fixed/moving/enabled) or a file.
-    Uses `landmarks.landmark_errors` when that module is present.
     """
-    try:
-        from regviewer.core.landmarks import model as lm_module  # written by another engineer; imported lazily
-    except ImportError:
-        lm_module = None
-    landmark_set = landmarks
-    if isinstance(landmarks, (str, Path)):
-        if lm_module is None:
-            raise RegviewerError(f"Cannot read landmarks '{landmarks}': the landmarks module is not installed")
-        landmark_set = lm_module.load_landmarks(landmarks)
+    from regviewer.core.landmarks import model as lm_module  # lazy: landmarks import qa's summaries
+
+    landmark_set = lm_module.load_landmarks(landmarks) if isinstance(landmarks, (str, Path)) else landmarks
     pairs = list(getattr(landmark_set, "pairs", []))
-    errors: dict[int, float] = {}
-    if lm_module is not None and hasattr(lm_module, "landmark_errors") and hasattr(landmark_set, "dimension"):
-        for row in lm_module.landmark_errors(transform, landmark_set).rows:
-            errors[row.index] = row.error_mm
     rows: list[dict] = []
-    for i, pair in enumerate(pairs):
+    for pair in pairs:
         if pair.fixed is None or pair.moving is None:
             continue
         mapped = np.asarray(transform.TransformPoint(tuple(float(v) for v in pair.fixed)))
-        err = errors.get(i, float(np.linalg.norm(mapped - np.asarray(pair.moving, dtype=float))))
+        err = float(np.linalg.norm(mapped - np.asarray(pair.moving, dtype=float)))
         enabled = bool(getattr(pair, "enabled", True))
         rows.append({"name": pair.name if enabled else f"{pair.name} (disabled)", "fixed": tuple(pair.fixed),
                      "moving": tuple(pair.moving), "mapped": tuple(float(v) for v in mapped),
                      "error_mm": float(err), "enabled": enabled})
-    used = np.array([r["error_mm"] for r in rows if r["enabled"]], dtype=float)
-    summary = {
-        "count": int(used.size),
-        "mean_mm": float(used.mean()) if used.size else None,
-        "median_mm": float(np.median(used)) if used.size else None,
-        "max_mm": float(used.max()) if used.size else None,
-        "rms_mm": float(np.sqrt(np.mean(used**2))) if used.size else None,
-    }
+    s = summarise([r["error_mm"] for r in rows if r["enabled"]]).as_dict(none_for_nan=True)
+    summary = {"count": s["n"], **{k: s[k] for k in ("mean_mm", "median_mm", "p95_mm", "max_mm", "rms_mm")}}
     return rows, summary
 
 
