@@ -511,7 +511,9 @@ class LandmarkDock(QtWidgets.QDockWidget):
                     cells.append(cell)
                 if flagged[row]:
                     cells[5].setForeground(QtGui.QColor(220, 40, 40))
-                    cells[5].setToolTip("Much larger than the others: probably a misplaced landmark")
+                    reason = getattr(self.fit_result, "flag_reason_for", lambda _i: None)(row)
+                    cells[5].setToolTip(f"Probably a misplaced landmark: {reason}" if reason
+                                        else "Probably a misplaced landmark")
                 for column, cell in enumerate(cells):
                     self.table.setItem(row, column, cell)
             if selected is not None and selected < len(pairs):
@@ -528,7 +530,9 @@ class LandmarkDock(QtWidgets.QDockWidget):
             text = f"{self.model}: RMS {fit.rms_mm:.2f} mm, max {fit.max_mm:.2f} mm"
             n_flagged = sum(self._errors()[2])
             if n_flagged:
-                text += f" — {n_flagged} landmark(s) flagged as likely mistakes"
+                text += f" — {n_flagged} landmark(s) flagged as likely mistakes (hover the red error to see why)"
+            for warning in getattr(fit, "warnings", ()):
+                text += f"\n⚠ {warning}"
             return text
         if self.fit_error is not None:
             return str(self.fit_error)
