@@ -165,9 +165,9 @@ class Evaluation:
                 ["Jacobian determinant mean", js["mean"]],
                 ["Folding voxels (det <= 0)", js["folding_voxels"]],
                 ["Folding %", js["folding_percent"]],
-                ["Displacement mean (mm)", ds["mean"]],
-                ["Displacement p95 (mm)", ds["p95"]],
-                ["Displacement max (mm)", ds["max"]],
+                [MOVED_MEAN, ds["mean"]],
+                [MOVED_P95, ds["p95"]],
+                [MOVED_MAX, ds["max"]],
             ],
         )
         t["Similarity"] = (
@@ -175,7 +175,7 @@ class Evaluation:
             [
                 ["Mutual information (nats)", sb["mutual_information"], sa["mutual_information"]],
                 ["Correlation (Pearson r)", sb["correlation"], sa["correlation"]],
-                ["Overlap %", sb["overlap_percent"], sa["overlap_percent"]],
+                [OVERLAP, sb["overlap_percent"], sa["overlap_percent"]],
             ],
         )
         if self.dice is not None:
@@ -195,6 +195,23 @@ class Evaluation:
             ic = self.inverse_consistency
             t["Inverse consistency"] = (["measure", "mm"], [["mean", ic["mean"]], ["p95", ic["p95"]], ["max", ic["max"]]])
         return t
+
+
+MOVED_MEAN = "Points moved by the transform, mean (mm)"
+MOVED_P95 = "Points moved by the transform, 95th percentile (mm)"
+MOVED_MAX = "Points moved by the transform, max (mm)"
+OVERLAP = "Fixed image covered by the moving image (%)"
+_MOVED_HELP = ("|T(x) - x|: how far the transform carries each fixed-image point. This is the size of the "
+               "correction (a large value is normal when the images started far apart), not an error.")
+MEASURE_HELP: dict[str, str] = {
+    MOVED_MEAN: _MOVED_HELP, MOVED_P95: _MOVED_HELP, MOVED_MAX: _MOVED_HELP,
+    OVERLAP: "Share of the fixed image (inside the mask, if any) that lands inside the moving image: the "
+             "region the similarity numbers are computed on. Below about 50 % they say little.",
+    "Mutual information (nats)": "How well one image's intensities predict the other's; higher is better, "
+                                 "works across modalities.",
+    "Correlation (Pearson r)": "Linear agreement of intensities, -1 to 1; meaningful for the same modality.",
+    "Folding voxels (det <= 0)": "Voxels where the transform folds space over itself: should be 0.",
+}
 
 
 def _fmt_point(p) -> str:
