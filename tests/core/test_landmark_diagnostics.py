@@ -118,3 +118,19 @@ def test_collinear_points_warn_in_2d_and_3d():
     fixed3 = np.column_stack([t, t + rng.uniform(-1, 1, 6), -t + rng.uniform(-1, 1, 6)])
     warning = fit(_set(fixed3, fixed3 + 2.0), "rigid").warnings[0]
     assert "one line" in warning and "rotation about that line" in warning
+
+
+def test_a_mistake_among_pairs_on_one_slice_is_still_flagged():
+    """Pairs clicked on one slice leave the affine's through-plane part undetermined; those
+    directions must not soak up the mistake (they are left out of the test)."""
+    caught = wrong = 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        fixed = np.column_stack([rng.uniform(-40, 40, (8, 2)), rng.uniform(-1, 1, 8)])
+        moving = fixed + (2.0, 1.0, 3.0) + rng.normal(0, 0.5, fixed.shape)
+        moving[3] += (9.0, -8.0, 6.0)
+        result = fit(_set(fixed, moving), "affine")
+        caught += 3 in result.flagged
+        wrong += any(i != 3 for i in result.flagged)
+        assert result.warnings  # and the plane is reported
+    assert caught >= 27 and wrong <= 1, (caught, wrong)

@@ -80,14 +80,27 @@ def studentised(model: str, fixed: np.ndarray, moving: np.ndarray, weights: np.n
     n, d = fixed.shape
     w = weights / weights.mean()
     centre = (w / w.sum()) @ fixed
-    jac = _jacobian(model, fixed - centre, a) * np.sqrt(w)[:, None, None]
-    p = jac.shape[2]
+    centred = fixed - centre
+    jac = _jacobian(model, centred, a)
+    radius = float(np.sqrt(np.mean(np.sum(centred**2, axis=1)))) or 1.0
+    jac[:, :, d:] /= radius  # rotation/matrix columns on the translation's scale (p and H do not change)
+    jac = jac * np.sqrt(w)[:, None, None]
+    flat = jac.reshape(n * d, jac.shape[2])
+    # Parameter directions the points barely determine (an affine's through-plane stretch
+    # when the points lie near one plane) are left out: they would fit each pair's noise
+    # exactly and hide a mistake. p counts the directions kept.
+    values, vectors = np.linalg.eigh(flat.T @ flat)
+    keep = values > (THIN**2) * values.max()
+    p = int(keep.sum())
     dof = n * d - p - d
     if dof < 1:
         return None
-    flat = jac.reshape(n * d, p)
-    hat = flat @ np.linalg.pinv(flat.T @ flat) @ flat.T
-    resid = (moving - (fixed @ a.T + b)) * np.sqrt(w)[:, None]
+    basis = flat @ vectors[:, keep] / np.sqrt(values[keep])
+    hat = basis @ basis.T
+    if model == "affine" or model == "translation":  # linear in its parameters: the residual within the kept space
+        resid = ((moving * np.sqrt(w)[:, None]).ravel() - hat @ (moving * np.sqrt(w)[:, None]).ravel()).reshape(n, d)
+    else:
+        resid = (moving - (fixed @ a.T + b)) * np.sqrt(w)[:, None]
     rss = float(np.sum(resid**2))
     loo = np.empty((n, d))
     r = np.empty(n)
