@@ -34,6 +34,7 @@ import SimpleITK as sitk
 
 from regviewer.core.atomic import atomic_output
 from regviewer.core.errors import ImageWriteError, TransformReadError
+from regviewer.core.transforms.storable import storable
 
 DIRECTION_NOTE = "# regviewer: this transform maps FIXED image points to MOVING image points (LPS mm)"
 TRANSFORM_EXTENSIONS = (".tfm", ".txt", ".h5", ".hdf5", ".mat")
@@ -338,7 +339,7 @@ def write_transform(transform: sitk.Transform, path: str | Path) -> None:
         raise ImageWriteError(p, f"'{suffix}' is not a transform format; use .tfm, .txt or .h5")
     try:
         with atomic_output(p) as tmp:
-            sitk.WriteTransform(transform, str(tmp))
+            sitk.WriteTransform(storable(transform), str(tmp))  # no composite inside a composite
             if suffix in (".tfm", ".txt"):
                 text = tmp.read_text()
                 lines = text.splitlines(keepends=True)
