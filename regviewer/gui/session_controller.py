@@ -1,8 +1,9 @@
 """File > Open/Save Session, autosave, crash recovery and the unsaved-changes prompt.
 
-Thin Qt over `core.session`: the controller gathers the window's state into a
-`Session` (image paths, the current fixed→moving transform, every registered session
-part), writes it atomically, and puts it back on open. The recovery file and the
+Thin Qt over `core.workspace`: the Workspace turns itself into a `Session` (image paths,
+the current fixed→moving transform and its source, landmarks, runs, settings), the
+controller adds every panel's registered session part, writes it atomically, and puts
+it back on open. If autosave fails, the person is told once (status bar and a dialog). The recovery file and the
 crash detection live in `core.session.RecoveryManager`; this class only decides when
 to call it (every 30 s when something changed, and shortly after every landmark edit)
 and asks the user.
@@ -29,9 +30,8 @@ from regviewer.core.workspace.session import SESSION_SUFFIX, RecoveryCandidate, 
 AUTOSAVE_INTERVAL_MS = 30_000
 EDIT_AUTOSAVE_DELAY_MS = 300  # a burst of edits (a drag, a paste) costs one write
 SESSION_FILTER = f"regviewer session (*{SESSION_SUFFIX} *.json);;All files (*)"
-# Session parts stored as top-level fields of the session file (the rest go in "parts").
-_TOP_LEVEL_PARTS = {"landmarks": "landmarks", "parameters": "parameters", "view": "view_state",
-                    "view_state": "view_state"}
+# The window's view state is the session's top-level "view_state"; other parts go in "parts".
+_VIEW_PARTS = ("view", "view_state")
 
 
 class SessionController(QtCore.QObject):
@@ -72,6 +72,7 @@ class SessionController(QtCore.QObject):
         self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
         self._pending: concurrent.futures.Future | None = None
         self._autosave_again = False
+        self.autosave_error: str | None = None  # the first autosave failure, told to the person once
         self._autosave_finished.connect(self._on_autosave_finished)
 
     # ------------------------------------------------------------------ installation
@@ -162,25 +163,18 @@ class SessionController(QtCore.QObject):
             self._edit_timer.start()
 
     def collect(self) -> Session:
-        """The window's state as a Session (transforms map fixed→moving)."""
-        w = self.window
-        fixed, moving = w.fixed_volume(), w.moving_volume()
-        session = Session(fixed_path=getattr(fixed, "path", None), moving_path=getattr(moving, "path", None))
-        if fixed is not None and moving is not None:
-            session.transforms["current"] = w.current_transform()
+        """The window's state as a Session: the Workspace's, plus every panel's part."""
+        ws = self.window.workspace
+        parts = {}
         for key, (get_state, _set_state) in self._parts().items():
-            state = get_state()
-            field = _TOP_LEVEL_PARTS.get(key)
-            if field == "landmarks":
-                session.landmarks = state
-            elif field is not None:
-                setattr(session, field, dict(state or {}))
+            if key in _VIEW_PARTS:
+                ws.set_view_state(get_state() or {})
             else:
-                session.parts[key] = state
-        return session
+                parts[key] = get_state()
+        return ws.to_session(parts)
 
     def apply(self, session: Session) -> None:
-        """Put a session back: images, the current transform, then every part."""
+        """Put a session back: images, then the Workspace's state, then every panel's part."""
         w = self.window
         self._loading = True
         try:
@@ -192,20 +186,11 @@ class SessionController(QtCore.QObject):
                 if w.open_images(session.fixed_path, session.moving_path) is False:
                     raise SessionError(f"Cannot open the session: its images could not be opened "
                                        f"({session.fixed_path}, {session.moving_path})")
-            current = session.transforms.get("current")
-            if current is not None:
-                w.set_current_transform(current, "Open session")
+            w.workspace.restore(session, open_images=False)
             for key, (_get_state, set_state) in self._parts().items():
-                field = _TOP_LEVEL_PARTS.get(key)
-                if field is not None:
-                    state = getattr(session, field)
-                    if field != "landmarks" and not state:
-                        continue
-                elif key in session.parts:
-                    state = session.parts[key]
-                else:
-                    continue
-                set_state(state)
+                state = session.view_state if key in _VIEW_PARTS else session.parts.get(key)
+                if state:
+                    set_state(state)
             QtWidgets.QApplication.processEvents()  # let queued change callbacks run while loading
         finally:
             self._loading = False
@@ -246,7 +231,11 @@ class SessionController(QtCore.QObject):
         if self._pending is not None and not self._pending.done():
             self._autosave_again = True  # one more write once this one finishes
         else:
-            session = self.collect()
+            try:
+                session = self.collect()
+            except Exception as exc:  # noqa: BLE001 - told to the person, never a traceback
+                self._autosave_failed(exc)
+                return
             # SimpleITK copies are copy-on-write: cheap, and safe from later edits.
             session.transforms = {k: sitk.Transform(t) for k, t in session.transforms.items()}
             self._dirty_since_autosave = False
@@ -281,12 +270,21 @@ class SessionController(QtCore.QObject):
         self._pending = None
         path, error = future.result()
         if error is not None:
-            self._message(f"Autosave failed: {error}")
+            self._autosave_failed(error)
         else:
+            self.autosave_error = None  # working again: a later failure is news
             self.autosaved.emit(str(path))
         if self._autosave_again:
             self._autosave_again = False
             self.autosave_now()
+
+    def _autosave_failed(self, error: BaseException) -> None:
+        """Tell the person (status bar, and a dialog the first time) that crash recovery stopped."""
+        text = f"Autosave failed, so crash recovery is not protecting your work: {error}"
+        self._message(text)
+        if self.autosave_error is None:
+            self.autosave_error = text
+            self._error(SessionError(text + "\nSave the session (File > Save Session) to keep your work."))
 
     def recover(self, candidate: RecoveryCandidate) -> Session | None:
         """Open a crashed run's autosave; the result counts as unsaved work."""

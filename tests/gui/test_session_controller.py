@@ -16,7 +16,7 @@ from regviewer.core.workspace.session import RecoveryManager, Session
 from regviewer.gui.panels.landmark_panel import LandmarkDock
 from regviewer.gui.session_controller import SessionController
 
-from .landmark_fake_host import FakeHost, small_volume
+from .fake_host import FakeHost, small_volume
 
 
 @pytest.fixture(autouse=True)

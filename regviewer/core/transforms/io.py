@@ -348,7 +348,36 @@ def write_transform(transform: sitk.Transform, path: str | Path) -> None:
         raise ImageWriteError(p, str(exc).strip().splitlines()[-1][:200]) from None
 
 
+def is_transform_file(path: str | Path) -> bool:
+    """True when `path` holds a transform rather than an image (drag-and-drop sorting):
+    ITK/ANTs/elastix transform files, or an image whose pixels are vectors with one
+    component per axis (a displacement field). Reads only the header."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    suffix = _suffix(p)
+    if suffix in (".tfm", ".h5", ".hdf5", ".mat"):
+        return True
+    if suffix == ".txt":
+        try:
+            head = p.read_text(encoding="utf-8", errors="replace")[:4096]
+        except OSError:
+            return False
+        return _looks_like_elastix(p) or head.lstrip().startswith("#Insight Transform File")
+    if suffix in DISPLACEMENT_FIELD_EXTENSIONS:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(p))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            return False
+        return reader.GetDimension() in (2, 3) and reader.GetNumberOfComponents() == reader.GetDimension() \
+            and reader.GetPixelID() in (sitk.sitkVectorFloat32, sitk.sitkVectorFloat64)
+    return False
+
+
 __all__ = [
+    "is_transform_file",
     "read_transform",
     "write_transform",
     "read_displacement_field",

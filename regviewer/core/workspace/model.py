@@ -56,7 +56,8 @@ class Workspace:
     def __init__(self) -> None:
         self.events = WorkspaceEvents()
         self.history = UndoStack()
-        self.history.subscribe(lambda: self.events.history.emit(self.history))
+        self._transform_changed = False
+        self.history.subscribe(self._on_history_changed)  # first subscriber: before the landmarks' relay
         self.fixed: Volume | None = None
         self.moving: Volume | None = None
         self._state = TransformState(_identity(3), TransformSource(), ManualAlignment())
@@ -68,7 +69,10 @@ class Workspace:
         self.runs.subscribe(lambda: self.events.runs.emit(self.runs))
         self.view_state: dict = {}
         self.qa_inputs: dict = {}
-        self.undoing = False  # True while undo/redo replays a step (observers must not push new edits)
+        # Observers must not push new edits (e.g. an automatic landmark fit) while the
+        # Workspace replays a step (undo/redo) or loads state (open, restore).
+        self.replaying = False
+        self.loading = False
 
     # ------------------------------------------------------------------ reading
     @property
@@ -107,6 +111,10 @@ class Workspace:
     def open(self, fixed: Any, moving: Any = None) -> None:
         """Open images (paths, Volumes or SimpleITK images). The transform returns to
         identity, landmarks and runs are emptied and the undo history is cleared."""
+        with self._flag("loading"):
+            self._open(fixed, moving)
+
+    def _open(self, fixed: Any, moving: Any) -> None:
         from regviewer.core.imaging.io import check_compatible
 
         fixed_v, moving_v = _volume(fixed), _volume(moving)
@@ -118,8 +126,9 @@ class Workspace:
         dim = fixed_v.dimension
         self.preview = None
         self._state = TransformState(_identity(dim), TransformSource(), self._zero_manual(dim))
-        self._replace_landmarks(LandmarkSet(dim, undo_stack=self.history))
+        self._transform_changed = False
         self.history.clear()
+        self._replace_landmarks(LandmarkSet(dim, undo_stack=self.history))
         self.events.images.emit((fixed_v, moving_v))
         self.events.transform.emit(self._state)
         if len(self.runs):
@@ -178,10 +187,23 @@ class Workspace:
     def use_run(self, number: int) -> None:
         self.apply_run(self.runs.get(number), f"Use {self.runs.get(number).label}")
 
-    def _set_state(self, state: TransformState) -> None:
+    def _set_state(self, state: TransformState, notify: bool = False) -> None:
+        """Called by undo commands; the event follows once the history is consistent
+        (so an observer reading `history.undo_text` sees the new step)."""
         self._state = state
         self.preview = None
-        self.events.transform.emit(state)
+        self._transform_changed = True
+        if notify:
+            self._emit_transform()
+
+    def _emit_transform(self) -> None:
+        if self._transform_changed:
+            self._transform_changed = False
+            self.events.transform.emit(self._state)
+
+    def _on_history_changed(self) -> None:
+        self._emit_transform()
+        self.events.history.emit(self.history)
 
     # ------------------------------------------------------------------ preview (not undoable)
     def set_preview(self, transform: sitk.Transform | None) -> None:
@@ -194,20 +216,21 @@ class Workspace:
     # ------------------------------------------------------------------ undo
     def undo(self) -> str | None:
         """Revert the last edit, whatever it was; returns its description (None if none)."""
-        with self._replaying():
+        with self._flag("replaying"):
             return self.history.undo()
 
     def redo(self) -> str | None:
-        with self._replaying():
+        with self._flag("replaying"):
             return self.history.redo()
 
     @contextlib.contextmanager
-    def _replaying(self) -> Iterator[None]:
-        self.undoing = True
+    def _flag(self, name: str) -> Iterator[None]:
+        old = getattr(self, name)
+        setattr(self, name, True)
         try:
             yield
         finally:
-            self.undoing = False
+            setattr(self, name, old)
 
     # ------------------------------------------------------------------ other fields (not undoable)
     def set_settings(self, settings: RegistrationSettings | None = None, **changes: Any) -> None:
@@ -263,13 +286,16 @@ class Workspace:
         ws.restore(Session.load(path))
         return ws
 
-    def restore(self, session: Session, fixed: Any = None, moving: Any = None) -> None:
-        """Put a session back (images from `fixed`/`moving` when given, else its paths).
-        The undo history starts empty."""
-        if fixed is None and session.fixed_path:
-            fixed, moving = session.fixed_path, session.moving_path
-        if fixed is not None:
-            self.open(fixed, moving)
+    def restore(self, session: Session, open_images: bool = True) -> None:
+        """Put a session back: its images (read from their paths, unless `open_images` is
+        False because the caller opened them), transform, landmarks, runs, settings, view
+        state and QA inputs. The undo history starts empty."""
+        with self._flag("loading"):
+            self._restore(session, open_images)
+
+    def _restore(self, session: Session, open_images: bool) -> None:
+        if open_images and session.fixed_path:
+            self.open(session.fixed_path, session.moving_path)
         own = session.parts.get(_OWN_PART) or {}
         current = session.transforms.get("current")
         if current is not None:
@@ -281,7 +307,7 @@ class Workspace:
             except (TypeError, ValueError, ParameterError):
                 manual = self._zero_manual(self.dimension)
             base = session.transforms.get("manual_base", current if manual.is_identity() else None)
-            self._set_state(TransformState(current, TransformSource.from_json(own.get("source")), manual, base))
+            self._set_state(TransformState(current, TransformSource.from_json(own.get("source")), manual, base), notify=True)
         if session.landmarks:
             self._replace_landmarks(LandmarkSet.from_dict(session.landmarks, undo_stack=self.history))
         if "runs" in own:

@@ -1,7 +1,8 @@
 """The landmark dock: pick pairs by clicking, see each one's error, fit live, undo.
 
-Thin Qt over `regviewer.core.landmarks.model`: every button is one LandmarkSet command (so
-Ctrl+Z in the window and `undo_stack.undo()` in Python are the same thing) or one
+Thin Qt over the Workspace's landmarks (`ws.landmarks`): every button is one LandmarkSet
+command on the Workspace's ONE undo history (so Ctrl+Z in the window and `ws.undo()` in
+Python are the same thing, and undo landmark and transform edits in order) or one
 `fit(...)` call. Points in the table are physical LPS mm; fixed points live in the
 fixed image's space, moving points in the moving image's space. The fit maps FIXED
 points to MOVING points and, with "Apply fit live", becomes the window's current
@@ -26,6 +27,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.landmarks import model as lm
 from regviewer.core.errors import RegviewerError
+from regviewer.core.workspace.state import TransformSource
 from regviewer.gui.views.landmark_markers import LandmarkMarkers, PointMapper, error_classes
 
 MODELS = ("translation", "rigid", "similarity", "affine", "tps", "bspline")
@@ -106,28 +108,29 @@ class LandmarkDock(QtWidgets.QDockWidget):
         self.fit_error: BaseException | None = None
         self._restoring = False
         self._connected_views: set[int] = set()
-        self._set = self._new_set()
-        self._set.subscribe(self._make_listener(self._set))
+        host.workspace.events.landmarks.connect(lambda _set: self._on_set_changed())
         self._runner = _FitRunner(self)
         self._runner.done.connect(self._on_fit_done)
         self.markers = LandmarkMarkers(host, self._on_marker_dragged, self.select)
         self._build_ui()
         self._install_shortcuts(window or self)
         self._follow_window_mode()
-        host.landmark_set = self.landmark_set  # other panels (live registration) find it here
         host.on_images_changed(self._on_images_changed)
         host.on_transform_changed(self.markers.transform_changed)
         register = getattr(host, "register_session_part", None)
         if register is not None:
-            register("landmarks", self.landmark_state, self.restore_landmark_state)
             register("landmark_panel", self.panel_state, self.restore_panel_state)
         self._connect_views()
         self._refresh_all()
 
     # ------------------------------------------------------------------ public API
     def landmark_set(self):
-        """The LandmarkSet this dock edits (pairs in LPS mm; fixed and moving spaces)."""
-        return self._set
+        """The Workspace's LandmarkSet, which this dock edits (pairs in LPS mm)."""
+        return self.host.workspace.landmarks
+
+    @property
+    def _set(self):
+        return self.host.workspace.landmarks
 
     @property
     def model(self) -> str:
@@ -170,12 +173,11 @@ class LandmarkDock(QtWidgets.QDockWidget):
             self.host.show_error(exc)
 
     def undo(self) -> None:
-        if self._can("can_undo"):
-            self._set.undo_stack.undo()
+        """The Workspace's undo: the last edit, landmark or transform."""
+        self.host.workspace.undo()
 
     def redo(self) -> None:
-        if self._can("can_redo"):
-            self._set.undo_stack.redo()
+        self.host.workspace.redo()
 
     def delete_selected(self) -> None:
         index = self.selected_index()
@@ -207,10 +209,10 @@ class LandmarkDock(QtWidgets.QDockWidget):
         """Replace the landmarks with a file's (formats of `core.landmarks.load_landmarks`;
         `format` as there, e.g. "bigwarp"); one undo step."""
         loaded = lm.load_landmarks(path, moving_path, format=format)
-        if loaded.dimension == self._set.dimension:
-            self._set.replace_all(loaded.pairs, f"Import landmarks from {Path(path).name}")  # one undo step
-        else:
-            self._replace_set(loaded)
+        if loaded.dimension != self._set.dimension:
+            raise RegviewerError(f"'{Path(path).name}' holds {loaded.dimension}D landmarks but the images are "
+                                 f"{self._set.dimension}D")
+        self._set.replace_all(loaded.pairs, f"Import landmarks from {Path(path).name}")  # one undo step
         self.host.show_message(f"Loaded {len(loaded.pairs)} landmark pairs from {Path(path).name}")
 
     def export_landmarks(self, path: str | Path, moving_path: str | Path | None = None,
@@ -227,19 +229,7 @@ class LandmarkDock(QtWidgets.QDockWidget):
         write_transform(self.fit_result.transform, path)
         self.host.show_message(f"Saved the {self.model} landmark fit (fixed→moving) to {Path(path).name}")
 
-    # ---- session parts
-    def landmark_state(self) -> dict:
-        return self._set.to_dict()
-
-    def restore_landmark_state(self, state: dict | None) -> None:
-        """Replace the set from a session; refit for display without changing the
-        window's transform (the session restores that itself)."""
-        self._restoring = True
-        try:
-            self._replace_set(type(self._set).from_dict(state) if state else self._new_set())
-        finally:
-            self._restoring = False
-
+    # ---- session parts (the pairs themselves are the Workspace's)
     def panel_state(self) -> dict:
         return {"model": self.model, "apply_live": self.apply_live_box.isChecked()}
 
@@ -331,31 +321,12 @@ class LandmarkDock(QtWidgets.QDockWidget):
             action.toggled.connect(self.pick_button.setChecked)
 
     def _install_shortcuts(self, window: QtWidgets.QWidget) -> None:
-        self.undo_shortcut = QtGui.QShortcut(QtGui.QKeySequence("Ctrl+Z"), window)
-        self.redo_shortcut = QtGui.QShortcut(QtGui.QKeySequence("Ctrl+Shift+Z"), window)
+        # Ctrl+Z / Ctrl+Shift+Z belong to the window's Edit menu (one history for every edit).
         self.delete_shortcut = QtGui.QShortcut(QtGui.QKeySequence.StandardKey.Delete, self.table)
-        for shortcut, slot in ((self.undo_shortcut, self.undo), (self.redo_shortcut, self.redo),
-                               (self.delete_shortcut, self.delete_selected)):
-            shortcut.setContext(QtCore.Qt.ShortcutContext.WindowShortcut
-                                if shortcut is not self.delete_shortcut else QtCore.Qt.ShortcutContext.WidgetShortcut)
-            shortcut.activated.connect(slot)
+        self.delete_shortcut.setContext(QtCore.Qt.ShortcutContext.WidgetShortcut)
+        self.delete_shortcut.activated.connect(self.delete_selected)
 
     # ------------------------------------------------------------------ model plumbing
-    def _new_set(self):
-        volume = self.host.fixed_volume()
-        return lm.LandmarkSet(dimension=volume.dimension if volume is not None else 3)
-
-    def _make_listener(self, landmark_set):
-        def listener(*_args, **_kwargs) -> None:
-            if landmark_set is self._set:
-                self._on_set_changed()
-        return listener
-
-    def _replace_set(self, new_set) -> None:
-        self._set = new_set
-        self._set.subscribe(self._make_listener(new_set))
-        self._on_set_changed()
-
     def _pending(self, missing: str) -> int | None:
         """The newest pair whose `missing` point ("fixed" or "moving") is not yet placed."""
         other = "moving" if missing == "fixed" else "fixed"
@@ -363,12 +334,6 @@ class LandmarkDock(QtWidgets.QDockWidget):
         if pairs and getattr(pairs[-1], missing) is None and getattr(pairs[-1], other) is not None:
             return len(pairs) - 1
         return None
-
-    def _can(self, name: str) -> bool:
-        attr = getattr(self._set.undo_stack, name, None)
-        if attr is None:
-            return True
-        return bool(attr() if callable(attr) else attr)
 
     def _move_selected(self, step: int) -> None:
         index = self.selected_index()
@@ -381,10 +346,15 @@ class LandmarkDock(QtWidgets.QDockWidget):
 
     def _on_set_changed(self) -> None:
         self._refresh_all()
-        if not self._restoring:
+        ws = self.host.workspace
+        if not self._restoring and not ws.loading and (ws.replaying or ws.history.can_undo):  # an edit
             self.host.mark_modified()
             self.edited.emit()
-        self._request_fit(apply=self.apply_live_box.isChecked() and not self._restoring)
+        # Undo/redo replays a landmark edit: refit for display, but a new "Landmark fit"
+        # step would wipe the redo history.
+        # (Nor may loading a session or opening images move the transform.)
+        quiet = self._restoring or ws.replaying or ws.loading
+        self._request_fit(apply=self.apply_live_box.isChecked() and not quiet)
 
     def _request_fit(self, apply: bool) -> None:
         self._apply_next = apply
@@ -398,7 +368,11 @@ class LandmarkDock(QtWidgets.QDockWidget):
         self._refresh_all()
         self.fitted.emit(result)
         if result is not None and getattr(self, "_apply_next", False):
-            self.host.set_current_transform(result.transform, "Landmark fit")
+            try:
+                self.host.workspace.set_transform(result.transform, "Landmark fit",
+                                                  TransformSource("landmark-fit", model=result.model))
+            except RegviewerError as exc:
+                self.host.show_error(exc)
 
     # ------------------------------------------------------------------ view plumbing
     def _connect_views(self) -> None:
@@ -415,14 +389,6 @@ class LandmarkDock(QtWidgets.QDockWidget):
 
     def _on_images_changed(self) -> None:
         self._connect_views()
-        volume = self.host.fixed_volume()
-        if volume is not None and self._set.dimension != volume.dimension:
-            # Points of another dimension cannot be drawn or fitted here; the session file
-            # and the autosave still hold them.
-            dropped = len(self._set.pairs)
-            self._replace_set(self._new_set())
-            if dropped:
-                self.host.show_message(f"Set aside {dropped} landmark pairs made on {3 if volume.dimension == 2 else 2}D images")
         self.markers.refresh()
 
     def _on_marker_dragged(self, index: int, which: str, point: tuple) -> None:

@@ -2,7 +2,7 @@
 
 Thin Qt over core: the engine runs in `gui.worker`; the grid geometry comes from
 `core.grid` (computed on the worker thread for each snapshot, the GUI only sets data);
-runs are kept in `core.run_history`; "Copy as Python / command line" text comes from
+runs are kept in the Workspace's run history (`ws.runs`); "Copy as Python / command line" text comes from
 `core.reproduce`. The dock talks to the main window only through the
 `RegistrationHost` protocol (`gui/host.py`).
 
@@ -10,8 +10,8 @@ A run starts from the user's current transform (manual alignment or landmark fit
 fixed → moving) when there is one, else from the first stage's initializer. While it
 runs, the overlay shows each snapshot (checkerboard by default), the deformation grid
 bends in every slice view and the 3D view, and the metric plot grows. When it ends the
-result is previewed; Apply makes it the current transform (one undoable step), Revert
-returns to the transform from before the run.
+result is previewed (the Workspace's preview); Apply makes it the current transform (one
+undoable step of the Workspace), Revert drops the preview, or undoes that Apply.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from regviewer.core.errors import ParameterError, RegviewerError
 from regviewer.core.registration.params import Pipeline
 from regviewer.core.registration.reproduce import RunSpec, as_command_line, as_python, is_identity, is_linear, save_initial_transform
-from regviewer.core.workspace.run_history import RunHistory, landmark_tre
+from regviewer.core.workspace.run_history import landmark_tre
 from regviewer.gui.views.grid_item import DeformationGridItem
 from regviewer.gui.views.live_grid import DutyCycle, LiveGrid
 from regviewer.gui.panels.metric_plot import MetricPlot
@@ -65,11 +65,10 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         super().__init__("Registration", parent)
         self.setObjectName("LiveRegistrationDock")
         self.host = host
-        self.history = RunHistory()
+        self.workspace = host.workspace
+        self.history = self.workspace.runs  # the Workspace's run history (sessions save it)
         self.worker: RegistrationWorker | None = None
-        self._result: Any = None  # last result not yet applied or reverted
-        self._before: Any = None  # the current transform when the last run started
-        self._applied = False
+        self._shown_run: int | None = None  # the run whose result is previewed, not yet applied
         self._discard_run = False
         self._run_context: dict = {}
         self._landmark_copy: _LandmarkCopy | None = None
@@ -221,14 +220,14 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         except RegviewerError as exc:
             self.host.show_error(exc)
             return False
-        self._before = self.host.current_transform()
-        self._result = None
-        self._applied = False
+        self._shown_run = None
         self.plot.reset()
         landmark_set = self._landmark_set()
         self._landmark_copy = _LandmarkCopy(landmark_set) if landmark_set is not None else None
         if self._landmark_copy is not None and not self._landmark_copy.pairs:
             self._landmark_copy = None
+        self.workspace.set_settings(preset=self.params.preset_name(), pipeline=job.params.to_dict(), seed=job.seed,
+                                    fixed_mask=self._inputs()["fixed_mask"], moving_mask=self._inputs()["moving_mask"])
         self._run_context = {"initial": job.initial_transform, "preset": self.params.preset_name(),
                              "seed": job.seed, "inputs": self._inputs(), "n_stages": len(job.params.stages),
                              "started_at": time.time()}
@@ -260,25 +259,33 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
             self.cancel_button.setEnabled(False)
 
     def apply(self) -> None:
-        if self._result is None:
+        """The previewed run becomes the current transform (one undo step)."""
+        if self._shown_run is None:
             return
-        self.host.show_preview_transform(None)
-        self.host.set_current_transform(self._result.transform, "Apply registration")
-        self._applied = True
-        self._result = None
-        self.status.setText("Registration applied")
+        record = self.history.get(self._shown_run)
+        self._shown_run = None
+        try:
+            self.workspace.apply_run(record)
+        except RegviewerError as exc:
+            self.host.show_error(exc)
+        self.status.setText(f"{record.label} applied")
         self._update_buttons()
         self.refresh_grid()
 
     def revert(self) -> None:
-        if self._applied and self._before is not None:
-            self.host.set_current_transform(self._before, "Revert registration")
-        self.host.show_preview_transform(None)
-        self._result = None
-        self._applied = False
+        """Drop the previewed result, or undo the Apply that made it current."""
+        if self._shown_run is not None:
+            self._shown_run = None
+            self.workspace.set_preview(None)
+        elif self._applied_last():
+            self.workspace.undo()
         self.status.setText("Back to the transform from before the run")
         self._update_buttons()
         self.refresh_grid()
+
+    def _applied_last(self) -> bool:
+        """True when the last undo step is this panel's Apply of a run."""
+        return self.workspace.source.kind == "run" and self.workspace.history.undo_text.startswith("Apply Run")
 
     def _make_job(self) -> RegistrationJob:
         fixed, moving = self.host.fixed_volume(), self.host.moving_volume()
@@ -298,7 +305,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
                                seed=int(self.seed_spin.value()), landmarks=landmarks)
 
     def _landmark_set(self) -> Any:
-        return getattr(self.host, "landmark_set", lambda: None)()
+        return self.workspace.landmarks
 
     def set_mask(self, which: str, mask: Any) -> None:
         """Use `mask` (a path, Volume or sitk image; None for none) as the fixed or moving mask."""
@@ -358,7 +365,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
             result, initial_transform=self._run_context.get("initial"), preset=self._run_context.get("preset"),
             seed=self._run_context.get("seed", 0), landmarks=self._landmark_set(),
             started_at=self._run_context.get("started_at"), inputs=self._run_context.get("inputs"))
-        self._result = result
+        self._shown_run = record.number
         self.host.show_preview_transform(result.transform)
         what = "Cancelled" if result.cancelled else "Finished"
         metric = "" if record.final_metric is None else f", final metric {record.final_metric:.5g}"
@@ -376,7 +383,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
     def _on_failed(self, error: BaseException) -> None:
         self._discard_run = False
         self.host.show_preview_transform(None)
-        self._result = None
+        self._shown_run = None
         self.status.setText(f"Registration failed: {error}")
         self._update_buttons()
         self.refresh_grid()
@@ -386,8 +393,8 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         running = self.is_running()
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        self.apply_button.setEnabled(not running and self._result is not None)
-        self.revert_button.setEnabled(not running and (self._result is not None or self._applied))
+        self.apply_button.setEnabled(not running and self._shown_run is not None)
+        self.revert_button.setEnabled(not running and (self._shown_run is not None or self._applied_last()))
         self.params.setEnabled(not running)
 
     def _on_quit(self) -> None:
@@ -404,10 +411,10 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         step and covered the images; the QA panel draws that grid on request."""
         if self.is_running():
             return  # the next snapshot redraws it
-        if self._result is None:
+        if self._shown_run is None:
             self.grid.hide()
             return
-        self.grid.draw(self._result.transform, {}, force_3d=True)
+        self.grid.draw(self.history.get(self._shown_run).transform, {}, force_3d=True)
 
     def grid_item(self, index: int) -> DeformationGridItem:
         """The grid item of `host.slice_views()[index]` (tests, screenshots)."""
@@ -420,13 +427,16 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self.grid.auto_spacing()
         self.grid.sync_views()
         self.grid.update_targets()
-        self._result = None
+        self._shown_run = None
         self.refresh_grid()
         self._update_buttons()
 
     def _on_transform_changed(self) -> None:
         if not self.is_running():
+            if self._shown_run is not None and self.workspace.preview is None:
+                self._shown_run = None  # another edit replaced the previewed result
             self.refresh_grid()
+            self._update_buttons()
 
     # --- history ----------------------------------------------------------------------------------------
     def _refresh_history(self) -> None:
@@ -462,9 +472,11 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         if number is None or self.is_running():
             return
         record = self.history.get(number)
-        self.host.show_preview_transform(None)
-        self._result = None
-        self.host.set_current_transform(record.transform, f"Use registration {record.label}")
+        self._shown_run = None
+        try:
+            self.workspace.use_run(number)
+        except RegviewerError as exc:
+            self.host.show_error(exc)
         self.status.setText(f"{record.label} is now the current transform")
         self._update_buttons()
 
@@ -523,7 +535,6 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
             "seed": int(self.seed_spin.value()),
             "grid": {"visible": self.grid_check.isChecked(), "spacing_mm": self.grid.spacing_mm},
             "checkerboard_while_running": self.checker_check.isChecked(),
-            "history": self.history.to_dict(),
         }
 
     def set_state(self, state: dict) -> None:
@@ -541,5 +552,5 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         if isinstance(spacing, (int, float)) and math.isfinite(spacing):
             self.grid_spacing.setValue(float(spacing))
         self.checker_check.setChecked(bool(state.get("checkerboard_while_running", True)))
-        if "history" in state:
+        if "history" in state and not len(self.history):  # sessions written before the Workspace held runs
             self.history.load_dict(state["history"])

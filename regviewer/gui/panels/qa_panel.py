@@ -77,7 +77,6 @@ class QADock(QtWidgets.QDockWidget):
         self._signals.done.connect(self._on_done)
         self._signals.failed.connect(self._on_failed)
         self.overlays = QAOverlays(host)
-        self._last_run = None
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(AUTO_DELAY_MS)
@@ -87,7 +86,6 @@ class QADock(QtWidgets.QDockWidget):
         host.on_images_changed(self._on_images_changed)
         self.visibilityChanged.connect(self._on_visibility_changed)
         host.register_session_part("qa", self.state, self.restore_state)
-        self._watch_live_runs()
 
     # ------------------------------------------------------------------ widgets
     def _build(self) -> None:
@@ -221,38 +219,23 @@ class QADock(QtWidgets.QDockWidget):
             parts.append(f"labels: {Path(self.labels_fixed_path).name} / {Path(self.labels_moving_path or '').name}")
         self.inputs_label.setText(", ".join(parts))
 
-    def _watch_live_runs(self) -> None:
-        """Remember the live panel's latest run so the report can show its metric curve."""
-        live = getattr(self.host, "panels", {}).get("LiveRegistrationDock") if hasattr(self.host, "panels") else None
-        signal = getattr(live, "runFinished", None)
-        if signal is not None:
-            signal.connect(self._on_run_finished)
-
-    def _on_run_finished(self, record) -> None:
-        self._last_run = record
-
-    def _run_extras(self, transform: sitk.Transform, fixed) -> tuple[list | None, dict | None]:
-        """History and parameters of the live run that produced `transform`, if it did."""
-        record = self._last_run
-        if record is None or record.transform is None or record.transform.GetDimension() != transform.GetDimension():
+    def _run_extras(self) -> tuple[list | None, dict | None]:
+        """Metric curve and parameters of the run the current transform came from, when
+        it came from one (the Workspace records the source of every transform)."""
+        ws = self.host.workspace
+        if ws.source.kind != "run" or ws.source.run is None:
             return None, None
-        corners = fixed.corners_physical()
-        for p in corners:
-            a = np.asarray(transform.TransformPoint(tuple(p)))
-            b = np.asarray(record.transform.TransformPoint(tuple(p)))
-            if np.linalg.norm(a - b) > 1e-3:
-                return None, None
+        try:
+            record = ws.runs.get(ws.source.run)
+        except KeyError:
+            return None, None
         history = [{"stage": s, "stage_name": None, "level": lvl, "iteration": it, "metric": m, "elapsed": None}
                    for s, lvl, it, m in record.metric_curve]
         return history or None, record.params
 
     def _landmarks(self):
-        docks = getattr(self.host, "panels", {}) if hasattr(self.host, "panels") else {}
-        dock = docks.get("LandmarkDock")
-        if dock is None or not hasattr(dock, "landmark_set"):
-            return None
-        landmark_set = dock.landmark_set()
-        complete = [p for p in getattr(landmark_set, "pairs", []) if p.fixed is not None and p.moving is not None]
+        landmark_set = self.host.workspace.landmarks
+        complete = [p for p in landmark_set.pairs if p.fixed is not None and p.moving is not None]
         return landmark_set if complete else None
 
     # ------------------------------------------------------------------ evaluation
@@ -297,7 +280,7 @@ class QADock(QtWidgets.QDockWidget):
         from regviewer.core.transforms.ops import copy_transform
 
         transform = copy_transform(self.host.current_transform())  # the worker owns its own copy
-        history, params = self._run_extras(transform, fixed)
+        history, params = self._run_extras()
         landmarks = self._landmarks()
         kwargs = dict(mask=self.mask_path, landmarks=landmarks, history=history, params=params)
         if self.labels_fixed_path and self.labels_moving_path:
