@@ -156,9 +156,42 @@ def test_session_round_trip_with_nested_composites_bsplines_landmarks_and_runs(t
     assert back.landmarks.pairs == ws.landmarks.pairs
     assert [r.number for r in back.runs] == [1, 2] and _same(back.runs.get(2).transform, run2.transform)
     assert back.settings == ws.settings and back.view_state == {"layout": "1x3"}
-    assert not back.history.can_undo
     back.landmarks.add_pair((0, 0, 0), (1, 1, 1))  # the loaded landmarks are on the history
     assert back.undo() == "Add landmark L2"
+
+
+def test_session_carries_the_undo_history(tmp_path, ws):
+    """Run, Apply, Run, Apply, landmark edit, fit, move; save; reopen; Ctrl+Z walks back in order."""
+    expected = []
+
+    def remember():
+        expected.append((ws.history.undo_text, ws.transform, ws.landmarks.pairs, ws.manual))
+
+    ws.apply_run(_record(ws, sitk.CompositeTransform([sitk.TranslationTransform(3, (3, 0, 0)), _bspline()])))
+    remember()
+    ws.apply_run(_record(ws, compose(ws.transform, sitk.Euler3DTransform((0, 0, 0), 0.05, 0, 0))))
+    remember()
+    ws.landmarks.add_pair((10, 12, 8), (13, 12, 8))
+    remember()
+    ws.set_transform(compose(ws.transform, sitk.TranslationTransform(3, (0, 1, 0))), "Landmark fit",
+                     TransformSource("landmark-fit", model="rigid"))
+    remember()
+    ws.move_manually(ManualAlignment(3, translation=(2, 0, 0), rotation_deg=(0, 0, 5), centre=ws.manual.centre))
+    remember()
+    ws.undo()  # one redo step is carried too
+    path = ws.save_session(tmp_path / "s.rvsession.json")
+
+    back = Workspace.load_session(path)
+    assert back.history.redo_text == "Move moving image"
+    assert back.redo() == "Move moving image"
+    for description, transform, pairs, manual in reversed(expected):
+        assert back.history.undo_text == description
+        assert _same(back.transform, transform) and back.landmarks.pairs == pairs and back.manual == manual
+        assert back.undo() == description
+    assert _same(back.transform, sitk.Transform(3, sitk.sitkIdentity)) and not back.history.can_undo
+    # and it saves again the same way
+    again = Workspace.load_session(back.save_session(tmp_path / "again.rvsession.json"))
+    assert again.history.redo_text == "Apply Run 1" and not again.history.can_undo
 
 
 def test_dimension_mismatch_is_refused(ws):

@@ -29,6 +29,7 @@ from regviewer.core.imaging.image import Volume, as_volume
 from regviewer.core.landmarks.model import LandmarkSet
 from regviewer.core.transforms.io import read_transform
 from regviewer.core.transforms.manual import ManualAlignment
+from regviewer.core.workspace.journal import HistoryJournal, Snapshot
 from regviewer.core.workspace.run_history import RunHistory, RunRecord
 from regviewer.core.workspace.session import Session
 from regviewer.core.workspace.state import (RegistrationSettings, TransformSource, TransformState,
@@ -64,6 +65,7 @@ class Workspace:
         self.preview: sitk.Transform | None = None
         self._landmarks = LandmarkSet(3, undo_stack=self.history)
         self._landmarks.subscribe(self._on_landmarks_changed)
+        self.journal = HistoryJournal(self.history, self._snapshot)  # lets sessions carry the history
         self.settings = RegistrationSettings()
         self.runs = RunHistory()
         self.runs.subscribe(lambda: self.events.runs.emit(self.runs))
@@ -196,6 +198,17 @@ class Workspace:
         if notify:
             self._emit_transform()
 
+    def _snapshot(self) -> Snapshot:
+        return self._state, tuple(self._landmarks.pairs)
+
+    def _apply_snapshot(self, snapshot: Snapshot) -> None:
+        """Put a saved step's state back (a rebuilt undo command); events follow the history's."""
+        state, pairs = snapshot
+        if state is not self._state:
+            self._set_state(state)
+        if tuple(self._landmarks.pairs) != pairs:
+            self._landmarks._set(pairs)  # the set notifies once the history is consistent
+
     def _emit_transform(self) -> None:
         if self._transform_changed:
             self._transform_changed = False
@@ -271,7 +284,8 @@ class Workspace:
         session.view_state = dict(self.view_state)
         session.parts = dict(parts or {})
         session.parts[_OWN_PART] = {"source": self._state.source.to_json(), "manual": self._state.manual.to_json(),
-                                    "runs": self.runs.to_dict(), "qa": dict(self.qa_inputs)}
+                                    "runs": self.runs.to_dict(), "qa": dict(self.qa_inputs),
+                                    "history": self.journal.to_json()}
         return session
 
     def save_session(self, path: str | Path, parts: dict[str, dict] | None = None) -> Path:
@@ -317,6 +331,9 @@ class Workspace:
         if isinstance(own.get("qa"), dict):
             self.set_qa_inputs(**own["qa"])
         self.history.clear()
+        if isinstance(own.get("history"), dict):  # Ctrl+Z walks back through the saved steps
+            self.journal.rebuild(own["history"], self._apply_snapshot, f"Cannot open session '{session.fixed_path}'")
+            self.history.set_clean()
 
 
 __all__ = ["Workspace"]
