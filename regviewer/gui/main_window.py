@@ -10,12 +10,9 @@ because they never change with the transform. Menus, toolbars and layouts live i
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import SimpleITK as sitk
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.imaging.composite import to_rgb
@@ -24,7 +21,7 @@ from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.io import check_compatible
 from regviewer.core.imaging.slicing import ORIENTATIONS, planes_for
 from regviewer.core.imaging.slice_cache import SliceCache
-from regviewer.core.workspace.view_state import LAYOUTS, ViewState, adjust_window, preset_window, render_slice
+from regviewer.core.workspace.view_state import LAYOUTS, render_slice
 from regviewer.gui import file_actions
 from regviewer.gui import window_chrome
 from regviewer.gui import window_panels
@@ -32,13 +29,13 @@ from regviewer.gui.panels.manual_align import ManualAlignDock
 from regviewer.gui.views.overlay import OverlayController
 from regviewer.gui.views.slice_view import SliceView
 from regviewer.gui.views.volume_view import make_volume_view
+from regviewer.gui.window_display import INTERACTION_MODES, WindowDisplayMixin
 from regviewer.gui.window_host import WorkspaceHostMixin
 
-INTERACTION_MODES = ("navigate", "window_level", "landmark")
 PREVIEW_FACTOR = 2  # moving-image resolution divisor while the user drags it
 
 
-class MainWindow(WorkspaceHostMixin, QtWidgets.QMainWindow):
+class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
     """The regviewer window (see the module docstring)."""
 
     modified = QtCore.pyqtSignal()
@@ -318,33 +315,6 @@ class MainWindow(WorkspaceHostMixin, QtWidgets.QMainWindow):
         if self._volume_view is not None and self.workspace.fixed is not None and self.layout_name == "1x3+3d":
             self._volume_view.schedule_render()
 
-    # ================================================================ window/level
-    def window_level(self, which: str) -> tuple[float, float] | None:
-        return self._wl.get(which)
-
-    def set_window_level(self, which: str, window: float, level: float) -> None:
-        self._wl[which] = (float(window), float(level))
-        self.refresh_views()
-        self.show_message(f"{which} window {window:.1f}, level {level:.1f}")
-
-    def apply_window_preset(self, name: str) -> None:
-        volume = self.workspace.fixed if self.wl_target == "fixed" else self.workspace.moving
-        if volume is None:
-            return
-        try:
-            self.set_window_level(self.wl_target, *preset_window(volume, name))
-        except RegviewerError as exc:
-            self.show_error(exc)
-
-    def _on_wl_drag(self, view: SliceView, dx: float, dy: float) -> None:
-        which = view.role if view.role in ("fixed", "moving") else self.wl_target
-        volume = self.workspace.fixed if which == "fixed" else self.workspace.moving
-        if volume is None or which not in self._wl:
-            return
-        scale = volume.default_window_level()[0] / 256.0
-        self._wl[which] = adjust_window(*self._wl[which], dx, dy, scale)
-        self.refresh_views()
-
     # ================================================================ manual alignment, status
     def _on_manual_drag(self, view: SliceView, kind: str, start, now, finished: bool) -> None:
         if self.workspace.moving is None:
@@ -361,49 +331,6 @@ class MainWindow(WorkspaceHostMixin, QtWidgets.QMainWindow):
         self.show_message({"navigate": "Navigate: click or drag to move the crosshair",
                            "window_level": "Window/level: drag left-right for width, up-down for level",
                            "landmark": "Landmarks: click the fixed view, then the moving view"}[mode])
-
-    def _show_position(self, point) -> None:
-        if self.workspace.fixed is None or point is None:
-            return
-        parts = ["(" + ", ".join(f"{x:.1f}" for x in point) + ") mm LPS"]
-        f = self.workspace.fixed.value_at(point)
-        parts.append(f"fixed {_fmt(f)}")
-        if self.workspace.moving is not None:
-            try:
-                q = self.displayed_transform().TransformPoint(tuple(float(x) for x in point))
-                parts.append(f"moving {_fmt(self.workspace.moving.value_at(q))}")
-            except RuntimeError:
-                parts.append("moving —")
-        self.position_label.setText("   ".join(parts))
-
-    # ================================================================ view state (session part "view")
-    def view_state(self) -> ViewState:
-        return ViewState(layout=self.layout_name, overlay=self.overlay.settings,
-                         fixed_window=self._wl.get("fixed"), moving_window=self._wl.get("moving"),
-                         cursor=self._cursor)
-
-    def view_state_json(self) -> dict:
-        data = self.view_state().to_json()
-        data["focus_orientation"] = self.focus_orientation
-        data["interaction_mode"] = self.interaction_mode
-        return data
-
-    def restore_view_state(self, data: dict) -> None:
-        try:
-            state = ViewState.from_json(data or {})
-        except (RegviewerError, TypeError, ValueError) as exc:
-            self.show_error(RegviewerError(f"The saved view state could not be used: {exc}"))
-            return
-        self.overlay.set_settings(state.overlay)
-        if state.fixed_window and self.workspace.fixed is not None:
-            self._wl["fixed"] = state.fixed_window
-        if state.moving_window and self.workspace.moving is not None:
-            self._wl["moving"] = state.moving_window
-        self.apply_layout(state.layout, data.get("focus_orientation"))
-        if data.get("interaction_mode") in INTERACTION_MODES:
-            self.set_interaction_mode(data["interaction_mode"])
-        if state.cursor is not None and self.workspace.fixed is not None:
-            self.center_on(state.cursor)
 
     # ================================================================ panels and sessions
     def add_panel(self, dock: QtWidgets.QDockWidget,
@@ -439,10 +366,3 @@ class MainWindow(WorkspaceHostMixin, QtWidgets.QMainWindow):
         answer = QtWidgets.QMessageBox.question(self, title, text)
         return answer == QtWidgets.QMessageBox.StandardButton.Yes
 
-
-def _fmt(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, tuple):
-        return "(" + ", ".join(f"{v:.0f}" for v in value) + ")"
-    return f"{value:.4g}"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import concurrent.futures
 import weakref
 from pathlib import Path
 from typing import Callable
@@ -26,6 +25,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.errors import RegviewerError, SessionError
 from regviewer.core.workspace.session import SESSION_SUFFIX, RecoveryCandidate, RecoveryManager, Session
+from regviewer.gui.background import LatestResult
 
 AUTOSAVE_INTERVAL_MS = 30_000
 EDIT_AUTOSAVE_DELAY_MS = 300  # a burst of edits (a drag, a paste) costs one write
@@ -44,7 +44,6 @@ class SessionController(QtCore.QObject):
     saved = QtCore.pyqtSignal(str)  # path of a session just saved
     opened = QtCore.pyqtSignal(str)  # path of a session just opened
     autosaved = QtCore.pyqtSignal(str)  # path of the recovery file just written
-    _autosave_finished = QtCore.pyqtSignal(object)  # the writer's finished Future, from its thread
 
     def __init__(self, window, recovery: RecoveryManager | None = None) -> None:
         super().__init__(window if isinstance(window, QtCore.QObject) else None)
@@ -68,12 +67,9 @@ class SessionController(QtCore.QObject):
         self._edit_timer.setInterval(EDIT_AUTOSAVE_DELAY_MS)
         self._edit_timer.timeout.connect(self.autosave_now)
         # Encoding a dense displacement field takes a fraction of a second: autosaves are
-        # written in a background thread, one at a time, the newest state winning.
-        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
-        self._pending: concurrent.futures.Future | None = None
-        self._autosave_again = False
+        # written off the GUI thread, one at a time, the newest state winning.
+        self._background = getattr(window, "background", None) or LatestResult(self)
         self.autosave_error: str | None = None  # the first autosave failure, told to the person once
-        self._autosave_finished.connect(self._on_autosave_finished)
 
     # ------------------------------------------------------------------ installation
     def install(self, window=None) -> "SessionController":
@@ -224,59 +220,32 @@ class SessionController(QtCore.QObject):
         return session
 
     def autosave_now(self, wait: bool = False) -> None:
-        """Write the recovery file (in the writer thread; `wait` blocks until written).
-        Errors go to the status bar: autosave must never interrupt the user."""
+        """Write the recovery file off the GUI thread (`wait` blocks until written); the
+        newest state wins. A failure is told to the person once, never as a traceback."""
         if self._loading:
             return
-        if self._pending is not None and not self._pending.done():
-            self._autosave_again = True  # one more write once this one finishes
-        else:
-            try:
-                session = self.collect()
-            except Exception as exc:  # noqa: BLE001 - told to the person, never a traceback
-                self._autosave_failed(exc)
-                return
-            # SimpleITK copies are copy-on-write: cheap, and safe from later edits.
-            session.transforms = {k: sitk.Transform(t) for k, t in session.transforms.items()}
-            self._dirty_since_autosave = False
-            self._pending = self._writer.submit(self._write_autosave, session)
-            # Runs once the future is done (so the GUI-thread handler sees it done).
-            self._pending.add_done_callback(self._autosave_finished.emit)
+        try:
+            session = self.collect()
+        except Exception as exc:  # noqa: BLE001 - told to the person, never a traceback
+            self._autosave_failed(exc)
+            return
+        # SimpleITK copies are copy-on-write: cheap, and safe from later edits.
+        session.transforms = {k: sitk.Transform(t) for k, t in session.transforms.items()}
+        self._dirty_since_autosave = False
+        self._background.submit("autosave", lambda: self.recovery.autosave(session), self._on_autosave_finished)
         if wait:
             self.wait_for_autosave()
 
     def wait_for_autosave(self, timeout: float = 30.0) -> None:
-        """Block until queued autosaves are on disk (closing, saving, tests)."""
-        while self._pending is not None:
-            done, _ = concurrent.futures.wait([self._pending], timeout=timeout)
-            if not done:
-                return  # a stuck disk must not hang the window
-            self._on_autosave_finished(self._pending)
+        """Block until the newest autosave is on disk (closing, saving, tests)."""
+        self._background.wait("autosave", timeout)
 
-    def _write_autosave(self, session: Session):
-        try:
-            path = self.recovery.autosave(session)
-        except RegviewerError as exc:
-            result = (None, exc)
-        except Exception as exc:  # noqa: BLE001 - a failed autosave must never crash the app
-            result = (None, exc)
-        else:
-            result = (path, None)
-        return result
-
-    def _on_autosave_finished(self, future: concurrent.futures.Future) -> None:
-        if future is not self._pending or not future.done():
-            return  # already handled (wait_for_autosave) or superseded
-        self._pending = None
-        path, error = future.result()
+    def _on_autosave_finished(self, path, error) -> None:
         if error is not None:
             self._autosave_failed(error)
         else:
             self.autosave_error = None  # working again: a later failure is news
             self.autosaved.emit(str(path))
-        if self._autosave_again:
-            self._autosave_again = False
-            self.autosave_now()
 
     def _autosave_failed(self, error: BaseException) -> None:
         """Tell the person (status bar, and a dialog the first time) that crash recovery stopped."""
@@ -396,7 +365,6 @@ class SessionController(QtCore.QObject):
         """Clean exit: stop timers and remove the recovery files."""
         self.autosave_timer.stop()
         self._edit_timer.stop()
-        self._autosave_again = False
         self.wait_for_autosave()
         self.recovery.finish()
 
@@ -459,7 +427,6 @@ class SessionController(QtCore.QObject):
         self._dirty_since_autosave = False
         self._set_window_modified(False)
         self._edit_timer.stop()
-        self._autosave_again = False
         self.wait_for_autosave()
         self.recovery.clear_autosave()  # the session file holds everything now
 

@@ -19,6 +19,7 @@ from regviewer.core.errors import RegviewerError
 from regviewer.core.imaging.image import Volume
 from regviewer.core.workspace.model import Workspace
 from regviewer.core.workspace.state import TransformSource
+from regviewer.gui.background import LatestResult
 from regviewer.gui.bridge import WorkspaceBridge
 
 
@@ -29,6 +30,7 @@ class WorkspaceHostMixin:
     def _init_workspace(self, workspace: Workspace | None = None) -> None:
         self.workspace = workspace or Workspace()
         self.bridge = WorkspaceBridge(self.workspace, self)
+        self.background = LatestResult(self)  # landmark fits, QA, autosave: the newest result wins
         self._images_callbacks: list[Callable[[], None]] = []
         self._transform_callbacks: list[Callable[[], None]] = []
         self._session_parts: "OrderedDict[str, tuple[Callable[[], dict], Callable[[dict], None]]]" = OrderedDict()

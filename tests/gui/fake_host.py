@@ -14,6 +14,7 @@ from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.io import read_image
 from regviewer.core.imaging.slicing import planes_for
 from regviewer.core.workspace import Workspace
+from regviewer.gui.background import LatestResult
 
 
 def small_volume(path: str | None = None, dimension: int = 3) -> Volume:
@@ -66,6 +67,7 @@ class FakeHost(QtWidgets.QMainWindow):
         self.graphics = pg.GraphicsLayoutWidget()
         self.setCentralWidget(self.graphics)
         self.workspace = Workspace()
+        self.background = LatestResult(self)
         self.workspace.open(fixed if fixed is not None else small_volume(),
                             moving if moving is not None else small_volume())
         dim = self.workspace.dimension

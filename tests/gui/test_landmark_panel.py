@@ -188,7 +188,7 @@ def test_outlier_is_flagged_and_coloured_red(host, dock):
 def test_slow_fits_run_off_the_gui_thread(qtbot, host, dock):
     dock.set_model("affine")
     dock.set_apply_live(True)
-    dock._runner._slow["affine"] = True  # as if the last affine fit took > 50 ms
+    dock._slow_fits["affine"] = True  # as if the last affine fit took > 50 ms
     for f in [(0, 0, 0), (10, 0, 0), (0, 10, 0), (0, 0, 10), (5, 5, 5)]:
         dock.place_fixed(f)
         dock.place_moving(tuple(np.asarray(f) + 1.0))
@@ -231,7 +231,7 @@ def test_session_parts_restore_without_moving_the_transform(host, dock):
     assert other.model == "similarity"
     assert other.landmark_set().to_dict() == expected
     assert len(host.transform_history) == n_transforms + 1  # the session's transform, put back (not an undo step)
-    assert not host.workspace.history.can_undo
+    assert host.workspace.history.undo_text == "Move moving point of L3"  # the saved history came back
     assert other.fit_result is not None
     other.shutdown()
 

@@ -55,7 +55,7 @@ def dock(qtbot):
     host.resize(1000, 700)
     host.show()
     yield dock
-    dock._pool.waitForDone(10000)
+    dock.wait(10.0)
 
 
 def _evaluate(qtbot, dock):
@@ -128,7 +128,7 @@ def test_write_report(qtbot, dock, tmp_path):
 
 def test_errors_go_to_the_host(qtbot, dock, tmp_path):
     dock.mask_path = str(tmp_path / "missing_mask.nii.gz")
-    with qtbot.waitSignal(dock._signals.failed, timeout=20000):
+    with qtbot.waitSignal(dock.failed, timeout=20000):
         dock.evaluate()
     assert dock.host.errors and "missing_mask" in str(dock.host.errors[0])
     assert "failed" in dock.status_label.text()

@@ -96,8 +96,8 @@ class HistoryJournal:
 
     # ------------------------------------------------------------------ loading
     def rebuild(self, data: Any, apply: Callable[[Snapshot], None], where: str) -> None:
-        """Push the saved steps onto the (empty) history; `apply` puts a snapshot back.
-        Ends on the state after the last done step, with the undone steps redoable."""
+        """Load the saved steps into the history without running them (the Workspace is
+        already in the saved current state); `apply` puts a snapshot back on undo/redo."""
         try:
             transforms = [transform_from_json(t, f"{where}, transform {i}") for i, t in enumerate(data["transforms"])]
             states = [self._state_from_json(s, transforms) for s in data["states"]]
@@ -105,15 +105,11 @@ class HistoryJournal:
             undone = [(str(s["description"]), states[s["before"]], states[s["after"]]) for s in data["undone"]]
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise SessionError(f"{where}: the undo history is malformed ({exc})") from None
-        steps = done + undone
-        if steps:
-            apply(steps[0][1])
-            self._last = self._snapshot()
-        for description, before, after in steps:
-            self._history.push(Command(description, lambda a=after: apply(a), lambda b=before: apply(b)))
-            self._steps[self._history.top_id] = (before, after)
-        for _ in undone:
-            self._history.undo()
+        to_command = [Command(d, lambda a=after: apply(a), lambda b=before: apply(b)) for d, before, after in done + undone]
+        self._history.load(to_command[:len(done)], to_command[len(done):])
+        done_ids, undone_ids = self._history.steps()
+        self._steps = {i: (before, after) for (i, _), (_, before, after) in zip(done_ids + undone_ids, done + undone)}
+        self._last = self._snapshot()
 
     @staticmethod
     def _state_from_json(data: dict, transforms: list) -> Snapshot:

@@ -333,7 +333,6 @@ class Workspace:
         self.history.clear()
         if isinstance(own.get("history"), dict):  # Ctrl+Z walks back through the saved steps
             self.journal.rebuild(own["history"], self._apply_snapshot, f"Cannot open session '{session.fixed_path}'")
-            self.history.set_clean()
 
 
 __all__ = ["Workspace"]

@@ -190,6 +190,16 @@ class UndoStack:
         self.last_change = "clear"
         self._notify()
 
+    def load(self, done: list[Command], undone: list[Command]) -> None:
+        """Replace the history with recorded steps WITHOUT running them (a session's saved
+        history; the model is already in the state after `done`). `undone` is in redo order."""
+        self._check_not_grouping("load")
+        self._done = [_Step(c.description, [c]) for c in done]
+        self._undone = [_Step(c.description, [c]) for c in reversed(undone)]
+        self._clean_id = self._done[-1].id if self._done else 0
+        self.last_change = "load"
+        self._notify()
+
     # --- saved state ---------------------------------------------------------------
     def set_clean(self) -> None:
         """Mark the current state as saved (see `is_clean`)."""

@@ -18,7 +18,6 @@ Clicks (from the host's slice views, in landmark mode, as FIXED-frame points p):
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from regviewer.core.landmarks import model as lm
 from regviewer.core.errors import RegviewerError
 from regviewer.core.workspace.state import TransformSource
+from regviewer.gui.background import LatestResult
 from regviewer.gui.views.landmark_markers import LandmarkMarkers, PointMapper, error_classes
 
 MODELS = ("translation", "rigid", "similarity", "affine", "tps", "bspline")
@@ -47,52 +47,6 @@ def _format_error(value) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-class _FitRunner(QtCore.QObject):
-    """Runs `lm.fit` on a snapshot of the set: inline while fits are quick, in a worker
-    thread once a fit of this model took longer than `SLOW_FIT_SECONDS`. Only the
-    newest request's result is delivered (older ones are skipped or dropped)."""
-
-    done = QtCore.pyqtSignal(int, object, object)  # generation, LandmarkFit | None, error | None
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.generation = 0
-        # Deformable fits with leave-one-out take 0.1-1 s: off the GUI thread from the start.
-        self._slow: dict[str, bool] = {"tps": True, "bspline": True}
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="landmark-fit")
-        self._future: concurrent.futures.Future | None = None
-
-    def request(self, landmark_set, model: str, reference) -> int:
-        self.generation += 1
-        snapshot = type(landmark_set).from_dict(landmark_set.to_dict())
-        if self._slow.get(model):
-            self._future = self._executor.submit(self._run, self.generation, snapshot, model, reference)
-        else:
-            self._run(self.generation, snapshot, model, reference)
-        return self.generation
-
-    def wait(self, timeout: float = 30.0) -> None:
-        """Block until a threaded fit finishes (tests, closing)."""
-        if self._future is not None:
-            concurrent.futures.wait([self._future], timeout=timeout)
-
-    def _run(self, generation: int, snapshot, model: str, reference) -> None:
-        if generation != self.generation:
-            return  # a newer edit already asked for another fit
-        start = time.perf_counter()
-        try:
-            result, error = lm.fit(snapshot, model, reference=reference), None
-        except RegviewerError as exc:
-            result, error = None, exc
-        except Exception as exc:  # never let a numeric failure escape into Qt
-            result, error = None, RegviewerError(f"The {model} fit failed: {exc}")
-        self._slow[model] = time.perf_counter() - start > SLOW_FIT_SECONDS
-        self.done.emit(generation, result, error)
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
 class LandmarkDock(QtWidgets.QDockWidget):
     """Landmark table, model chooser, live fit, import/export; markers in the views."""
 
@@ -109,8 +63,10 @@ class LandmarkDock(QtWidgets.QDockWidget):
         self._restoring = False
         self._connected_views: set[int] = set()
         host.workspace.events.landmarks.connect(lambda _set: self._on_set_changed())
-        self._runner = _FitRunner(self)
-        self._runner.done.connect(self._on_fit_done)
+        self._background = getattr(host, "background", None) or LatestResult(self)
+        # Deformable fits with leave-one-out take 0.1-1 s: off the GUI thread from the start;
+        # other models move there once a fit took longer than SLOW_FIT_SECONDS.
+        self._slow_fits: dict[str, bool] = {"tps": True, "bspline": True}
         self.markers = LandmarkMarkers(host, self._on_marker_dragged, self.select)
         self._build_ui()
         self._install_shortcuts(window or self)
@@ -201,7 +157,7 @@ class LandmarkDock(QtWidgets.QDockWidget):
         self._request_fit(apply=self.apply_live_box.isChecked())
 
     def wait_for_fit(self, timeout: float = 30.0) -> None:
-        self._runner.wait(timeout)
+        self._background.wait("landmark-fit", timeout)
         QtWidgets.QApplication.processEvents()
 
     def import_landmarks(self, path: str | Path, moving_path: str | Path | None = None,
@@ -359,11 +315,25 @@ class LandmarkDock(QtWidgets.QDockWidget):
     def _request_fit(self, apply: bool) -> None:
         self._apply_next = apply
         reference = self.host.fixed_volume()
-        self._runner.request(self._set, self.model, reference.sitk if reference is not None else None)
+        reference = reference.sitk if reference is not None else None
+        snapshot, model = lm.LandmarkSet.from_dict(self._set.to_dict()), self.model  # the worker's own copy
 
-    def _on_fit_done(self, generation: int, result, error) -> None:
-        if generation != self._runner.generation:
-            return
+        def work():
+            start = time.perf_counter()
+            try:
+                return lm.fit(snapshot, model, reference=reference)
+            except RegviewerError:
+                raise
+            except Exception as exc:  # never let a numeric failure escape into Qt
+                raise RegviewerError(f"The {model} fit failed: {exc}") from None
+            finally:
+                self._slow_fits[model] = time.perf_counter() - start > SLOW_FIT_SECONDS
+
+        self._background.submit("landmark-fit", work, self._on_fit_done, inline=not self._slow_fits.get(model))
+
+    def _on_fit_done(self, result, error) -> None:
+        if error is not None and not isinstance(error, RegviewerError):
+            error = RegviewerError(f"The landmark fit failed: {error}")
         self.fit_result, self.fit_error = result, error
         self._refresh_all()
         self.fitted.emit(result)
@@ -537,4 +507,5 @@ class LandmarkDock(QtWidgets.QDockWidget):
 
     def shutdown(self) -> None:
         """Stop the fit worker (the window calls this when it closes)."""
-        self._runner.shutdown()
+        if self._background.parent() is self:
+            self._background.shutdown()
