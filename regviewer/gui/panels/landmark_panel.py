@@ -19,7 +19,6 @@ Clicks (from the host's slice views, in landmark mode, as FIXED-frame points p):
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from PyQt6 import QtCore, QtGui, QtWidgets
@@ -28,15 +27,12 @@ from regviewer.core.landmarks import model as lm
 from regviewer.core.errors import RegviewerError
 from regviewer.core.workspace.state import TransformSource
 from regviewer.gui.background import LatestResult
+from regviewer.gui.panels.landmark_files import LandmarkFiles
 from regviewer.gui.views.landmark_markers import LandmarkMarkers, PointMapper, error_classes
 
 MODELS = ("translation", "rigid", "similarity", "affine", "tps", "bspline")
 SLOW_FIT_SECONDS = 0.05  # fits slower than this (one frame or so) run off the GUI thread
 COLUMNS = ("On", "Name", "Fixed (LPS mm)", "Moving (LPS mm)", "Residual mm", "LOO mm")
-IMPORT_FILTERS = ("Landmark CSV (*.csv);;BigWarp landmarks (*.csv);;3D Slicer markups (*.mrk.json *.json);;"
-                  "3D Slicer fiducials (*.fcsv);;All files (*)")
-EXPORT_FILTERS = ("Landmark CSV (*.csv);;BigWarp landmarks (*.csv);;3D Slicer markups (*.mrk.json);;"
-                  "3D Slicer fiducials (*.fcsv)")
 
 
 def _format_point(point) -> str:
@@ -47,7 +43,7 @@ def _format_error(value) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-class LandmarkDock(QtWidgets.QDockWidget):
+class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
     """Landmark table, model chooser, live fit, import/export; markers in the views."""
 
     edited = QtCore.pyqtSignal()  # any change to the landmark set (autosave hooks here)
@@ -159,31 +155,6 @@ class LandmarkDock(QtWidgets.QDockWidget):
     def wait_for_fit(self, timeout: float = 30.0) -> None:
         self._background.wait("landmark-fit", timeout)
         QtWidgets.QApplication.processEvents()
-
-    def import_landmarks(self, path: str | Path, moving_path: str | Path | None = None,
-                         format: str | None = None) -> None:
-        """Replace the landmarks with a file's (formats of `core.landmarks.load_landmarks`;
-        `format` as there, e.g. "bigwarp"); one undo step."""
-        loaded = lm.load_landmarks(path, moving_path, format=format)
-        if loaded.dimension != self._set.dimension:
-            raise RegviewerError(f"'{Path(path).name}' holds {loaded.dimension}D landmarks but the images are "
-                                 f"{self._set.dimension}D")
-        self._set.replace_all(loaded.pairs, f"Import landmarks from {Path(path).name}")  # one undo step
-        self.host.show_message(f"Loaded {len(loaded.pairs)} landmark pairs from {Path(path).name}")
-
-    def export_landmarks(self, path: str | Path, moving_path: str | Path | None = None,
-                         format: str | None = None) -> None:
-        self._set.save(path, moving_path, format=format)
-        self.host.show_message(f"Saved {len(self._set.pairs)} landmark pairs to {Path(path).name}")
-
-    def export_fit_transform(self, path: str | Path) -> None:
-        """Save the current fit (fixed→moving) as an ITK transform file."""
-        from regviewer.core.transforms.io import write_transform
-
-        if self.fit_result is None:
-            raise RegviewerError("There is no landmark fit to save yet: place enough enabled pairs first")
-        write_transform(self.fit_result.transform, path)
-        self.host.show_message(f"Saved the {self.model} landmark fit (fixed→moving) to {Path(path).name}")
 
     # ---- session parts (the pairs themselves are the Workspace's)
     def panel_state(self) -> dict:
@@ -469,41 +440,6 @@ class LandmarkDock(QtWidgets.QDockWidget):
         if self.fit_error is not None:
             return str(self.fit_error)
         return "Click the fixed view, then the moving view, to make a pair."
-
-    # ------------------------------------------------------------------ dialogs
-    def _import_dialog(self) -> None:
-        path, chosen = QtWidgets.QFileDialog.getOpenFileName(self, "Import landmarks", "", IMPORT_FILTERS)
-        if not path:
-            return
-        moving_path = None
-        if "Slicer" in chosen or path.endswith((".mrk.json", ".fcsv")):
-            moving_path, _ = QtWidgets.QFileDialog.getOpenFileName(
-                self, "The MOVING image's landmarks (pairs are matched by label)", str(Path(path).parent), IMPORT_FILTERS)
-            if not moving_path:
-                return
-        try:
-            self.import_landmarks(path, moving_path, format="bigwarp" if "BigWarp" in chosen else None)
-        except RegviewerError as exc:
-            self.host.show_error(exc)
-
-    def _export_dialog(self) -> None:
-        filters = EXPORT_FILTERS + ";;Fitted transform, fixed→moving (*.tfm *.h5)"
-        path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, "Export landmarks", "", filters)
-        if not path:
-            return
-        try:
-            if "transform" in chosen or path.endswith((".tfm", ".h5", ".txt")):
-                self.export_fit_transform(path)
-                return
-            moving_path = None
-            if "Slicer" in chosen or path.endswith((".mrk.json", ".fcsv")):
-                moving_path, _ = QtWidgets.QFileDialog.getSaveFileName(
-                    self, "Save the MOVING image's landmarks as", str(Path(path).parent), EXPORT_FILTERS)
-                if not moving_path:
-                    return
-            self.export_landmarks(path, moving_path, format="bigwarp" if "BigWarp" in chosen else None)
-        except RegviewerError as exc:
-            self.host.show_error(exc)
 
     def shutdown(self) -> None:
         """Stop the fit worker (the window calls this when it closes)."""

@@ -2,8 +2,9 @@
 
 Thin Qt over core: the engine runs in `gui.worker`; the grid geometry comes from
 `core.grid` (computed on the worker thread for each snapshot, the GUI only sets data);
-runs are kept in the Workspace's run history (`ws.runs`); "Copy as Python / command line" text comes from
-`core.reproduce`. The dock talks to the main window only through the
+runs are kept in the Workspace's run history (`ws.runs`), shown by the History tab
+(`run_history_tab.py`, which also writes the "Copy as Python / command line" text). The
+dock talks to the main window only through the
 `RegistrationHost` protocol (`gui/host.py`).
 
 A run starts from the user's current transform (manual alignment or landmark fit;
@@ -21,20 +22,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PyQt6 import QtCore, QtGui, QtWidgets
+from PyQt6 import QtCore, QtWidgets
 
 from regviewer.core.errors import ParameterError, RegviewerError
-from regviewer.core.registration.params import Pipeline
-from regviewer.core.registration.reproduce import RunSpec, as_command_line, as_python, is_identity, is_linear, save_initial_transform
+from regviewer.core.registration.reproduce import is_identity
 from regviewer.core.workspace.run_history import landmark_tre
 from regviewer.gui.views.grid_item import DeformationGridItem
 from regviewer.gui.views.live_grid import DutyCycle, LiveGrid
 from regviewer.gui.panels.metric_plot import MetricPlot
 from regviewer.gui.panels.params_panel import ParamsPanel
+from regviewer.gui.panels.run_history_tab import RunHistoryTab
 from regviewer.gui.worker import LiveSnapshot, RegistrationJob, RegistrationWorker
 
 LIVE_RATE_HZ = 10.0  # snapshots per second: what the eye needs, and the engine keeps the CPU
-_HISTORY_COLUMNS = ("Run", "Preset", "Stages", "Final metric", "Time (s)", "TRE mean / max (mm)", "Status")
 
 
 class _LandmarkCopy:
@@ -56,7 +56,7 @@ def describe_progress(progress: Any, n_stages: int) -> str:
             f"{progress.elapsed:.1f} s")
 
 
-class LiveRegistrationDock(QtWidgets.QDockWidget):
+class LiveRegistrationDock(RunHistoryTab, QtWidgets.QDockWidget):
     """See the module docstring. `run()`, `cancel()`, `apply()`, `revert()` are the buttons' actions."""
 
     runFinished = QtCore.pyqtSignal(object)  # the RunRecord added to the history
@@ -154,30 +154,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         progress_layout.addLayout(switches)
         self.tabs.addTab(progress_page, "Progress")
 
-        # History tab.
-        history_page = QtWidgets.QWidget()
-        history_layout = QtWidgets.QVBoxLayout(history_page)
-        history_layout.setContentsMargins(0, 0, 0, 0)
-        self.history_table = QtWidgets.QTableWidget(0, len(_HISTORY_COLUMNS))
-        self.history_table.setHorizontalHeaderLabels(_HISTORY_COLUMNS)
-        self.history_table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.history_table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
-        self.history_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.history_table.verticalHeader().hide()
-        self.history_table.horizontalHeader().setStretchLastSection(True)
-        self.history_table.itemSelectionChanged.connect(self._on_history_selected)
-        history_layout.addWidget(self.history_table, 1)
-        row = QtWidgets.QHBoxLayout()
-        self.use_run_button = QtWidgets.QPushButton("Use this run")
-        self.use_run_button.setToolTip("Make the selected run's transform the current one (undoable)")
-        self.use_run_button.clicked.connect(lambda: self.use_run(self.selected_run()))
-        self.params_from_run_button = QtWidgets.QPushButton("Load its parameters")
-        self.params_from_run_button.clicked.connect(lambda: self.load_run_parameters(self.selected_run()))
-        row.addWidget(self.use_run_button)
-        row.addWidget(self.params_from_run_button)
-        row.addStretch(1)
-        history_layout.addLayout(row)
-        self.tabs.addTab(history_page, "History")
+        self.tabs.addTab(self._build_history_page(), "History")
 
         # Always visible: status, buttons, copy actions.
         self.status = QtWidgets.QLabel("Ready")
@@ -437,95 +414,6 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
                 self._shown_run = None  # another edit replaced the previewed result
             self.refresh_grid()
             self._update_buttons()
-
-    # --- history ----------------------------------------------------------------------------------------
-    def _refresh_history(self) -> None:
-        rows = self.history.table()
-        self.history_table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            tre = "—" if row["tre_mean_mm"] is None else f"{row['tre_mean_mm']:.2f} / {row['tre_max_mm']:.2f}"
-            metric = "—" if row["final_metric"] is None else f"{row['final_metric']:.5g}"
-            values = (str(row["run"]), row["preset"], row["stages"], metric, f"{row['time_s']:.1f}", tre, row["status"])
-            for c, text in enumerate(values):
-                item = QtWidgets.QTableWidgetItem(text)
-                if c == 6 and row["stop_reason"]:
-                    item.setToolTip(row["stop_reason"])
-                self.history_table.setItem(r, c, item)
-        self.history_table.resizeColumnsToContents()
-
-    def selected_run(self) -> int | None:
-        rows = self.history_table.selectionModel().selectedRows() if self.history_table.selectionModel() else []
-        if not rows:
-            return self.history.records[-1].number if len(self.history) else None
-        return int(self.history_table.item(rows[0].row(), 0).text())
-
-    def _on_history_selected(self) -> None:
-        number = self.selected_run()
-        if number is None or self.is_running():
-            return
-        record = self.history.get(number)
-        names = [s.get("name", f"stage {i + 1}") for i, s in enumerate(record.params.get("stages", []))]
-        self.plot.show_curve(record.metric_curve, names)
-
-    def use_run(self, number: int | None) -> None:
-        """Go back to a run: its transform becomes the current one (undoable)."""
-        if number is None or self.is_running():
-            return
-        record = self.history.get(number)
-        self._shown_run = None
-        try:
-            self.workspace.use_run(number)
-        except RegviewerError as exc:
-            self.host.show_error(exc)
-        self.status.setText(f"{record.label} is now the current transform")
-        self._update_buttons()
-
-    def load_run_parameters(self, number: int | None) -> None:
-        if number is None:
-            return
-        record = self.history.get(number)
-        self.params.set_pipeline(Pipeline.from_dict(record.params), preset=record.preset)
-        self.seed_spin.setValue(record.seed)
-
-    # --- reproducibility ----------------------------------------------------------------------------------
-    def run_spec(self, number: int | None = None) -> RunSpec:
-        """The selected (or given) run's inputs and parameters; the panel's own when there is no run."""
-        number = self.selected_run() if number is None else number
-        if number is None:
-            inputs = self._inputs()
-            current = self.host.current_transform()
-            return RunSpec(inputs["fixed"], inputs["moving"], self.params.pipeline(), preset=self.params.preset_name(),
-                           seed=int(self.seed_spin.value()), fixed_mask=inputs["fixed_mask"],
-                           moving_mask=inputs["moving_mask"], initial_transform=current,
-                           initial_transform_path=self._saved_initial(current, 0))
-        record = self.history.get(number)
-        inputs = record.inputs
-        return RunSpec(inputs.get("fixed"), inputs.get("moving"), record.params, preset=record.preset, seed=record.seed,
-                       fixed_mask=inputs.get("fixed_mask"), moving_mask=inputs.get("moving_mask"),
-                       initial_transform=record.initial_transform,
-                       initial_transform_path=self._saved_initial(record.initial_transform, record.number))
-
-    def _saved_initial(self, transform: Any, number: int) -> str | None:
-        """A non-linear starting transform cannot be written inline: save it where the text can refer to it."""
-        if transform is None or is_linear(transform):
-            return None
-        folder = Path(QtCore.QStandardPaths.writableLocation(
-            QtCore.QStandardPaths.StandardLocation.AppDataLocation) or Path.home() / ".regviewer") / "runs"
-        try:
-            return str(save_initial_transform(transform, folder, number))
-        except RegviewerError as exc:
-            self.host.show_error(exc)
-            return None
-
-    def python_text(self, number: int | None = None) -> str:
-        return as_python(self.run_spec(number))
-
-    def command_line_text(self, number: int | None = None) -> str:
-        return as_command_line(self.run_spec(number))
-
-    def _copy(self, text: str) -> None:
-        QtGui.QGuiApplication.clipboard().setText(text)
-        self.host.show_message("Copied to the clipboard")
 
     # --- session ---------------------------------------------------------------------------------------------
     def get_state(self) -> dict:
