@@ -67,7 +67,7 @@ class LatestResult(QtCore.QObject):
         self._delivered: dict[str, int] = {}
         self._callbacks: dict[str, Callable[[Any, BaseException | None], None]] = {}
         self._executors: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
-        self._futures: dict[str, concurrent.futures.Future] = {}
+        self._futures: dict[str, tuple[int, concurrent.futures.Future]] = {}
         self._finished.connect(self._deliver)
 
     def submit(self, kind: str, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
@@ -83,17 +83,18 @@ class LatestResult(QtCore.QObject):
         if executor is None:
             executor = self._executors[kind] = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix=f"regviewer-{kind}")
-        self._futures[kind] = executor.submit(self._run, kind, generation, fn)
+        self._futures[kind] = (generation, executor.submit(self._run, kind, generation, fn))
         return generation
 
-    def _run(self, kind: str, generation: int, fn: Callable[[], Any]) -> None:
+    def _run(self, kind: str, generation: int, fn: Callable[[], Any]) -> tuple[Any, BaseException | None] | None:
         if generation != self._generation.get(kind):
-            return  # a newer request superseded this one before it started
-        result, error = _outcome(fn)
+            return None  # a newer request superseded this one before it started
+        outcome = _outcome(fn)
         try:
-            self._finished.emit(kind, generation, result, error)
+            self._finished.emit(kind, generation, *outcome)
         except RuntimeError:  # the owner was deleted while we worked (window closed)
             pass
+        return outcome
 
     def _deliver(self, kind: str, generation: int, result: Any, error: BaseException | None) -> None:
         if generation != self._generation.get(kind) or self._delivered.get(kind) == generation:
@@ -109,10 +110,13 @@ class LatestResult(QtCore.QObject):
 
     def wait(self, kind: str, timeout: float = 30.0) -> None:
         """Block until the newest `kind` job has finished and been delivered (tests, closing)."""
-        future = self._futures.get(kind)
-        if future is not None:
-            concurrent.futures.wait([future], timeout=timeout)
-        QtCore.QCoreApplication.sendPostedEvents(self)  # the queued delivery, now
+        entry = self._futures.get(kind)
+        if entry is None:
+            return
+        generation, future = entry
+        done, _ = concurrent.futures.wait([future], timeout=timeout)
+        if done and future.result() is not None:
+            self._deliver(kind, generation, *future.result())  # now; the queued delivery then does nothing
 
     def shutdown(self) -> None:
         for executor in self._executors.values():
