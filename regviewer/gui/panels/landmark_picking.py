@@ -92,7 +92,7 @@ class LandmarkPicking(QtCore.QObject):
         row = QtWidgets.QHBoxLayout()
         self.prompt_label = QtWidgets.QLabel()
         self.prompt_label.setWordWrap(True)
-        self.prompt_label.setStyleSheet("color: #ffd24d;")
+        self.prompt_label.setStyleSheet("font-weight: bold;")
         row.addWidget(self.prompt_label, 1)
         self.fit_button = QtWidgets.QPushButton("Fit")
         self.fit_button.setToolTip(f"Fit the chosen model to the enabled pairs now ({FIT_SHORTCUT})")
