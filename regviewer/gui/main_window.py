@@ -30,10 +30,11 @@ from regviewer.gui import window_panels
 from regviewer.gui.panels.manual_align import ManualAlignDock
 from regviewer.gui.views.moving_space import MovingSpace
 from regviewer.gui.views.overlay import OverlayController
+from regviewer.gui.views.roi_item import RoiController
 from regviewer.gui.views.slice_view import SliceView
 from regviewer.gui.views.volume_view import make_volume_view
 
-INTERACTION_MODES = ("navigate", "window_level", "landmark")
+INTERACTION_MODES = ("navigate", "window_level", "landmark", "roi")
 PREVIEW_FACTOR = 2  # moving-image resolution divisor while the user drags it
 
 
@@ -94,6 +95,8 @@ class MainWindow(QtWidgets.QMainWindow):
         window_chrome.build(self)
         self.moving_space = MovingSpace(self)  # Fixed | Moving: the moving image in its own space
         self.addToolBar(self.moving_space.toolbar)
+        self.roi = RoiController(self)  # region of interest drawn in the views: the runs' fixed mask
+        self.addToolBar(self.roi.toolbar)
         self.statusBar().showMessage("Ready")
         self._right_docks: list[QtWidgets.QDockWidget] = []
         self.add_panel(self.manual_dock)
@@ -490,7 +493,8 @@ class MainWindow(QtWidgets.QMainWindow):
         window_chrome.sync_mode_actions(self)
         self.show_message({"navigate": "Navigate: click or drag to move the crosshair",
                            "window_level": "Window/level: drag left-right for width, up-down for level",
-                           "landmark": "Landmarks: click the fixed view, then the moving view"}[mode])
+                           "landmark": "Landmarks: click the fixed view, then the moving view",
+                           "roi": "Region of interest: drag a box (or paint) in a slice view; runs look only there"}[mode])
 
     def _show_position(self, point) -> None:
         if self._fixed is None or point is None:

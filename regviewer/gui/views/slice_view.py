@@ -98,7 +98,8 @@ class SliceView(QtWidgets.QWidget):
     * cursorRequested(point_lps): the user moved the crosshair here;
     * hovered(point_lps): the mouse is over this fixed-frame point;
     * manualDrag(kind, start_lps, now_lps, finished): Shift/Ctrl drag ("translate"/"rotate");
-    * windowLevelDrag(dx_px, dy_px): a drag in window/level mode.
+    * windowLevelDrag(dx_px, dy_px): a drag in window/level mode;
+* regionDrag(start_lps, now_lps, finished): a drag in "roi" mode (`gui.views.roi_item`).
     """
 
     sliceChanged = QtCore.pyqtSignal()
@@ -107,6 +108,7 @@ class SliceView(QtWidgets.QWidget):
     hovered = QtCore.pyqtSignal(object)
     manualDrag = QtCore.pyqtSignal(str, object, object, bool)
     windowLevelDrag = QtCore.pyqtSignal(float, float)
+    regionDrag = QtCore.pyqtSignal(object, object, bool)  # "roi" mode: start, now (LPS mm, `space`), finished
     space = "fixed"  # the physical space of `plane` (the window sets "moving": see the module docstring)
 
     def __init__(self, role: str, plane: PlaneGeometry, render: Callable[["SliceView"], np.ndarray],
@@ -309,6 +311,8 @@ class SliceView(QtWidgets.QWidget):
             self.windowLevelDrag.emit(float(screen_delta.x()), float(screen_delta.y()))
         elif kind == "navigate":
             self.cursorRequested.emit(self.to_physical(*now))
+        elif kind == "roi":
+            self.regionDrag.emit(self.to_physical(*start), self.to_physical(*now), is_finish)
         # landmark mode: drags belong to markers; an empty-space drag does nothing.
 
     def _on_mouse_moved(self, scene_pos) -> None:
