@@ -154,11 +154,12 @@ def main() -> int:
                 moving_view.clicked.emit(tuple(q), "moving", QtCore.Qt.KeyboardModifier.NoModifier)
         dock.wait_for_fit()
         shot(window, "landmark_picking")
-        dock.picking.drop_half_pair()
+        dock.landmark_set().clear()
 
     roi = getattr(window, "roi", None)
     if "roi" in wanted and roi is not None:
         window.apply_layout("1x3+3d")
+        window.set_interaction_mode("roi")
         window.overlay.set_mode("blend")
         view = window.view("overlay", "axial")
         rows, cols = view.plane.shape
@@ -197,9 +198,9 @@ def main() -> int:
         wait(lambda: live.plot.n_points > at_stage2 + 15 or not live.is_running(), 600)
         if "live_grid" in wanted:
             shot(window, "live_grid", 200)
-        wait(lambda: not live.is_running(), 1800)
+        wait(lambda: not live.is_running() and live.apply_button.isEnabled(), 1800)  # the result arrived
         if "qa_dock" in wanted:
-            live.apply_result() if hasattr(live, "apply_result") else None
+            live.apply()
             qa = window.panels.get("QADock")
             if qa is not None:
                 qa.set_mask(str(demo / "brain_mask_fixed.nii.gz"))

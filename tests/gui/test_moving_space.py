@@ -162,3 +162,17 @@ def test_markers_follow_the_previewed_transform(qtbot, window):
     square = [m for m in dock.markers.markers(view) if m.which == "moving"][0]
     col, _row, _ = view.plane.to_plane(np.asarray(p) + (6.0, 0, 0))
     assert square.pos().x() == pytest.approx(col)
+
+
+def test_moving_view_settings_are_a_session_part(window):
+    space = window.moving_space
+    space.set_linked(False)
+    space.set_orientation("coronal")
+    space.jump_to((1.0, 2.0, 3.0))
+    state = space.state()
+    space.set_linked(True)
+    space.set_orientation("as fixed")
+    space.restore_state(state)
+    assert (space.linked, space.orientation) == (False, "coronal")
+    assert np.allclose(space.cursor, (1.0, 2.0, 3.0))
+    assert window.visible_slice_views()[1].plane.orientation == "coronal"

@@ -51,6 +51,7 @@ class MovingSpace(QtCore.QObject):
         self._following = False
         self.toolbar = self._build_toolbar()
         window.on_transform_changed(self._on_transform_changed)
+        window.register_session_part("moving_view", self.state, self.restore_state)
 
     # ------------------------------------------------------------------ window hooks
     def connect_view(self, view: "SliceView") -> None:
@@ -139,6 +140,19 @@ class MovingSpace(QtCore.QObject):
         except (RuntimeError, ValueError):
             return None
         return tuple(float(x) for x in mapped.points[0]) if bool(mapped.converged[0]) else None
+
+    def state(self) -> dict:
+        return {"linked": self.linked, "orientation": self.orientation,
+                "cursor": list(self.cursor) if self.cursor is not None else None}
+
+    def restore_state(self, state: dict | None) -> None:
+        state = state or {}
+        if state.get("orientation") in (SAME_PLANE, *ORIENTATIONS):
+            self.set_orientation(state["orientation"])
+        self.set_linked(bool(state.get("linked", True)))
+        cursor = state.get("cursor")
+        if not self.linked and cursor is not None and self.window.moving_volume() is not None:
+            self._set_cursor(cursor)
 
     # ------------------------------------------------------------------ internals
     def _sync_volume(self, moving) -> None:

@@ -25,7 +25,7 @@ from regviewer.core.imaging.roi import RegionOfInterest, write_mask
 if TYPE_CHECKING:
     from regviewer.gui.main_window import MainWindow
 
-_PEN = pg.mkPen((255, 140, 0), width=2)
+_PEN = pg.mkPen((255, 150, 0), width=3)
 _PAINT_BRUSH = pg.mkBrush(255, 140, 0, 70)
 
 
