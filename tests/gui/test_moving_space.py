@@ -176,3 +176,30 @@ def test_moving_view_settings_are_a_session_part(window):
     assert (space.linked, space.orientation) == (False, "coronal")
     assert np.allclose(space.cursor, (1.0, 2.0, 3.0))
     assert window.visible_slice_views()[1].plane.orientation == "coronal"
+
+
+def test_a_moving_image_on_another_grid_is_shown_and_picked_on_its_own_grid(qtbot, window):
+    from regviewer.core.imaging.image import Volume
+
+    fixed = window.fixed_volume()
+    src = window.moving_volume().sitk
+    # The moving image on a coarser, shifted grid (3 mm voxels, origin moved 7 mm).
+    grid = sitk.Image([int(n * 2 / 3) for n in src.GetSize()], src.GetPixelID())
+    grid.SetSpacing((3.0, 3.0, 3.0))
+    grid.SetDirection(src.GetDirection())
+    grid.SetOrigin(tuple(np.asarray(src.GetOrigin()) + (0.0, 0.0, 7.0)))
+    moving = Volume(sitk.Resample(src, grid), path="coarse.nii.gz")
+    window.set_volumes(fixed, moving)
+    window.apply_layout("side_by_side", "axial")
+    qtbot.wait(50)
+    fixed_view, moving_view = window.visible_slice_views()
+    assert moving_view.plane.spacing == (3.0, 3.0) and moving_view.plane.depth_step == 3.0
+    assert fixed_view.plane.spacing == (2.0, 2.0)
+    dock = window.panels["LandmarkDock"]
+    window.set_interaction_mode("landmark")
+    click(qtbot, fixed_view, (40, 50))
+    click(qtbot, moving_view, (20, 25))
+    pair = dock.landmark_set().pairs[-1]
+    assert np.allclose(pair.moving, moving_view.to_physical(20, 25), atol=0.6)  # a screen pixel
+    marker = [m for m in dock.markers.markers(moving_view) if m.which == "moving"][0]
+    assert (marker.pos().x(), marker.pos().y()) == pytest.approx((20, 25), abs=0.2)
