@@ -203,3 +203,24 @@ def test_a_moving_image_on_another_grid_is_shown_and_picked_on_its_own_grid(qtbo
     assert np.allclose(pair.moving, moving_view.to_physical(20, 25), atol=0.6)  # a screen pixel
     marker = [m for m in dock.markers.markers(moving_view) if m.which == "moving"][0]
     assert (marker.pos().x(), marker.pos().y()) == pytest.approx((20, 25), abs=0.2)
+
+
+def test_dragging_a_moving_marker_in_its_own_space_and_selecting_a_row(qtbot, window):
+    from .conftest import drag
+
+    dock = window.panels["LandmarkDock"]
+    fixed_view, moving_view = window.visible_slice_views()
+    window.moving_space.set_linked(False)
+    window.set_interaction_mode("landmark")
+    click(qtbot, fixed_view, (40, 50))
+    click(qtbot, moving_view, (45, 52))
+    before = np.asarray(dock.landmark_set().pairs[0].moving)
+    drag(qtbot, moving_view, (45, 52), (49, 52))
+    qtbot.waitUntil(lambda: not np.allclose(dock.landmark_set().pairs[0].moving, before), timeout=2000)
+    after = np.asarray(dock.landmark_set().pairs[0].moving)
+    assert np.allclose(after, moving_view.to_physical(49, 52), atol=0.6)  # moving space, no transform
+    assert np.allclose(dock.landmark_set().pairs[0].fixed, fixed_view.to_physical(40, 50), atol=0.6)
+    # Selecting the row shows its moving point in the (unlinked) moving view.
+    window.moving_space.jump_to(np.asarray(after) + (0, 0, 20))
+    dock.select(0)
+    assert np.allclose(window.moving_space.cursor, after)

@@ -58,3 +58,18 @@ def test_drag_a_box_and_paint_and_every_run_uses_the_mask(qtbot, make_window, br
     assert w.roi.roi.is_empty and live._mask("fixed") is None
     w.session_controller.open_session(session_path)
     assert w.roi.roi == saved and live._mask("fixed") == str(path)
+
+
+def test_a_box_on_a_2d_pair(qtbot, make_window, retina_paths, tmp_path, monkeypatch):
+    monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
+    w = make_window(*retina_paths, panels=True)
+    w.set_interaction_mode("roi")
+    qtbot.wait(50)
+    view = w.visible_slice_views()[0]
+    drag(qtbot, view, (100, 120), (300, 260))
+    xs, _ys = w.roi._items[id(view)][0].getData()
+    assert len(xs) == 5
+    mask = sitk.ReadImage(str(w.roi.mask_path))
+    assert mask.GetDimension() == 2 and mask.GetSize() == w.fixed_volume().sitk.GetSize()
+    inside = sitk.GetArrayFromImage(mask)
+    assert 0.1 < inside.mean() < 0.5

@@ -44,6 +44,7 @@ class LandmarkPicking(QtCore.QObject):
         self.apply_shortcut = self._shortcut(window, APPLY_SHORTCUT, self.apply_fit)
         self.escape_shortcut = self._shortcut(window, "Esc", self.drop_half_pair)
         dock.edited.connect(self._update)
+        dock.table.itemSelectionChanged.connect(self._show_selected_moving_point)
         dock.fitted.connect(lambda _fit: self._update())
         host.on_images_changed(self._connect_views)
         displayed = getattr(host, "displayedTransformChanged", None)
@@ -133,6 +134,17 @@ class LandmarkPicking(QtCore.QObject):
         self.last_prediction = predicted
         moving_space.jump_to(predicted)
         self.jumped.emit(predicted)
+
+    def _show_selected_moving_point(self) -> None:
+        """Selecting a row centres the fixed views on its fixed point (the dock does that);
+        the moving view, unlinked or not, shows its moving point."""
+        index = self.dock.selected_index()
+        moving_space = getattr(self.host, "moving_space", None)
+        if index is None or moving_space is None or not moving_space.views():
+            return
+        pair = self.dock.landmark_set().pairs[index]
+        if pair.moving is not None:
+            moving_space.jump_to(pair.moving)
 
     def _half_pair(self) -> int | None:
         pairs = self.dock.landmark_set().pairs

@@ -163,13 +163,13 @@ class RoiController(QtCore.QObject):
     def _draw(self, view) -> None:
         outline, balls = self._items_for(view)
         roi = self._preview or self.roi
-        shown = view.isVisible() and getattr(view, "space", "fixed") == "fixed" and view.plane.dimension == 3
+        shown = view.isVisible() and getattr(view, "space", "fixed") == "fixed"
         xs, ys, spots = [], [], []
         if shown and roi.box is not None:
             lo, hi = np.asarray(roi.box[0]), np.asarray(roi.box[1])
-            n_axis = int(np.argmax(np.abs(view.plane.n)))
             depth_point = np.asarray(view.plane.to_physical(0, 0, view.depth))
-            if lo[n_axis] - 1e-6 <= depth_point[n_axis] <= hi[n_axis] + 1e-6:
+            n_axis = int(np.argmax(np.abs(view.plane.n))) if view.plane.dimension == 3 else None
+            if n_axis is None or lo[n_axis] - 1e-6 <= depth_point[n_axis] <= hi[n_axis] + 1e-6:
                 corners = []
                 for cu, cv in ((0, 0), (1, 0), (1, 1), (0, 1), (0, 0)):
                     p = depth_point.copy()
