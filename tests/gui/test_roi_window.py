@@ -73,3 +73,14 @@ def test_a_box_on_a_2d_pair(qtbot, make_window, retina_paths, tmp_path, monkeypa
     assert mask.GetDimension() == 2 and mask.GetSize() == w.fixed_volume().sitk.GetSize()
     inside = sitk.GetArrayFromImage(mask)
     assert 0.1 < inside.mean() < 0.5
+
+
+def test_a_session_whose_mask_folder_is_gone_writes_the_mask_afresh(make_window, brain_paths, tmp_path, monkeypatch):
+    from regviewer.core.imaging.roi import RegionOfInterest
+
+    monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
+    w = make_window(*brain_paths, panels=True)
+    region = RegionOfInterest().with_box((-20, -20, -20), (20, 20, 20))
+    w.roi.restore_state({"region": region.to_json(), "mask": str(tmp_path / "gone" / "roi.nii.gz")})
+    assert w.roi.roi == region and w.roi.mask_path.parent == tmp_path / "roi"
+    assert w.roi.mask_path.exists() and w.last_error is None

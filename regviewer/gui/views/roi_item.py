@@ -102,9 +102,10 @@ class RoiController(QtCore.QObject):
             return
         self.roi = roi
         mask = (state or {}).get("mask")
-        self.mask_path = Path(mask) if mask else None
+        # Re-written from the region (the file may be gone); its folder may be gone too.
+        self.mask_path = Path(mask) if mask and Path(mask).parent.is_dir() else None
         if not roi.is_empty:
-            self._write_and_use(Path(mask) if mask else None)
+            self._write_and_use(self.mask_path)
         self._redraw()
 
     # ------------------------------------------------------------------ mouse
