@@ -26,7 +26,9 @@ from regviewer.gui import file_actions
 from regviewer.gui import window_chrome
 from regviewer.gui import window_panels
 from regviewer.gui.panels.manual_align import ManualAlignDock
+from regviewer.gui.views.moving_space import MovingSpace
 from regviewer.gui.views.overlay import OverlayController
+from regviewer.gui.views.roi_item import RoiController
 from regviewer.gui.views.slice_view import SliceView
 from regviewer.gui.views.volume_view import make_volume_view
 from regviewer.gui.window_display import INTERACTION_MODES, WindowDisplayMixin
@@ -41,6 +43,7 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
     modified = QtCore.pyqtSignal()
     imagesChanged = QtCore.pyqtSignal()
     transformChanged = QtCore.pyqtSignal()
+    displayedTransformChanged = QtCore.pyqtSignal()  # current or preview: what the views draw
 
     def __init__(self, sessions: bool = True, panels: bool = True, workspace=None) -> None:
         super().__init__()
@@ -80,6 +83,10 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
         self.setCentralWidget(self._views_widget)
         self.manual_dock = ManualAlignDock(self, self)
         window_chrome.build(self)
+        self.moving_space = MovingSpace(self)  # Fixed | Moving: the moving image in its own space
+        self.addToolBar(self.moving_space.toolbar)
+        self.roi = RoiController(self)  # region of interest drawn in the views: the runs' fixed mask
+        self.addToolBar(self.roi.toolbar)
         self.statusBar().showMessage("Ready")
         self._right_docks: list[QtWidgets.QDockWidget] = []
         self.add_panel(self.manual_dock)
@@ -116,7 +123,9 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
         """Move the linked crosshair (and every view's slice) to a physical LPS point."""
         self._cursor = tuple(float(x) for x in point_lps)
         for view in self._pool:
-            view.set_cursor(self._cursor)
+            if view.space == "fixed":
+                view.set_cursor(self._cursor)
+        self.moving_space.follow_fixed(self._cursor)
         self._update_3d()
         self._show_position(self._cursor)
 
@@ -177,7 +186,7 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
             for orientation in ORIENTATIONS:
                 view = SliceView("overlay", planes_for(self.workspace.fixed)["axial"], self._render_view,
                                  lambda: self.interaction_mode, self._views_widget)
-                view.cursorRequested.connect(self.center_on)
+                self.moving_space.connect_view(view)  # cursor requests, routed by the view's space
                 view.hovered.connect(self._show_position)
                 view.manualDrag.connect(lambda kind, a, b, done, v=view: self._on_manual_drag(v, kind, a, b, done))
                 view.windowLevelDrag.connect(lambda dx, dy, v=view: self._on_wl_drag(v, dx, dy))
@@ -190,6 +199,9 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
         self._placeholder.hide()
 
     def _assign(self, view: SliceView, role: str, orientation: str) -> None:
+        if role == "moving" and self.moving_space.assign(view, orientation):
+            return
+        view.space = "fixed"
         plane = self._planes[orientation]
         if view.role != role or view.plane != plane:
             view.set_role(role)
@@ -220,7 +232,7 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
 
     def apply_layout(self, name: str, orientation: str | None = None) -> None:
         """"1x3+3d" (axial, coronal, sagittal and 3D), "single" (one large overlay view)
-        or "side_by_side" (fixed | moving resampled into the fixed frame)."""
+        or "side_by_side" (fixed | moving, each in its own space: `gui.views.moving_space`)."""
         if name not in LAYOUTS:
             self.show_error(RegviewerError(f"Unknown layout '{name}'; choose one of {', '.join(LAYOUTS)}"))
             return
@@ -272,6 +284,8 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
         """RGB slice for one view: only this plane is resampled (fixed slices cached)."""
         if self.workspace.fixed is None:
             return np.zeros((1, 1, 3), np.uint8)
+        if view.space == "moving":
+            return self.moving_space.render(view)
         plane, depth = view.plane, view.depth
         fixed_raw = self._slices.fixed_slice(plane, depth)
         moving_raw = None
@@ -289,8 +303,9 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
         """The displayed transform changed: resample the visible moving slices."""
         self._slices.transform_changed()
         for view in self.visible_slice_views():
-            if view.role != "fixed":
+            if view.role != "fixed" and view.space == "fixed":
                 view.refresh()
+        self.displayedTransformChanged.emit()
 
     def refresh_views(self) -> None:
         for view in self.visible_slice_views():
@@ -317,8 +332,8 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
 
     # ================================================================ manual alignment, status
     def _on_manual_drag(self, view: SliceView, kind: str, start, now, finished: bool) -> None:
-        if self.workspace.moving is None:
-            return
+        if self.workspace.moving is None or view.space != "fixed":
+            return  # a drag in the moving image's own space is not a fixed-frame motion
         axis = view.plane.n if view.plane.dimension == 3 else (0.0, 0.0, 1.0)
         pivot = self._cursor if self._cursor is not None else start
         self.manual_dock.drag(kind, start, now, finished, axis, pivot)
@@ -330,7 +345,8 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
         window_chrome.sync_mode_actions(self)
         self.show_message({"navigate": "Navigate: click or drag to move the crosshair",
                            "window_level": "Window/level: drag left-right for width, up-down for level",
-                           "landmark": "Landmarks: click the fixed view, then the moving view"}[mode])
+                           "landmark": "Landmarks: click the fixed view, then the moving view",
+                           "roi": "Region of interest: drag a box (or paint) in a slice view; runs look only there"}[mode])
 
     # ================================================================ panels and sessions
     def add_panel(self, dock: QtWidgets.QDockWidget,

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 _LAYOUT_LABELS = {"1x3+3d": ("3 views + 3D", "Ctrl+1"), "single": ("Single view", "Ctrl+2"),
                   "side_by_side": ("Fixed | Moving", "Ctrl+3")}
-_MODE_LABELS = {"navigate": ("Navigate", "N"), "window_level": ("Window/Level", "W"), "landmark": ("Landmarks", "L")}
+_MODE_LABELS = {"navigate": ("Navigate", "N"), "window_level": ("Window/Level", "W"), "landmark": ("Landmarks", "L"),
+               "roi": ("ROI", "R")}
 
 
 def _action(window: "MainWindow", text: str, slot, shortcut: str | None = None, tip: str | None = None,

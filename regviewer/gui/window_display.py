@@ -11,7 +11,7 @@ from regviewer.core.workspace.view_state import ViewState, adjust_window, preset
 if TYPE_CHECKING:
     from regviewer.gui.views.slice_view import SliceView
 
-INTERACTION_MODES = ("navigate", "window_level", "landmark")
+INTERACTION_MODES = ("navigate", "window_level", "landmark", "roi")
 
 
 class WindowDisplayMixin:

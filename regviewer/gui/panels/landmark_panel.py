@@ -10,8 +10,9 @@ transform after every edit.
 
 Clicks (from the host's slice views, in landmark mode, as FIXED-frame points p):
 - "fixed" view: a fixed point p.
-- "moving" view (side by side, moving image resampled into the fixed frame by the
-  current T): the moving point T(p).
+- "moving" view in the moving image's own space (Fixed | Moving layout,
+  `view.space == "moving"`): the click IS the moving point, no transform involved.
+- "moving" view in the fixed frame (moving image resampled by the current T): T(p).
 - "overlay" view: a fixed point p; if the last pair still lacks its moving point, the
   click is that moving point, T(p).
 """
@@ -74,6 +75,10 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
             register("landmark_panel", self.panel_state, self.restore_panel_state)
         self._connect_views()
         self._refresh_all()
+        # Guided picking (prompt, jump to the prediction, Esc) and the Fit / Apply buttons.
+        from regviewer.gui.panels.landmark_picking import LandmarkPicking
+
+        self.picking = LandmarkPicking(self, host)
 
     # ------------------------------------------------------------------ public API
     def landmark_set(self):
@@ -112,10 +117,13 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
         else:
             self._set.set_moving(index, tuple(point))
 
-    def handle_click(self, point, role: str, modifiers: Any = None) -> None:
-        """A landmark-mode click from a slice view (point in the FIXED frame, LPS mm)."""
+    def handle_click(self, point, role: str, modifiers: Any = None, space: str = "fixed") -> None:
+        """A landmark-mode click from a slice view; `point` is in `space` (the view's,
+        LPS mm): the moving image's own space, or the fixed frame."""
         try:
-            if role == "moving":
+            if role == "moving" and space == "moving":
+                self.place_moving(point)
+            elif role == "moving":
                 self.place_moving(PointMapper(self.host.current_transform()).to_moving(point))
             elif role == "fixed" or self._pending("moving") is None:
                 self.place_fixed(point)
@@ -323,7 +331,8 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
             self._connected_views.add(id(view))
             clicked = getattr(view, "clicked", None)
             if clicked is not None:
-                clicked.connect(self.handle_click)
+                clicked.connect(lambda point, role, mods, v=view: self.handle_click(
+                    point, role, mods, getattr(v, "space", "fixed")))
             changed = getattr(view, "sliceChanged", None)
             if changed is not None:
                 changed.connect(lambda v=view: self.markers.refresh_view(v))
