@@ -103,7 +103,7 @@ class LandmarkPicking(QtCore.QObject):
         self.fit_button.clicked.connect(self.fit)
         row.addWidget(self.fit_button)
         self.apply_button = QtWidgets.QPushButton("Apply")
-        self.apply_button.setToolTip(f"Make the fit the current transform; Ctrl+Alt+Z undoes it ({APPLY_SHORTCUT})")
+        self.apply_button.setToolTip(f"Make the fit the current transform; Ctrl+Z undoes it ({APPLY_SHORTCUT})")
         self.apply_button.clicked.connect(self.apply_fit)
         row.addWidget(self.apply_button)
         layout = self.dock.widget().layout()
