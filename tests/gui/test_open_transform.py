@@ -50,3 +50,15 @@ def test_a_bad_transform_file_is_a_message_not_a_change(qtbot, make_window, brai
     bad.write_text("#Insight Transform File V1.0\nnonsense\n")
     assert not file_actions.open_transform(w, bad)
     assert "broken.tfm" in (w.last_error or "") and not w.workspace.history.can_undo
+
+
+def test_open_command_builds_a_workspace_with_the_transform(qtbot, brain_paths, tmp_path, monkeypatch):
+    from regviewer.gui.app import make_window
+
+    monkeypatch.setenv("REGVIEWER_NO_3D", "1")
+    tfm = tmp_path / "t.tfm"
+    write_transform(sitk.TranslationTransform(3, (0.0, 2.0, 0.0)), tfm)
+    w = make_window(str(brain_paths[0]), str(brain_paths[1]), sessions=False, transform=str(tfm))
+    qtbot.addWidget(w)
+    assert w.workspace.fixed.path == str(brain_paths[0]) and w.visible_slice_views()
+    assert w.workspace.source.path == str(tfm) and w.workspace.history.undo_text == "Open transform t.tfm"
