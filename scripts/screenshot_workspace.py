@@ -142,6 +142,12 @@ def main() -> int:
           f"{len(window.panels['LiveRegistrationDock'].history)} runs, "
           f"source {window.workspace.source.describe()}")
     save(window, "04_reopened")
+    edit_menu = next(m for m in window.menuBar().findChildren(QtWidgets.QMenu) if window.undo_action in m.actions())
+    edit_menu.popup(window.mapToGlobal(window.menuBar().geometry().bottomLeft()))
+    settle(300)
+    edit_menu.grab().save(str(out / "04b_edit_menu.png"))  # the Edit menu names the step Ctrl+Z reverts
+    print("wrote", out / "04b_edit_menu.png")
+    edit_menu.hide()
     window.raise_()
     window.activateWindow()  # Xvfb has no window manager: keys reach the active window only
     wait(lambda: app.activeWindow() is window, timeout=5.0)
