@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import SimpleITK as sitk
 
-from regviewer.core.transforms.ops import copy_transform, to_affine
+from regviewer.core.transforms.ops import to_affine
 
 
 def elementary_transforms(transform: sitk.Transform) -> list[sitk.Transform]:
     """The non-composite pieces of `transform`, in ITK's stored order (the LAST
-    one is applied first to a fixed point), nested composites opened recursively."""
+    one is applied first to a fixed point), nested composites opened recursively.
+    Pieces share data with `transform` (SimpleITK copies on write): nothing is copied."""
     if transform.GetTransformEnum() != sitk.sitkComposite:
-        return [copy_transform(transform)]
+        return [transform]
     composite = sitk.CompositeTransform(transform)
     out: list[sitk.Transform] = []
     for i in range(composite.GetNumberOfTransforms()):
