@@ -54,6 +54,7 @@ class RegistrationHost(Protocol):
 
     workspace: Any  # regviewer.core.workspace.Workspace
     background: Any  # regviewer.gui.background.LatestResult
+    bridge: Any  # regviewer.gui.bridge.WorkspaceBridge: the Workspace's events as Qt signals
 
     def fixed_volume(self) -> Volume | None: ...
 

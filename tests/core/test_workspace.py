@@ -198,3 +198,15 @@ def test_dimension_mismatch_is_refused(ws):
     with pytest.raises(Exception, match="2D"):
         ws.set_transform(sitk.TranslationTransform(2), "2D")
     assert not ws.history.can_undo
+
+
+def test_a_session_written_before_the_workspace_still_opens(tmp_path):
+    from regviewer.core.workspace.session import Session
+
+    old = Session(fixed_path=str(DEMO / "retina_fixed.png"), moving_path=str(DEMO / "retina_moving.png"),
+                  transforms={"current": sitk.TranslationTransform(2, (3.0, 1.0))},
+                  landmarks={"dimension": 2, "pairs": [{"name": "A", "fixed": [1, 2], "moving": [4, 3]}]},
+                  parts={"registration": {"seed": 3}})
+    ws = Workspace.load_session(old.save(tmp_path / "old.rvsession.json"))
+    assert np.allclose(ws.transform.TransformPoint((0.0, 0.0)), (3.0, 1.0))
+    assert ws.source.kind == "session" and ws.landmarks.names() == ["A"] and not ws.history.can_undo

@@ -15,6 +15,7 @@ from regviewer.core.imaging.io import read_image
 from regviewer.core.imaging.slicing import planes_for
 from regviewer.core.workspace import Workspace
 from regviewer.gui.background import LatestResult
+from regviewer.gui.bridge import WorkspaceBridge
 
 
 def small_volume(path: str | None = None, dimension: int = 3) -> Volume:
@@ -68,6 +69,7 @@ class FakeHost(QtWidgets.QMainWindow):
         self.setCentralWidget(self.graphics)
         self.workspace = Workspace()
         self.background = LatestResult(self)
+        self.bridge = WorkspaceBridge(self.workspace, self)
         self.workspace.open(fixed if fixed is not None else small_volume(),
                             moving if moving is not None else small_volume())
         dim = self.workspace.dimension

@@ -321,7 +321,8 @@ class Workspace:
             except (TypeError, ValueError, ParameterError):
                 manual = self._zero_manual(self.dimension)
             base = session.transforms.get("manual_base", current if manual.is_identity() else None)
-            self._set_state(TransformState(current, TransformSource.from_json(own.get("source")), manual, base), notify=True)
+            source = TransformSource.from_json(own["source"]) if "source" in own else TransformSource("session")
+            self._set_state(TransformState(current, source, manual, base), notify=True)
         if session.landmarks:
             self._replace_landmarks(LandmarkSet.from_dict(session.landmarks, undo_stack=self.history))
         if "runs" in own:

@@ -59,7 +59,7 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
         self.fit_error: BaseException | None = None
         self._restoring = False
         self._connected_views: set[int] = set()
-        host.workspace.events.landmarks.connect(lambda _set: self._on_set_changed())
+        host.bridge.landmarksChanged.connect(lambda _set: self._on_set_changed())  # the Workspace's, on the GUI thread
         self._background = getattr(host, "background", None) or LatestResult(self)
         # Deformable fits with leave-one-out take 0.1-1 s: off the GUI thread from the start;
         # other models move there once a fit took longer than SLOW_FIT_SECONDS.
