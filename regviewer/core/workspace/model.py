@@ -26,6 +26,7 @@ import SimpleITK as sitk
 
 from regviewer.core.errors import ParameterError, SessionError
 from regviewer.core.imaging.image import Volume, as_volume
+from regviewer.core.imaging.io import check_compatible
 from regviewer.core.landmarks.model import LandmarkSet
 from regviewer.core.transforms.io import read_transform
 from regviewer.core.transforms.manual import ManualAlignment
@@ -117,8 +118,6 @@ class Workspace:
             self._open(fixed, moving)
 
     def _open(self, fixed: Any, moving: Any) -> None:
-        from regviewer.core.imaging.io import check_compatible
-
         fixed_v, moving_v = _volume(fixed), _volume(moving)
         if fixed_v is None:
             raise ParameterError("Workspace.open needs a fixed image")
