@@ -41,6 +41,8 @@ def imports_of(path: Path) -> list[Import]:
 
     def visit(node: ast.AST, function: str | None) -> None:
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and ast.unparse(child.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+                continue  # names for type hints only: never imported at run time
             inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
             if isinstance(child, ast.Import):
                 found.extend(Import(alias.name, child.lineno, function) for alias in child.names)
@@ -74,7 +76,8 @@ def test_the_parser_sees_lazy_and_relative_imports(tmp_path):
     pkg = tmp_path / "regviewer" / "gui" / "panels"
     pkg.mkdir(parents=True)
     src = pkg / "demo.py"
-    src.write_text("import os\nfrom . import other\n\ndef f():\n    from regviewer.gui import main_window\n")
+    src.write_text("import os\nfrom . import other\nif TYPE_CHECKING:\n    import hinted\n\n"
+                   "def f():\n    from regviewer.gui import main_window\n")
     global ROOT
     saved, ROOT = ROOT, tmp_path
     try:
@@ -85,6 +88,7 @@ def test_the_parser_sees_lazy_and_relative_imports(tmp_path):
     assert ("os", None) in names
     assert ("regviewer.gui.panels.other", None) in names
     assert ("regviewer.gui.main_window", "f") in names
+    assert not any(module == "hinted" for module, _ in names)
 
 
 def test_core_imports_no_gui_library_and_no_upper_layer():
