@@ -23,6 +23,7 @@ from regviewer.core.errors import IncompatibleImagesError, ParameterError, Regis
 from regviewer.core.imaging.image import Volume, as_volume
 from regviewer.core.imaging.io import check_compatible
 from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline
+from regviewer.core.registration.verify import Evaluation, StageVerifier
 from regviewer.core.transforms.resample import resample_moving
 from regviewer.core.transforms.ops import copy_transform, make_linear
 
@@ -39,6 +40,10 @@ class RegistrationResult:
     stop_reason: the optimiser's own words for why each stage stopped.
     cancelled: True when a CancelToken stopped the run; `transform` is then the best
                transform reached so far (never an exception).
+    warnings:  plain sentences for the person: stages undone by the verification (see
+               `verify.py`), a result no better than its start. Empty when all is well.
+    details["verification"]: the fixed evaluation's scores (start, final, per stage);
+               History compares runs by ``evaluation`` (higher is more similar).
     """
 
     transform: sitk.Transform
@@ -49,6 +54,7 @@ class RegistrationResult:
     params: Pipeline
     cancelled: bool = False
     details: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def resampled(self) -> sitk.Image:
@@ -61,6 +67,11 @@ class RegistrationResult:
     @property
     def final_metric(self) -> float | None:
         return self.history[-1].metric if self.history else None
+
+    @property
+    def evaluation(self) -> float | None:
+        """The run's fixed evaluation of the final transform (higher is more similar; see `verify.py`)."""
+        return (self.details.get("verification") or {}).get("final")
 
 
 def register(fixed, moving, preset: str | None = "affine-mi", params: Pipeline | None = None,
@@ -111,8 +122,9 @@ def register(fixed, moving, preset: str | None = "affine-mi", params: Pipeline |
         return resample_moving(moving_v, fixed_v, transform)
 
     stop = "cancelled by the user" if run.cancelled else "; ".join(run.stop_reasons)
+    details.setdefault("verification", run.verification)
     return RegistrationResult(transform, resampled, run.history, stop, run.elapsed(), params, run.cancelled,
-                              details)
+                              details, list(run.warnings))
 
 
 def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None,
@@ -133,6 +145,9 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
         if first_initial is not None and params.stages[0].transform.kind not in LINEAR_TRANSFORMS:
             composite.AddTransform(first_initial)  # a deformable stage starts after the centring translation
             first_initial = None
+    verifier = StageVerifier(Evaluation(fixed, moving, fixed_mask))
+    start = copy_transform(composite) if composite.GetNumberOfTransforms() else None
+    verifier.begin(start)
     for index, stage in enumerate(params.stages):
         if run.cancelled:
             break
@@ -146,10 +161,31 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
             stage_tx = run_method_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
                                         initial=first_initial if index == 0 else None,
                                         reproducible=params.reproducible)
-        composite.AddTransform(stage_tx)
+        started_from = first_initial if index == 0 else None
+        if verifier.accept(index, stage.name, _then(previous, started_from), _then(previous, stage_tx), run.cancelled):
+            composite.AddTransform(stage_tx)
+        elif started_from is not None:
+            composite.AddTransform(started_from)  # undo the stage, keep its initializer's start
     if composite.GetNumberOfTransforms() == 0:
         composite.AddTransform(sitk.Transform(dim, sitk.sitkIdentity))
+    ok, final_score = verifier.finish(start, composite)
+    if not ok:
+        composite = sitk.CompositeTransform(dim)
+        composite.AddTransform(start if start is not None else sitk.Transform(dim, sitk.sitkIdentity))
+        final_score = verifier.start_score
+    run.warnings.extend(verifier.warnings)
+    run.verification = verifier.summary(final_score)
     return composite
+
+
+def _then(previous: sitk.Transform | None, stage_tx: sitk.Transform | None) -> sitk.Transform | None:
+    """`previous` after `stage_tx` (a fixed point goes through `stage_tx` first), as a new composite."""
+    if previous is None or stage_tx is None:
+        return stage_tx if previous is None else previous
+    both = sitk.CompositeTransform(previous.GetDimension())
+    both.AddTransform(copy_transform(previous))
+    both.AddTransform(copy_transform(stage_tx))
+    return both
 
 
 def _initializer(stage, fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform | None:

@@ -217,6 +217,8 @@ def save_result(result, fixed: Volume, moving: Volume, out_dir: str | Path, land
         "stop_reason": result.stop_reason, "registration_seconds": round(float(result.elapsed), 3),
         "iterations": len(result.history), "final_metric": final_metric,
         "landmark_tre_mean_mm": tre_mean, "landmark_tre_max_mm": tre_max,
+        "warnings": list(getattr(result, "warnings", []) or []),
+        "verification": (getattr(result, "details", None) or {}).get("verification"),
     }
     if evaluate:
         summary["qa"] = _qa_summary(fixed, moving, result, landmarks)

@@ -34,7 +34,7 @@ from regviewer.gui.panels.params_panel import ParamsPanel
 from regviewer.gui.worker import LiveSnapshot, RegistrationJob, RegistrationWorker
 
 LIVE_RATE_HZ = 10.0  # snapshots per second: what the eye needs, and the engine keeps the CPU
-_HISTORY_COLUMNS = ("Run", "Preset", "Stages", "Final metric", "Time (s)", "TRE mean / max (mm)", "Status")
+_HISTORY_COLUMNS = ("Run", "Preset", "Stages", "Similarity", "Time (s)", "TRE mean / max (mm)", "Status")
 
 
 class _LandmarkCopy:
@@ -360,12 +360,15 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
             started_at=self._run_context.get("started_at"), inputs=self._run_context.get("inputs"))
         self._result = result
         self.host.show_preview_transform(result.transform)
-        what = "Cancelled" if result.cancelled else "Finished"
-        metric = "" if record.final_metric is None else f", final metric {record.final_metric:.5g}"
+        warnings = list(getattr(result, "warnings", []) or [])
+        what = "Cancelled" if result.cancelled else ("Finished with warnings" if warnings else "Finished")
+        metric = "" if record.evaluation is None else f", similarity {record.evaluation:.4f}"
         tre = "" if not record.tre_mm else f", landmark TRE {record.tre_mm['mean']:.2f} mm"
         kept = " — showing the best transform so far" if result.cancelled else ""
+        chosen = (result.details or {}).get("auto")
         self.status.setText(f"{what} {record.label} in {result.elapsed:.1f} s{metric}{tre}{kept}. "
-                            "Apply keeps it, Revert goes back.")
+                            "Apply keeps it, Revert goes back." + (f"\n{chosen}" if chosen else "")
+                            + "".join(f"\n⚠ {w}" for w in warnings))
         self.refresh_grid()
         self.host.mark_modified()
         self._update_buttons()
@@ -434,7 +437,8 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self.history_table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             tre = "—" if row["tre_mean_mm"] is None else f"{row['tre_mean_mm']:.2f} / {row['tre_max_mm']:.2f}"
-            metric = "—" if row["final_metric"] is None else f"{row['final_metric']:.5g}"
+            score = row.get("evaluation")  # one fixed evaluation for every run (higher is better)
+            metric = "—" if score is None else f"{score:.4f}"
             values = (str(row["run"]), row["preset"], row["stages"], metric, f"{row['time_s']:.1f}", tre, row["status"])
             for c, text in enumerate(values):
                 item = QtWidgets.QTableWidgetItem(text)
