@@ -25,8 +25,9 @@ import SimpleITK as sitk
 MAX_SAMPLES = 40_000
 BINS = 32
 # A stage must not lose more than this (relative, plus an absolute floor in nats) to count as "not worse":
-# small deformable refinements legitimately move MI by a fraction of a percent either way.
-RELATIVE_TOLERANCE = 0.005
+# interpolation blur alone lowers histogram MI by about a percent when a stage refines a near-perfect
+# alignment, while a stage that truly goes wrong loses far more.
+RELATIVE_TOLERANCE = 0.02
 ABSOLUTE_TOLERANCE = 1e-3
 EVALUATION_NAME = "mutual information (nats), full resolution, fixed regular samples"
 
