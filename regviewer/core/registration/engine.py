@@ -23,7 +23,9 @@ from regviewer.core.errors import IncompatibleImagesError, ParameterError, Regis
 from regviewer.core.imaging.image import Volume, as_volume
 from regviewer.core.imaging.io import check_compatible
 from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline
+from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.registration.verify import Evaluation, StageVerifier
+from regviewer.core.registration.auto import resolve as resolve_auto
 from regviewer.core.transforms.resample import resample_moving
 from regviewer.core.transforms.ops import copy_transform, make_linear
 
@@ -74,14 +76,15 @@ class RegistrationResult:
         return (self.details.get("verification") or {}).get("final")
 
 
-def register(fixed, moving, preset: str | None = "affine-mi", params: Pipeline | None = None,
+def register(fixed, moving, preset: str | None = DEFAULT_PRESET, params: Pipeline | None = None,
              initial_transform: sitk.Transform | None = None, fixed_mask=None, moving_mask=None,
              progress: Callable[[Progress], None] | None = None, cancel: CancelToken | None = None,
              seed: int = 0, landmarks=None) -> RegistrationResult:
     """Register `moving` onto `fixed`; return a fixed -> moving transform and more.
 
     fixed, moving, masks: paths, `Volume`s or SimpleITK images (RGB is registered on
-    its luminance). `params` overrides `preset`. `initial_transform` (fixed -> moving,
+    its luminance). `params` overrides `preset`. The default preset, `auto`, builds
+    the pipeline from the pair (`auto.py`); `result.params` is that resolved pipeline. `initial_transform` (fixed -> moving,
     e.g. a manual alignment) is the starting point and replaces the first stage's
     initializer; `landmarks` (a `LandmarkSet`) likewise, fitted with the first stage's
     model (rigid or affine). `progress` is called once per optimiser iteration with a
@@ -95,7 +98,7 @@ def register(fixed, moving, preset: str | None = "affine-mi", params: Pipeline |
     if params is None:
         from regviewer.core.registration.presets import load_preset
 
-        params = load_preset(preset or "affine-mi")
+        params = load_preset(preset or DEFAULT_PRESET)
     if not isinstance(params, Pipeline):
         raise ParameterError(f"params must be a Pipeline, got {type(params).__name__}")
     params.validate()
@@ -108,8 +111,11 @@ def register(fixed, moving, preset: str | None = "affine-mi", params: Pipeline |
     if initial_transform is not None and initial_transform.GetDimension() != fixed_v.dimension:
         raise IncompatibleImagesError(f"The initial transform is {initial_transform.GetDimension()}D but the images "
                                       f"are {fixed_v.dimension}D")
-    run = RunState(progress, cancel)
     details: dict = {}
+    params, chosen = resolve_auto(params, fixed_v, moving_v)
+    if chosen:
+        details["auto"] = chosen
+    run = RunState(progress, cancel)
     if params.symmetric:
         from regviewer.core.registration.symmetric import run_symmetric
 
@@ -189,10 +195,15 @@ def _then(previous: sitk.Transform | None, stage_tx: sitk.Transform | None) -> s
 
 
 def _initializer(stage, fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform | None:
-    """The first stage's starting transform from image centres or centres of mass."""
+    """The first stage's starting transform from image centres, centres of mass or a pose search."""
+    kind = stage.transform.kind
+    if stage.initializer == "search":
+        from regviewer.core.registration.search import search_pose
+
+        return search_pose(fixed, moving, kind if kind in LINEAR_TRANSFORMS else "rigid").transform(
+            kind if kind in LINEAR_TRANSFORMS else "translation")
     if stage.initializer not in ("geometry", "moments"):
         return None
-    kind = stage.transform.kind
     centred = kind in LINEAR_TRANSFORMS and kind != "translation"
     tx = make_linear(kind if centred else "affine", fixed.GetDimension())
     mode = (sitk.CenteredTransformInitializerFilter.MOMENTS if stage.initializer == "moments"

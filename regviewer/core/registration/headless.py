@@ -25,6 +25,7 @@ from typing import Any, Callable
 import SimpleITK as sitk
 
 from regviewer.core.errors import ImageWriteError, ParameterError, RegistrationCancelled
+from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.io import suffix_of, write_image
 
@@ -132,7 +133,7 @@ def _json_default(value: Any) -> Any:
         return str(value)
 
 
-def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = "affine-mi", params=None,
+def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = DEFAULT_PRESET, params=None,
                        landmarks=None, fixed_mask=None, moving_mask=None, initial_transform=None,
                        progress: Callable | None = None, cancel=None, seed: int = 0,
                        evaluate: bool = True) -> PairOutcome:

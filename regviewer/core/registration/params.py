@@ -25,7 +25,7 @@ LINEAR_TRANSFORMS = ("translation", "rigid", "versor", "similarity", "affine")
 METRICS = ("mattes", "joint_histogram", "correlation", "mean_squares", "ants_nc")
 OPTIMIZERS = ("regular_step", "gradient_descent_line_search", "lbfgsb", "lbfgs2", "conjugate_gradient_line_search",
               "powell", "amoeba")
-INITIALIZERS = ("none", "geometry", "moments", "landmarks")
+INITIALIZERS = ("none", "geometry", "moments", "landmarks", "search")
 INTERPOLATORS = ("nearest", "linear", "bspline", "gaussian", "lanczos")
 SAMPLING = ("none", "regular", "random")
 SCALES = ("physical_shift", "index_shift", "jacobian", "none")
@@ -137,7 +137,8 @@ class Stage:
     interpolator: str = _f("linear", "How the moving image is interpolated while optimising",
                            choices=INTERPOLATORS, advanced=True)
     initializer: str = _f("none", "Starting alignment (first stage only): none, image centres (geometry), "
-                          "centres of mass (moments) or landmarks", choices=INITIALIZERS)
+                          "centres of mass (moments), landmarks, or search (centres, then a coarse search over "
+                          "rotations and zoom: survives large misalignment)", choices=INITIALIZERS)
     use_fixed_mask: bool = _f(True, "Only compare inside the fixed mask (when one is given)")
     use_moving_mask: bool = _f(False, "Only compare inside the moving mask (when one is given)", advanced=True)
 
