@@ -1,5 +1,6 @@
 """The `auto` preset: inspection of the pair, the coarse pose search, and auto being the default."""
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -58,7 +59,9 @@ def test_inspection_tells_same_modality_from_inverted_contrast(small):
     assert [s.transform.kind for s in p_same.stages] == ["similarity", "affine"]
     assert p_same.stages[0].initializer == "search"
     assert p_same.stages[0].metric.kind == "correlation" and p_inv.stages[0].metric.kind == "mattes"
-    assert p_same.stages[0].sampling.strategy == "none"  # a small image: every pixel
+    assert p_same.stages[0].sampling.count == 5000  # a count: the cost of one iteration is bounded
+    tiny = build_pipeline(dataclasses.replace(same, fixed_size=(60, 60)))
+    assert tiny.stages[0].sampling.strategy == "none"  # a small image: every pixel
     assert build_pipeline(same, deformable=True).stages[-1].transform.kind in ("flow", "bspline")
 
 
@@ -90,3 +93,20 @@ def test_cli_batch_and_api_default_to_auto():
     assert inspect.signature(register).parameters["preset"].default == "auto"
     args = _build_parser().parse_args(["register", "f.nii", "m.nii", "--out", "o"])
     assert args.preset is None  # cmd_register then uses DEFAULT_PRESET
+
+
+def test_the_flow_stage_follows_a_smooth_warp_and_is_not_worse_than_its_affine_start(small):
+    """auto-deformable on a same-modality 2D pair ends with a dense optical flow (a displacement field)."""
+    y, x = np.mgrid[0:96, 0:96].astype(float)
+    d = np.stack([3.0 * np.sin(x / 15.0), 2.5 * np.cos(y / 12.0)], axis=-1)
+    field = sitk.GetImageFromArray(d, isVector=True)
+    field.CopyInformation(small)
+    true = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
+    fixed = sitk.Resample(small, small, true, sitk.sitkLinear, 0.0)  # fixed(x) = moving(true(x))
+    result = regviewer.register(fixed, small, preset="auto-deformable")
+    assert [s.transform.kind for s in result.params.stages][-1] == "flow"
+    checks = result.details["verification"]["stages"]
+    assert checks[-1]["name"] == "flow" and checks[-1]["kept"] and checks[-1]["after"] >= checks[-1]["before"]
+    inner = [fixed.TransformContinuousIndexToPhysicalPoint((float(i), float(j))) for i in range(15, 80, 8) for j in range(15, 80, 8)]
+    errors = [math.dist(result.transform.TransformPoint(p), true.TransformPoint(p)) for p in inner]
+    assert np.median(errors) < 1.0

@@ -10,9 +10,11 @@ inverted contrast. `build_pipeline` then chooses:
 
 - pyramid depth from the image size (the coarsest level keeps about 48 voxels across);
 - sampling as a *count* that bounds the cost of one iteration (every pixel of a small
-  image; 25 000 random points in 2D, 50 000 in 3D otherwise);
+  image; 10 000 random points in 2D, 30 000 in 3D otherwise);
 - the metric by modality (correlation for the same modality, Mattes MI otherwise);
-- rigid (similarity in 2D, for zoomed photographs) from the pose search, then affine;
+- rigid (similarity in 2D, for zoomed photographs) from the pose search, then affine
+  on the two finest levels with a smaller step (a full step of shear from a good start
+  overshoots into a wrong optimum on photographs);
 - `auto-deformable` adds the deformable stage that suits the pair: a dense optical
   flow for same-modality 2D, a B-spline otherwise.
 
@@ -34,7 +36,10 @@ from regviewer.core.registration.params import (MetricParams, OptimizerParams, P
 
 from regviewer.core.registration.presets import AUTO_PRESET_NAMES as AUTO_PRESETS
 COARSEST_ACROSS = 48  # voxels along the longest axis at the coarsest pyramid level
-SAMPLES = {2: 25_000, 3: 50_000}  # metric points per iteration (the cost bound)
+SAMPLES = {2: 5_000, 3: 20_000}  # metric points per iteration (the cost bound)
+# Above this many voxels along the longest axis the linear stages stop at half resolution: ITK's cost is per
+# sample, the finest level adds time but no accuracy a linear model can use (well under a voxel either way).
+FULL_RESOLUTION_UP_TO = {2: 512, 3: 160}
 SAME_MODALITY_CORRELATION = 0.5
 
 
@@ -100,37 +105,51 @@ def build_pipeline(info: PairInfo, deformable: bool = False) -> Pipeline:
     """The pipeline `auto` (or `auto-deformable`) runs on a pair like `info`."""
     dim = info.dimension
     n_levels = max(1, min(4, 1 + int(math.floor(math.log2(max(info.fixed_size) / COARSEST_ACROSS)))))
-    shrink = tuple(2 ** k for k in range(n_levels - 1, -1, -1))
+    finest = 1 if max(info.fixed_size) <= FULL_RESOLUTION_UP_TO[dim] or n_levels == 1 else 2
+    shrink = tuple(2 ** k for k in range(n_levels - 1, -1, -1) if 2 ** k >= finest)
     sigmas = tuple(s / 2.0 if s > 1 else 0.0 for s in shrink)
     count = SAMPLES[dim]
     sampling = (SamplingParams(strategy="none") if info.n_voxels <= count
                 else SamplingParams(strategy="random", count=count))
     metric = MetricParams(kind="correlation") if info.same_modality else MetricParams(kind="mattes", bins=32)
     first = "similarity" if dim == 2 else "rigid"
+    flow = deformable and uses_flow(info)
+    # linear stages' levels: all used levels (rigid), the two finest (affine); before a dense flow, which
+    # recovers the rest at full resolution, only a rough affine is needed: one coarse level each
+    rigid_levels, affine_levels, iterations = slice(None), slice(-2, None), (60, 100)
+    if flow:
+        coarse = [i for i, s in enumerate(shrink) if s >= 4] or [0]
+        rigid_levels, affine_levels, iterations = slice(coarse[0], coarse[0] + 1), slice(coarse[-1], coarse[-1] + 1), (30, 30)
     stages = [
         Stage(name=first, transform=TransformParams(kind=first), metric=metric,
-              optimizer=OptimizerParams(kind="regular_step", iterations=100, min_step=1e-4),
-              pyramid=PyramidParams(shrink_factors=shrink, smoothing_sigmas=sigmas), sampling=sampling,
-              initializer="search"),
+              optimizer=OptimizerParams(kind="regular_step", iterations=iterations[0], min_step=1e-3),
+              pyramid=PyramidParams(shrink_factors=shrink[rigid_levels], smoothing_sigmas=sigmas[rigid_levels]),
+              sampling=sampling, initializer="search"),
         Stage(name="affine", transform=TransformParams(kind="affine"), metric=metric,
-              optimizer=OptimizerParams(kind="regular_step", iterations=100, min_step=1e-4),
-              pyramid=PyramidParams(shrink_factors=shrink[-2:], smoothing_sigmas=sigmas[-2:]), sampling=sampling),
+              optimizer=OptimizerParams(kind="regular_step", iterations=iterations[1], min_step=1e-4,
+                                        learning_rate=0.25),
+              pyramid=PyramidParams(shrink_factors=shrink[affine_levels], smoothing_sigmas=sigmas[affine_levels]),
+              sampling=sampling),
     ]
     if deformable:
         stages.append(_deformable_stage(info, metric, sampling))
     words = " then ".join(s.name for s in stages)
     what = "correlation" if info.same_modality else "Mattes MI"
     samples = "every pixel" if sampling.strategy == "none" else f"{sampling.count} samples"
+    samples += "" if finest == 1 else ", linear stages down to half resolution"
     name = "auto-deformable" if deformable else "auto"
     return Pipeline(stages=tuple(stages), name=name,
                     description=f"{name}: {info.describe()} → {words} (pose search first), {what}, "
                                 f"{n_levels}-level pyramid, {samples}")
 
 
-def _deformable_stage(info: PairInfo, metric: MetricParams, sampling: SamplingParams) -> Stage:
-    from regviewer.core.registration.params import TRANSFORMS
+def uses_flow(info: PairInfo) -> bool:
+    """A dense optical flow suits same-modality 2D pairs (photographs, micrographs)."""
+    return info.dimension == 2 and info.same_modality
 
-    if info.dimension == 2 and info.same_modality and "flow" in TRANSFORMS:
+
+def _deformable_stage(info: PairInfo, metric: MetricParams, sampling: SamplingParams) -> Stage:
+    if uses_flow(info):
         return Stage(name="flow", transform=TransformParams(kind="flow", field_smoothing_mm=0.0),
                      metric=MetricParams(kind="mean_squares"),
                      pyramid=PyramidParams(shrink_factors=(1,), smoothing_sigmas=(0.0,)),

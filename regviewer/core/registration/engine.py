@@ -163,6 +163,10 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
             from regviewer.core.registration.demons import run_demons_stage
 
             stage_tx = run_demons_stage(stage, fixed, moving, previous, run)
+        elif stage.transform.kind == "flow":
+            from regviewer.core.registration.flow import run_flow_stage
+
+            stage_tx = run_flow_stage(stage, fixed, moving, previous, run)
         else:
             stage_tx = run_method_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
                                         initial=first_initial if index == 0 else None,

@@ -20,7 +20,7 @@ from typing import Any, get_type_hints
 
 from regviewer.core.errors import ParameterError
 
-TRANSFORMS = ("translation", "rigid", "versor", "similarity", "affine", "bspline", "displacement", "demons")
+TRANSFORMS = ("translation", "rigid", "versor", "similarity", "affine", "bspline", "displacement", "demons", "flow")
 LINEAR_TRANSFORMS = ("translation", "rigid", "versor", "similarity", "affine")
 METRICS = ("mattes", "joint_histogram", "correlation", "mean_squares", "ants_nc")
 OPTIMIZERS = ("regular_step", "gradient_descent_line_search", "lbfgsb", "lbfgs2", "conjugate_gradient_line_search",
@@ -52,7 +52,8 @@ class TransformParams:
     """The model one stage estimates (fixed -> moving)."""
 
     kind: str = _f("affine", "What may change: translation, rigid (Euler), versor (3D rigid), similarity, affine, "
-                   "B-spline (smooth deformation), displacement field, or demons (same-modality deformation)",
+                   "B-spline (smooth deformation), displacement field, demons (same-modality deformation) or flow "
+                   "(dense optical flow, same-modality 2D photographs and micrographs)",
                    choices=TRANSFORMS)
     grid_spacing_mm: float = _f(30.0, "B-spline control-point spacing at the finest level: smaller follows finer "
                                 "deformations but is slower and less smooth", min=1.0, max=500.0, unit="mm")

@@ -26,8 +26,9 @@ MAX_SAMPLES = 40_000
 BINS = 32
 # A stage must not lose more than this (relative, plus an absolute floor in nats) to count as "not worse":
 # interpolation blur alone lowers histogram MI by about a percent when a stage refines a near-perfect
-# alignment, while a stage that truly goes wrong loses far more.
-RELATIVE_TOLERANCE = 0.02
+# alignment and two near-equal poses differ by a few percent, while a stage that truly goes wrong loses
+# far more (a diverged affine stage on a photograph: 1.51 -> 0.35 nats).
+RELATIVE_TOLERANCE = 0.05
 ABSOLUTE_TOLERANCE = 1e-3
 EVALUATION_NAME = "mutual information (nats), full resolution, fixed regular samples"
 
