@@ -4,9 +4,10 @@ A fixed preset is tuned on the images it was made for; `auto` reads what it need
 from the pair itself (`inspect_pair`): dimension, size in voxels, spacing and
 anisotropy, colour, pixel type and intensity range, how much the fields of view
 overlap, and whether the two images are the same modality. Modality is decided by
-trying: the coarse pose search (`search.py`, mutual information) finds the best pose,
-and the correlation there tells same modality (clearly positive) from different or
-inverted contrast. `build_pipeline` then chooses:
+trying: the coarse pose search (`search.py`, mutual information) finds the best pose;
+there, the same modality shows a clearly positive correlation r whose r² is close to
+the correlation ratio eta² (a straight line explains the intensities as well as any
+curve); inverted contrast gives r < 0, another modality r² well below eta². `build_pipeline` then chooses:
 
 - pyramid depth from the image size (the coarsest level keeps about 48 voxels across);
 - sampling as a *count* that bounds the cost of one iteration (every pixel of a small
@@ -41,6 +42,7 @@ SAMPLES = {2: 5_000, 3: 20_000}  # metric points per iteration (the cost bound)
 # sample, the finest level adds time but no accuracy a linear model can use (well under a voxel either way).
 FULL_RESOLUTION_UP_TO = {2: 512, 3: 160}
 SAME_MODALITY_CORRELATION = 0.5
+SAME_MODALITY_LINEARITY = 0.9  # r² / eta²: a line explains the intensity relation about as well as any curve
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class PairInfo:
     intensity_range: tuple[tuple[float, float], tuple[float, float]]
     same_modality: bool
     correlation: float  # at the best coarse pose (near -1: inverted contrast)
+    linearity: float  # r² / eta² there (1: a straight intensity relation, same modality)
     overlap: float  # fraction of the fixed image's extent that the moving one covers (as the headers place them)
 
     @property
@@ -72,7 +75,8 @@ class PairInfo:
         aniso = f", anisotropy {self.anisotropy:.1f}" if self.anisotropy > 1.5 else ""
         overlap = f", headers overlap {self.overlap:.0%}" if self.overlap < 0.9 else ""
         return (f"{self.dimension}D {size}{colour.get(self.colour, '')}{aniso}, {modality} "
-                f"(correlation {self.correlation:+.2f} at the best coarse pose){overlap}")
+                f"(correlation {self.correlation:+.2f}, linearity {self.linearity:.2f} at the best coarse pose)"
+                f"{overlap}")
 
 
 def is_auto(params: Pipeline) -> bool:
@@ -97,8 +101,9 @@ def inspect_pair(fixed: Volume, moving: Volume) -> PairInfo:
         moving_spacing=tuple(round(s, 4) for s in m.GetSpacing()),
         anisotropy=float(max(spacings) / min(spacings)), colour=(fixed.is_rgb, moving.is_rgb),
         float_pixels=(_is_float(fixed), _is_float(moving)),
-        intensity_range=(_range(f), _range(m)), same_modality=corr > SAME_MODALITY_CORRELATION,
-        correlation=float(corr), overlap=_overlap(fixed, moving))
+        intensity_range=(_range(f), _range(m)),
+        same_modality=corr > SAME_MODALITY_CORRELATION and pose.linearity > SAME_MODALITY_LINEARITY,
+        correlation=float(corr), linearity=float(pose.linearity), overlap=_overlap(fixed, moving))
 
 
 def build_pipeline(info: PairInfo, deformable: bool = False) -> Pipeline:

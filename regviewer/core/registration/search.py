@@ -46,6 +46,7 @@ class SearchResult:
     score: float  # evaluation (MI, nats) at the coarse scale
     correlation: float  # Pearson correlation there: near +1 same modality, near -1 inverted contrast
     candidates: int
+    linearity: float = 1.0  # r² / eta² there: near 1 when a straight line explains the intensity relation
 
     def transform(self, kind: str) -> sitk.Transform:
         """The pose as a transform of the stage's model (the closest one the model can hold)."""
@@ -75,6 +76,17 @@ def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid", fixe
     key = (_digest(f), _digest(m), scaled, None if start is None else tuple(start.GetParameters()))
     if key in _CACHE:
         return _CACHE[key]
+    if start is None and _volume(moving) < 0.5 * _volume(fixed):
+        # The moving image covers part of the fixed one (a slab, a detail): judge poses on the moving
+        # image's points, all of which have a partner, and invert. From the larger side, most points map
+        # outside for every pose and a wrong pose can score by lining up "outside" with the background.
+        back = search_pose(moving, fixed, kind, None)
+        forward = _affine(back.matrix, back.translation, back.center).GetInverse()
+        center = np.asarray(_center_of_mass(f))
+        matrix, shift = _matrix_shift(forward, center)
+        result = SearchResult(matrix, shift, center, back.score, back.correlation, back.candidates, back.linearity)
+        _CACHE[key] = result
+        return result
     evaluation = Evaluation(f, m, None, max_samples=4000 if dim == 2 else 6000)
     center = np.asarray(_center_of_mass(f))
     shifts = _candidate_shifts(f, m, center, start)
@@ -92,11 +104,17 @@ def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid", fixe
         if best is None or score > best[0]:
             best = (score, refined)
     matrix, shift = _matrix_shift(best[1], center)
-    result = SearchResult(matrix, shift, center, best[0], evaluation.correlation(best[1]), len(scored))
+    r, eta2 = evaluation.relation(best[1])
+    linearity = r * r / eta2 if eta2 and np.isfinite(eta2) and np.isfinite(r) else 0.0
+    result = SearchResult(matrix, shift, center, best[0], r, len(scored), float(linearity))
     if len(_CACHE) > 8:
         _CACHE.clear()
     _CACHE[key] = result
     return result
+
+
+def _volume(image: sitk.Image) -> float:
+    return float(np.prod([n * s for n, s in zip(image.GetSize(), image.GetSpacing())]))
 
 
 def _digest(image: sitk.Image) -> str:

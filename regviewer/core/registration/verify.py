@@ -77,15 +77,25 @@ class Evaluation:
 
     def correlation(self, transform: sitk.Transform | None) -> float:
         """Pearson correlation of fixed and moving intensities where both exist (nan when < 10 points)."""
+        return self.relation(transform)[0]
+
+    def relation(self, transform: sitk.Transform | None) -> tuple[float, float]:
+        """(Pearson r, correlation ratio eta²) of moving on fixed intensities where both exist.
+
+        r² close to eta² means a straight line explains the intensity relation as well as any
+        function of the fixed intensity does: the same modality (up to brightness and contrast).
+        """
         moving = self.sample(transform)
         inside = np.isfinite(moving)
         if inside.sum() < 10:
-            return float("nan")
-        f = self.fixed_values[inside]
-        m = moving[inside]
+            return float("nan"), float("nan")
+        f, m, fb = self.fixed_values[inside], moving[inside], self.fixed_bins[inside]
         if f.std() == 0 or m.std() == 0:
-            return float("nan")
-        return float(np.corrcoef(f, m)[0, 1])
+            return float("nan"), float("nan")
+        counts = np.bincount(fb, minlength=self.bins)
+        means = np.bincount(fb, weights=m, minlength=self.bins) / np.maximum(counts, 1)
+        eta2 = float(np.sum(counts * (means - m.mean()) ** 2) / (m.var() * m.size))
+        return float(np.corrcoef(f, m)[0, 1]), eta2
 
 
 def _robust_range(values: np.ndarray) -> tuple[float, float]:
