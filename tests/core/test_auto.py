@@ -110,3 +110,12 @@ def test_the_flow_stage_follows_a_smooth_warp_and_is_not_worse_than_its_affine_s
     inner = [fixed.TransformContinuousIndexToPhysicalPoint((float(i), float(j))) for i in range(15, 80, 8) for j in range(15, 80, 8)]
     errors = [math.dist(result.transform.TransformPoint(p), true.TransformPoint(p)) for p in inner]
     assert np.median(errors) < 1.0
+
+
+def test_a_named_preset_stuck_in_a_wrong_optimum_says_so(small):
+    """A half turn defeats a centres-only start; the result must not come back silent."""
+    true = sitk.Euler2DTransform(centre(small), math.pi, (3.0, -2.0))
+    result = regviewer.register(small, moved(small, true), preset="photo-2d")
+    assert mean_error(result.transform, true, small) > 5  # it did fail...
+    assert any("probably wrong" in w for w in result.warnings)  # ...and says so
+    assert regviewer.register(small, moved(small, true)).warnings == []  # auto: found, no warning

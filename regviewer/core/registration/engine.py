@@ -183,9 +183,22 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
         composite = sitk.CompositeTransform(dim)
         composite.AddTransform(start if start is not None else sitk.Transform(dim, sitk.sitkIdentity))
         final_score = verifier.start_score
+    if (initial_transform is None and landmarks is None and params.stages[0].initializer != "search"
+            and not run.cancelled):
+        _check_wrong_optimum(verifier, params, fixed, moving, final_score)
     run.warnings.extend(verifier.warnings)
     run.verification = verifier.summary(final_score)
     return composite
+
+
+def _check_wrong_optimum(verifier: StageVerifier, params: Pipeline, fixed: sitk.Image, moving: sitk.Image,
+                         final_score: float) -> None:
+    """A pipeline that started from centres alone may land in a wrong optimum and look converged; the
+    coarse pose search (a second in 3D, less in 2D) tells, and the result then says so."""
+    from regviewer.core.registration.search import search_pose
+
+    kind = "similarity" if fixed.GetDimension() == 2 else "rigid"
+    verifier.compare_alternative(search_pose(fixed, moving, kind).transform(kind), final_score)
 
 
 def _then(previous: sitk.Transform | None, stage_tx: sitk.Transform | None) -> sitk.Transform | None:

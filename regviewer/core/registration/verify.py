@@ -178,6 +178,17 @@ class StageVerifier:
                                  "alignment was kept. Try another preset, landmarks or a manual alignment first.")
         return ok, final_score
 
+    def compare_alternative(self, alternative: sitk.Transform, final_score: float) -> bool:
+        """Warn when a rough alternative pose (the coarse pose search's) already beats the result: the
+        optimiser then settled in a wrong optimum (e.g. an image turned 180 degrees). True when it does."""
+        alt = self.evaluation.score(alternative)
+        if not worse(final_score, alt):
+            return False
+        self.warnings.append(f"The result is probably wrong: a coarse search over rotations found a clearly "
+                             f"different alignment that matches better (similarity {alt:.3f} against "
+                             f"{final_score:.3f}). Try the 'auto' preset, landmarks or a manual alignment first.")
+        return True
+
     def summary(self, final_score: float) -> dict:
         return {"evaluation": EVALUATION_NAME, "samples": self.evaluation.n_samples,
                 "start": None if self.start_score is None else round(self.start_score, 6),
