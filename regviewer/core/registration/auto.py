@@ -92,9 +92,13 @@ def inspect_pair(fixed: Volume, moving: Volume) -> PairInfo:
 
     f, m = fixed.scalar(), moving.scalar()
     dim = f.GetDimension()
-    pose = search_pose(f, m, "similarity" if dim == 2 else "rigid")
+    try:
+        pose = search_pose(f, m, "similarity" if dim == 2 else "rigid")
+        corr, linearity = pose.correlation, pose.linearity
+    except RuntimeError:  # a degenerate image: modality unknown, so the metric that tolerates anything (MI)
+        corr, linearity = float("nan"), 0.0
     spacings = list(f.GetSpacing()) + list(m.GetSpacing())
-    corr = pose.correlation if math.isfinite(pose.correlation) else 0.0
+    corr = corr if math.isfinite(corr) else 0.0
     return PairInfo(
         dimension=dim, fixed_size=tuple(f.GetSize()), moving_size=tuple(m.GetSize()),
         fixed_spacing=tuple(round(s, 4) for s in f.GetSpacing()),
@@ -102,8 +106,8 @@ def inspect_pair(fixed: Volume, moving: Volume) -> PairInfo:
         anisotropy=float(max(spacings) / min(spacings)), colour=(fixed.is_rgb, moving.is_rgb),
         float_pixels=(_is_float(fixed), _is_float(moving)),
         intensity_range=(_range(f), _range(m)),
-        same_modality=corr > SAME_MODALITY_CORRELATION and pose.linearity > SAME_MODALITY_LINEARITY,
-        correlation=float(corr), linearity=float(pose.linearity), overlap=_overlap(fixed, moving))
+        same_modality=corr > SAME_MODALITY_CORRELATION and linearity > SAME_MODALITY_LINEARITY,
+        correlation=float(corr), linearity=float(linearity), overlap=_overlap(fixed, moving))
 
 
 def build_pipeline(info: PairInfo, deformable: bool = False) -> Pipeline:
@@ -112,7 +116,8 @@ def build_pipeline(info: PairInfo, deformable: bool = False) -> Pipeline:
     n_levels = max(1, min(4, 1 + int(math.floor(math.log2(max(info.fixed_size) / COARSEST_ACROSS)))))
     finest = 1 if max(info.fixed_size) <= FULL_RESOLUTION_UP_TO[dim] or n_levels == 1 else 2
     shrink = tuple(2 ** k for k in range(n_levels - 1, -1, -1) if 2 ** k >= finest)
-    sigmas = tuple(s / 2.0 if s > 1 else 0.0 for s in shrink)
+    thin = min(info.fixed_size + info.moving_size) < 4  # ITK cannot smooth an axis of fewer than 4 voxels
+    sigmas = tuple(s / 2.0 if s > 1 and not thin else 0.0 for s in shrink)
     count = SAMPLES[dim]
     sampling = (SamplingParams(strategy="none") if info.n_voxels <= count
                 else SamplingParams(strategy="random", count=count))

@@ -13,6 +13,7 @@ first to a fixed point.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -198,7 +199,11 @@ def _check_wrong_optimum(verifier: StageVerifier, params: Pipeline, fixed: sitk.
     from regviewer.core.registration.search import search_pose
 
     kind = "similarity" if fixed.GetDimension() == 2 else "rigid"
-    verifier.compare_alternative(search_pose(fixed, moving, kind).transform(kind), final_score)
+    try:
+        alternative = search_pose(fixed, moving, kind).transform(kind)
+    except RuntimeError:  # a degenerate image ITK refuses to smooth or register: nothing to compare
+        return
+    verifier.compare_alternative(alternative, final_score)
 
 
 def _then(previous: sitk.Transform | None, stage_tx: sitk.Transform | None) -> sitk.Transform | None:
@@ -217,8 +222,11 @@ def _initializer(stage, fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform
     if stage.initializer == "search":
         from regviewer.core.registration.search import search_pose
 
-        return search_pose(fixed, moving, kind if kind in LINEAR_TRANSFORMS else "rigid").transform(
-            kind if kind in LINEAR_TRANSFORMS else "translation")
+        try:
+            return search_pose(fixed, moving, kind if kind in LINEAR_TRANSFORMS else "rigid").transform(
+                kind if kind in LINEAR_TRANSFORMS else "translation")
+        except RuntimeError:  # an ITK refusal on a degenerate image: centres of mass instead
+            stage = dataclasses.replace(stage, initializer="moments")
     if stage.initializer not in ("geometry", "moments"):
         return None
     centred = kind in LINEAR_TRANSFORMS and kind != "translation"

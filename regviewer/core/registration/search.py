@@ -58,7 +58,9 @@ def coarse(image: sitk.Image, across: int) -> sitk.Image:
     dim = image.GetDimension()
     extent = [(n - 1) * s for n, s in zip(image.GetSize(), image.GetSpacing())]
     step = max(max(extent) / across, min(image.GetSpacing()))
-    smooth = sitk.SmoothingRecursiveGaussian(image, [step / 2.0] * dim) if step > 1.5 * min(image.GetSpacing()) else image
+    small_axis = min(image.GetSize()) < 4  # ITK's recursive Gaussian needs 4 voxels along every axis
+    smooth = (sitk.SmoothingRecursiveGaussian(image, [step / 2.0] * dim)
+              if step > 1.5 * min(image.GetSpacing()) and not small_axis else image)
     size = [max(2, int(math.ceil(e / step)) + 1) for e in extent]
     ref = sitk.Image(size, sitk.sitkFloat32)
     ref.SetOrigin(image.GetOrigin())
