@@ -269,7 +269,7 @@ def sitk_script(fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform:
     return init
 
 
-def methods_for(case: Case, quick: bool) -> list[tuple[str, Callable[[], sitk.Transform]]]:
+def methods_for(case: Case, quick: bool, only: set[str] | None = None) -> list[tuple[str, Callable[[], sitk.Transform]]]:
     def preset(name):
         def run():
             search._CACHE.clear()  # every run pays for its own inspection
@@ -282,7 +282,7 @@ def methods_for(case: Case, quick: bool) -> list[tuple[str, Callable[[], sitk.Tr
         names += ["affine-bspline-mi", "demons"] if case.deformable else []
     out = [(n, preset(n)) for n in names]
     out.append(("sitk-script", lambda: sitk_script(case.fixed, case.moving)))
-    return out
+    return [(n, fn) for n, fn in out if only is None or n in only]
 
 
 def errors(case: Case, tx: sitk.Transform) -> np.ndarray:
@@ -291,14 +291,14 @@ def errors(case: Case, tx: sitk.Transform) -> np.ndarray:
     return np.linalg.norm(est - ref, axis=1) / case.voxel
 
 
-def run(cases: list[Case], quick: bool) -> None:
+def run(cases: list[Case], quick: bool, only: set[str] | None = None) -> None:
     tools = [t for t in ("elastix", "antsRegistration") if shutil.which(t)]
     print(f"elastix / ANTs installed: {', '.join(tools) or 'no (not run)'}")
     columns: list[str] = []
     rows = []
     for case in cases:
         cells = {}
-        for name, fn in methods_for(case, quick):
+        for name, fn in methods_for(case, quick, only):
             t = time.perf_counter()
             try:
                 tx = fn()
@@ -340,6 +340,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="auto, auto-deformable and the SimpleITK script only")
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
+    ap.add_argument("--methods", default="", help="comma-separated methods (default: all that apply), e.g. "
+                    "auto,auto-deformable,rigid,affine-mi,photo-2d,sitk-script")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"needs the shared data folder beside the project: {DATA}")
@@ -349,7 +351,7 @@ def main() -> None:
         cases = [c for c in cases if c.name in wanted]
     for c in cases:
         print(f"{c.name:<20} {c.what}")
-    run(cases, args.quick)
+    run(cases, args.quick, set(args.methods.split(",")) if args.methods else None)
 
 
 if __name__ == "__main__":
