@@ -83,3 +83,20 @@ def test_history_ranks_runs_by_the_fixed_evaluation_not_the_optimiser_metric():
     again = RunHistory()
     again.load_dict(history.to_dict())
     assert again.best(by="metric").number == 2 and again.records[1].evaluation == 0.9
+
+
+def test_the_cli_prints_the_warning_on_stderr(monkeypatch, tmp_path, capsys):
+    from regviewer.cli.parser import main
+
+    def bad_stage(stage, fixed, moving, previous, run, *args, **kwargs):
+        run.stop_reasons.append("test")
+        return sitk.TranslationTransform(2, (-20.0, 15.0))
+
+    monkeypatch.setattr(stages_module, "run_method_stage", bad_stage)
+    sitk.WriteImage(blobs(), str(tmp_path / "f.nii.gz"))
+    sitk.WriteImage(blobs((3.0, -2.0)), str(tmp_path / "m.nii.gz"))
+    (tmp_path / "p.json").write_text(one_stage().to_json())
+    code = main(["register", str(tmp_path / "f.nii.gz"), str(tmp_path / "m.nii.gz"), "--params",
+                 str(tmp_path / "p.json"), "--quiet", "--no-qa", "--out", str(tmp_path / "out")])
+    assert code == 0
+    assert "regviewer: warning: Stage 'translation' made the alignment worse" in capsys.readouterr().err
