@@ -1,6 +1,6 @@
 """regviewer: interactive image registration.
 
-``regviewer.register(fixed, moving, preset="affine-mi")`` runs the registration
+``regviewer.register(fixed, moving)`` (preset ``"auto"``, chosen from the images) runs the registration
 engine from Python; ``regviewer`` on the command line opens the window.
 """
 

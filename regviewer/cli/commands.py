@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.cli.parser import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_WRITE
 from regviewer.core.errors import (
     ImageWriteError,
@@ -91,7 +92,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     from regviewer.core.registration.headless import register_to_folder
     from regviewer.core.registration.engine import CancelToken
 
-    preset = args.preset or (None if args.params else "affine-mi")
+    preset = args.preset or (None if args.params else DEFAULT_PRESET)
     printer = None if args.quiet else ProgressPrinter(label=preset or Path(args.params).name)
     token = CancelToken()
     try:
@@ -105,6 +106,8 @@ def cmd_register(args: argparse.Namespace) -> int:
     finally:
         if printer is not None:
             printer.finish()
+    for warning in outcome.summary.get("warnings") or []:
+        _err(f"warning: {warning}")
     for key, path in outcome.files.items():
         print(f"{key:<11}{path}")
     print(f"stopped    {outcome.stop_reason}")
@@ -217,7 +220,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from regviewer.core.registration.batch import DASK_MISSING, BatchSettings, BatchSetupError, read_pairs, run_batch
 
     pairs = read_pairs(args.pairs)
-    preset = args.preset or (None if args.params else "affine-mi")
+    preset = args.preset or (None if args.params else DEFAULT_PRESET)
     pipeline = read_parameters(preset=preset, params=args.params)  # fails fast on a bad preset or file
     settings = BatchSettings(preset=preset, params_json=pipeline.to_json() if args.params else None,
                              seed=args.seed, evaluate=not args.no_qa)

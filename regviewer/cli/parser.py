@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from regviewer.core.registration.presets import DEFAULT_PRESET
+
 EXIT_OK, EXIT_WRITE, EXIT_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 COMMANDS = ("open", "register", "apply", "apply-points", "presets", "evaluate", "batch")
 
@@ -37,7 +39,8 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 def _add_registration_options(p: argparse.ArgumentParser) -> None:
     choice = p.add_mutually_exclusive_group()
-    choice.add_argument("--preset", default=None, metavar="NAME", help="a preset name (see `regviewer presets`; default affine-mi)")
+    choice.add_argument("--preset", default=None, metavar="NAME", help=f"a preset name (see `regviewer presets`; default {DEFAULT_PRESET}: "
+                        "chosen from the images)")
     choice.add_argument("--params", metavar="P.json", help="a parameters JSON file (a Pipeline), instead of a preset")
     p.add_argument("--seed", type=int, default=0, help="random seed for metric sampling (same seed, same result)")
     p.add_argument("--no-qa", action="store_true", help="skip the quality measures in qa.json (faster)")

@@ -1,4 +1,4 @@
-"""Bundled presets: all six exist, load, validate, round-trip and are described in one line."""
+"""Bundled presets: the two auto presets and the six named ones exist, load, validate, round-trip and are described in one line."""
 
 import pytest
 
@@ -7,9 +7,9 @@ from regviewer.core.registration.params import Pipeline
 from regviewer.core.registration.presets import PRESET_NAMES, list_presets, load_preset
 
 
-def test_list_presets_has_the_six_standard_ones_first():
+def test_list_presets_has_the_standard_ones_first_auto_on_top():
     listed = list_presets()
-    assert [n for n, _ in listed[:6]] == list(PRESET_NAMES)
+    assert [n for n, _ in listed[:len(PRESET_NAMES)]] == list(PRESET_NAMES) and listed[0][0] == "auto"
     for name, description in listed:
         assert description and "\n" not in description, name
 

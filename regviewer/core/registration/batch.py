@@ -31,6 +31,7 @@ from typing import Callable, Iterable
 
 from regviewer.core.atomic import atomic_write_text
 from regviewer.core.errors import ParameterError, RegistrationCancelled, RegviewerError
+from regviewer.core.registration.presets import DEFAULT_PRESET
 
 DONE_MARKER = "done.json"
 FAILED_MARKER = "failed.json"
@@ -66,7 +67,7 @@ class BatchSettings:
     """The registration settings every pair uses. `params_json` is a Pipeline's JSON text
     (it overrides `preset`); it travels to remote workers as text, not as a path."""
 
-    preset: str | None = "affine-mi"
+    preset: str | None = DEFAULT_PRESET
     params_json: str | None = None
     seed: int = 0
     evaluate: bool = True

@@ -13,6 +13,7 @@ first to a fixed point.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,6 +24,9 @@ from regviewer.core.errors import IncompatibleImagesError, ParameterError, Regis
 from regviewer.core.imaging.image import Volume, as_volume
 from regviewer.core.imaging.io import check_compatible
 from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline
+from regviewer.core.registration.presets import DEFAULT_PRESET
+from regviewer.core.registration.verify import Evaluation, StageVerifier
+from regviewer.core.registration.auto import resolve as resolve_auto
 from regviewer.core.transforms.resample import resample_moving
 from regviewer.core.transforms.ops import copy_transform, make_linear
 
@@ -39,6 +43,10 @@ class RegistrationResult:
     stop_reason: the optimiser's own words for why each stage stopped.
     cancelled: True when a CancelToken stopped the run; `transform` is then the best
                transform reached so far (never an exception).
+    warnings:  plain sentences for the person: stages undone by the verification (see
+               `verify.py`), a result no better than its start. Empty when all is well.
+    details["verification"]: the fixed evaluation's scores (start, final, per stage);
+               History compares runs by ``evaluation`` (higher is more similar).
     """
 
     transform: sitk.Transform
@@ -49,6 +57,7 @@ class RegistrationResult:
     params: Pipeline
     cancelled: bool = False
     details: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def resampled(self) -> sitk.Image:
@@ -62,15 +71,21 @@ class RegistrationResult:
     def final_metric(self) -> float | None:
         return self.history[-1].metric if self.history else None
 
+    @property
+    def evaluation(self) -> float | None:
+        """The run's fixed evaluation of the final transform (higher is more similar; see `verify.py`)."""
+        return (self.details.get("verification") or {}).get("final")
 
-def register(fixed, moving, preset: str | None = "affine-mi", params: Pipeline | None = None,
+
+def register(fixed, moving, preset: str | None = DEFAULT_PRESET, params: Pipeline | None = None,
              initial_transform: sitk.Transform | None = None, fixed_mask=None, moving_mask=None,
              progress: Callable[[Progress], None] | None = None, cancel: CancelToken | None = None,
              seed: int = 0, landmarks=None) -> RegistrationResult:
     """Register `moving` onto `fixed`; return a fixed -> moving transform and more.
 
     fixed, moving, masks: paths, `Volume`s or SimpleITK images (RGB is registered on
-    its luminance). `params` overrides `preset`. `initial_transform` (fixed -> moving,
+    its luminance). `params` overrides `preset`. The default preset, `auto`, builds
+    the pipeline from the pair (`auto.py`); `result.params` is that resolved pipeline. `initial_transform` (fixed -> moving,
     e.g. a manual alignment) is the starting point and replaces the first stage's
     initializer; `landmarks` (a `LandmarkSet`) likewise, fitted with the first stage's
     model (rigid or affine). `progress` is called once per optimiser iteration with a
@@ -84,7 +99,7 @@ def register(fixed, moving, preset: str | None = "affine-mi", params: Pipeline |
     if params is None:
         from regviewer.core.registration.presets import load_preset
 
-        params = load_preset(preset or "affine-mi")
+        params = load_preset(preset or DEFAULT_PRESET)
     if not isinstance(params, Pipeline):
         raise ParameterError(f"params must be a Pipeline, got {type(params).__name__}")
     params.validate()
@@ -97,8 +112,11 @@ def register(fixed, moving, preset: str | None = "affine-mi", params: Pipeline |
     if initial_transform is not None and initial_transform.GetDimension() != fixed_v.dimension:
         raise IncompatibleImagesError(f"The initial transform is {initial_transform.GetDimension()}D but the images "
                                       f"are {fixed_v.dimension}D")
-    run = RunState(progress, cancel)
     details: dict = {}
+    params, chosen = resolve_auto(params, fixed_v, moving_v)
+    if chosen:
+        details["auto"] = chosen
+    run = RunState(progress, cancel)
     if params.symmetric:
         from regviewer.core.registration.symmetric import run_symmetric
 
@@ -111,8 +129,9 @@ def register(fixed, moving, preset: str | None = "affine-mi", params: Pipeline |
         return resample_moving(moving_v, fixed_v, transform)
 
     stop = "cancelled by the user" if run.cancelled else "; ".join(run.stop_reasons)
+    details.setdefault("verification", run.verification)
     return RegistrationResult(transform, resampled, run.history, stop, run.elapsed(), params, run.cancelled,
-                              details)
+                              details, list(run.warnings))
 
 
 def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None,
@@ -133,6 +152,9 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
         if first_initial is not None and params.stages[0].transform.kind not in LINEAR_TRANSFORMS:
             composite.AddTransform(first_initial)  # a deformable stage starts after the centring translation
             first_initial = None
+    verifier = StageVerifier(Evaluation(fixed, moving, fixed_mask))
+    start = copy_transform(composite) if composite.GetNumberOfTransforms() else None
+    verifier.begin(start)
     for index, stage in enumerate(params.stages):
         if run.cancelled:
             break
@@ -142,21 +164,71 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
             from regviewer.core.registration.demons import run_demons_stage
 
             stage_tx = run_demons_stage(stage, fixed, moving, previous, run)
+        elif stage.transform.kind == "flow":
+            from regviewer.core.registration.flow import run_flow_stage
+
+            stage_tx = run_flow_stage(stage, fixed, moving, previous, run)
         else:
             stage_tx = run_method_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
                                         initial=first_initial if index == 0 else None,
                                         reproducible=params.reproducible)
-        composite.AddTransform(stage_tx)
+        started_from = first_initial if index == 0 else None
+        if verifier.accept(index, stage.name, _then(previous, started_from), _then(previous, stage_tx), run.cancelled):
+            composite.AddTransform(stage_tx)
+        elif started_from is not None:
+            composite.AddTransform(started_from)  # undo the stage, keep its initializer's start
     if composite.GetNumberOfTransforms() == 0:
         composite.AddTransform(sitk.Transform(dim, sitk.sitkIdentity))
+    ok, final_score = verifier.finish(start, composite)
+    if not ok:
+        composite = sitk.CompositeTransform(dim)
+        composite.AddTransform(start if start is not None else sitk.Transform(dim, sitk.sitkIdentity))
+        final_score = verifier.start_score
+    if (initial_transform is None and landmarks is None and params.stages[0].initializer != "search"
+            and not run.cancelled):
+        _check_wrong_optimum(verifier, params, fixed, moving, final_score)
+    run.warnings.extend(verifier.warnings)
+    run.verification = verifier.summary(final_score)
     return composite
 
 
+def _check_wrong_optimum(verifier: StageVerifier, params: Pipeline, fixed: sitk.Image, moving: sitk.Image,
+                         final_score: float) -> None:
+    """A pipeline that started from centres alone may land in a wrong optimum and look converged; the
+    coarse pose search (a second in 3D, less in 2D) tells, and the result then says so."""
+    from regviewer.core.registration.search import search_pose
+
+    kind = "similarity" if fixed.GetDimension() == 2 else "rigid"
+    try:
+        alternative = search_pose(fixed, moving, kind).transform(kind)
+    except RuntimeError:  # a degenerate image ITK refuses to smooth or register: nothing to compare
+        return
+    verifier.compare_alternative(alternative, final_score)
+
+
+def _then(previous: sitk.Transform | None, stage_tx: sitk.Transform | None) -> sitk.Transform | None:
+    """`previous` after `stage_tx` (a fixed point goes through `stage_tx` first), as a new composite."""
+    if previous is None or stage_tx is None:
+        return stage_tx if previous is None else previous
+    both = sitk.CompositeTransform(previous.GetDimension())
+    both.AddTransform(copy_transform(previous))
+    both.AddTransform(copy_transform(stage_tx))
+    return both
+
+
 def _initializer(stage, fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform | None:
-    """The first stage's starting transform from image centres or centres of mass."""
+    """The first stage's starting transform from image centres, centres of mass or a pose search."""
+    kind = stage.transform.kind
+    if stage.initializer == "search":
+        from regviewer.core.registration.search import search_pose
+
+        try:
+            return search_pose(fixed, moving, kind if kind in LINEAR_TRANSFORMS else "rigid").transform(
+                kind if kind in LINEAR_TRANSFORMS else "translation")
+        except RuntimeError:  # an ITK refusal on a degenerate image: centres of mass instead
+            stage = dataclasses.replace(stage, initializer="moments")
     if stage.initializer not in ("geometry", "moments"):
         return None
-    kind = stage.transform.kind
     centred = kind in LINEAR_TRANSFORMS and kind != "translation"
     tx = make_linear(kind if centred else "affine", fixed.GetDimension())
     mode = (sitk.CenteredTransformInitializerFilter.MOMENTS if stage.initializer == "moments"

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import SimpleITK as sitk
 
 from regviewer.core.errors import ImageWriteError, ParameterError, RegistrationCancelled
+from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.io import suffix_of, write_image
 
@@ -130,7 +131,7 @@ def _json_default(value: Any) -> Any:
         return str(value)
 
 
-def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = "affine-mi", params=None,
+def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = DEFAULT_PRESET, params=None,
                        landmarks=None, fixed_mask=None, moving_mask=None, initial_transform=None,
                        progress: Callable | None = None, cancel=None, seed: int = 0,
                        evaluate: bool = True) -> PairOutcome:
@@ -215,6 +216,8 @@ def save_result(result, fixed: Volume, moving: Volume, out_dir: str | Path, land
         "stop_reason": result.stop_reason, "registration_seconds": round(float(result.elapsed), 3),
         "iterations": len(result.history), "final_metric": final_metric,
         "landmark_tre_mean_mm": tre_mean, "landmark_tre_max_mm": tre_max,
+        "warnings": list(getattr(result, "warnings", []) or []),
+        "verification": (getattr(result, "details", None) or {}).get("verification"),
     }
     if evaluate:
         summary["qa"] = _qa_summary(fixed, moving, result, landmarks)

@@ -20,12 +20,12 @@ from typing import Any, get_type_hints
 
 from regviewer.core.errors import ParameterError
 
-TRANSFORMS = ("translation", "rigid", "versor", "similarity", "affine", "bspline", "displacement", "demons")
+TRANSFORMS = ("translation", "rigid", "versor", "similarity", "affine", "bspline", "displacement", "demons", "flow")
 LINEAR_TRANSFORMS = ("translation", "rigid", "versor", "similarity", "affine")
 METRICS = ("mattes", "joint_histogram", "correlation", "mean_squares", "ants_nc")
 OPTIMIZERS = ("regular_step", "gradient_descent_line_search", "lbfgsb", "lbfgs2", "conjugate_gradient_line_search",
               "powell", "amoeba")
-INITIALIZERS = ("none", "geometry", "moments", "landmarks")
+INITIALIZERS = ("none", "geometry", "moments", "landmarks", "search")
 INTERPOLATORS = ("nearest", "linear", "bspline", "gaussian", "lanczos")
 SAMPLING = ("none", "regular", "random")
 SCALES = ("physical_shift", "index_shift", "jacobian", "none")
@@ -61,7 +61,8 @@ class TransformParams:
     """The model one stage estimates (fixed -> moving)."""
 
     kind: str = _f("affine", "What may change: translation, rigid (Euler), versor (3D rigid), similarity, affine, "
-                   "B-spline (smooth deformation), displacement field, or demons (same-modality deformation)",
+                   "B-spline (smooth deformation), displacement field, demons (same-modality deformation) or flow "
+                   "(dense optical flow, same-modality 2D photographs and micrographs)",
                    choices=TRANSFORMS)
     grid_spacing_mm: float = _f(30.0, "B-spline control-point spacing at the finest level: smaller follows finer "
                                 "deformations but is slower and less smooth", min=1.0, max=500.0, unit="mm",
@@ -150,7 +151,8 @@ class Stage:
     interpolator: str = _f("linear", "How the moving image is interpolated while optimising",
                            choices=INTERPOLATORS, advanced=True)
     initializer: str = _f("none", "Starting alignment (first stage only): none, image centres (geometry), "
-                          "centres of mass (moments) or landmarks", choices=INITIALIZERS)
+                          "centres of mass (moments), landmarks, or search (centres, then a coarse search over "
+                          "rotations and zoom: survives large misalignment)", choices=INITIALIZERS)
     use_fixed_mask: bool = _f(True, "Only compare inside the fixed mask (when one is given)")
     use_moving_mask: bool = _f(False, "Only compare inside the moving mask (when one is given)", advanced=True)
 

@@ -1,7 +1,9 @@
 """Named parameter sets ("presets"), stored as JSON in `resources/presets/<name>.json`.
 
 A preset file is a `Pipeline` in JSON (see `params.py`); its `description` is the
-one line shown in menus and `regviewer register --help`.
+one line shown in menus and `regviewer register --help`. The `auto` presets' files
+are templates: `register()` replaces an unchanged one by the pipeline `auto.py`
+builds for the pair at hand.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from regviewer.core.errors import ParameterError
 from regviewer.core.registration.params import Pipeline
 from regviewer.core.resources import presets_dir
 
-PRESET_NAMES = ("rigid", "rigid-mi", "affine-mi", "affine-bspline-mi", "demons", "photo-2d")
+DEFAULT_PRESET = "auto"  # the one place the default is named: window, CLI, Python API, batch
+AUTO_PRESET_NAMES = ("auto", "auto-deformable")  # resolved against the images at run time (see auto.py)
+NAMED_PRESETS = ("rigid", "rigid-mi", "affine-mi", "affine-bspline-mi", "demons", "photo-2d")
+PRESET_NAMES = AUTO_PRESET_NAMES + NAMED_PRESETS
 
 
 def _files() -> dict[str, Path]:
@@ -42,4 +47,4 @@ def load_preset(name: str) -> Pipeline:
     return pipeline
 
 
-__all__ = ["list_presets", "load_preset", "PRESET_NAMES"]
+__all__ = ["list_presets", "load_preset", "PRESET_NAMES", "DEFAULT_PRESET", "AUTO_PRESET_NAMES", "NAMED_PRESETS"]

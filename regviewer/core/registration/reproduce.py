@@ -23,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from regviewer.core.transforms import ops
+from regviewer.core.registration.presets import AUTO_PRESET_NAMES
 from regviewer.core.transforms.io import write_transform
 from regviewer.core.transforms.ops import matrix_offset as affine_matrix  # (A, t) with T(p) = A p + t
 
@@ -153,14 +154,15 @@ def as_command_line(spec: RunSpec, shell_params_file: str = "regviewer-params.js
                     shell_initial_file: str = "regviewer-initial.tfm") -> str:
     """A shell command (bash) for `regviewer register`.
 
-    An unchanged preset is passed by name; otherwise the parameters are written to
+    An unchanged preset is passed by name, except `auto` / `auto-deformable`, whose
+    resolved pipeline (what the run actually did) is written out; otherwise the parameters are written to
     `shell_params_file` by a here-document first (and a starting transform to
     `shell_initial_file` as ITK text), so the text pastes into a terminal as it is.
     """
     q = shlex.quote
     parts = ["regviewer", "register", q(spec.fixed or "FIXED_IMAGE"), q(spec.moving or "MOVING_IMAGE")]
     prefix = ""
-    if spec.preset:
+    if spec.preset and (spec.preset not in AUTO_PRESET_NAMES or not spec.params):
         parts += ["--preset", q(spec.preset)]
     else:
         params_json = json.dumps(_params_dict(spec.params), indent=2)

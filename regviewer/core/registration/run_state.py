@@ -81,6 +81,8 @@ class RunState:
         self.stage = 0
         self.stage_offset = stage_offset
         self.stage_name = ""
+        self.warnings: list[str] = []  # plain words for the person (rolled-back stages, failed checks)
+        self.verification: dict = {}  # what `verify.StageVerifier` measured
 
     @property
     def cancelled(self) -> bool:

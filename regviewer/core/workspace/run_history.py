@@ -46,6 +46,8 @@ class RunRecord:
     metric_curve: list[tuple[int, int, int, float]] = field(default_factory=list)
     note: str = ""
     inputs: dict = field(default_factory=dict)  # file paths used: fixed, moving, fixed_mask, moving_mask
+    evaluation: float | None = None  # the engine's fixed evaluation of the result (higher is more similar)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -59,6 +61,8 @@ class RunRecord:
             "preset": self.preset or self.params.get("name", "custom"),
             "stages": " → ".join(stages),
             "final_metric": self.final_metric,
+            "evaluation": self.evaluation,
+            "warnings": len(self.warnings),
             "time_s": round(self.elapsed_s, 2),
             "tre_mean_mm": None if not self.tre_mm else self.tre_mm.get("mean"),
             "tre_max_mm": None if not self.tre_mm else self.tre_mm.get("max"),
@@ -83,6 +87,8 @@ class RunRecord:
             "metric_curve": [list(row) for row in self.metric_curve],
             "note": self.note,
             "inputs": self.inputs,
+            "evaluation": _finite_or_none(self.evaluation),
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -107,6 +113,8 @@ class RunRecord:
                 metric_curve=[(int(a), int(b), int(c), float(d)) for a, b, c, d in data.get("metric_curve", [])],
                 note=str(data.get("note", "")),
                 inputs=dict(data.get("inputs") or {}),
+                evaluation=data.get("evaluation"),
+                warnings=[str(w) for w in data.get("warnings") or []],
             )
         except (TypeError, ValueError) as exc:
             raise SessionError(f"{where}: run {data.get('number')} is malformed ({exc})") from None
@@ -148,6 +156,8 @@ def record_from_result(
         started_at=time.time() if started_at is None else started_at,
         metric_curve=curve,
         inputs=dict(inputs or {}),
+        evaluation=_finite_or_none(getattr(result, "evaluation", None)),
+        warnings=list(getattr(result, "warnings", []) or []),
     )
 
 
@@ -215,10 +225,15 @@ class RunHistory:
         self._notify()
 
     def best(self, by: str = "tre") -> RunRecord | None:
-        """The finished run with the lowest mean TRE (by="tre") or final metric (by="metric")."""
+        """The run with the lowest mean TRE (by="tre") or the most similar by the engine's fixed
+        evaluation (by="metric"). Optimiser metrics are not compared: values from different pyramid
+        levels and sample sets are different numbers (a run cancelled at the coarse level would win);
+        a record without an evaluation (older sessions) falls back to its final metric."""
         def key(r: RunRecord) -> float | None:
             if by == "tre":
                 return None if not r.tre_mm else r.tre_mm.get("mean")
+            if any(x.evaluation is not None for x in self._records):
+                return None if r.evaluation is None else -r.evaluation
             return r.final_metric
 
         scored = [(key(r), r) for r in self._records if key(r) is not None]

@@ -344,12 +344,16 @@ class LiveRegistrationDock(RunHistoryTab, QtWidgets.QDockWidget):
             started_at=self._run_context.get("started_at"), inputs=self._run_context.get("inputs"))
         self._shown_run = record.number
         self.host.show_preview_transform(result.transform)
+        warnings = list(getattr(result, "warnings", []) or [])
         what = "Cancelled" if result.cancelled else "Finished"
-        metric = "" if record.final_metric is None else f", final metric {record.final_metric:.5g}"
+        metric = "" if record.evaluation is None else f", similarity {record.evaluation:.4f}"
         tre = "" if not record.tre_mm else f", landmark TRE {record.tre_mm['mean']:.2f} mm"
         kept = " — showing the best transform so far" if result.cancelled else ""
+        chosen = (result.details or {}).get("auto")
+        kept += f" — with {len(warnings)} warning{'s' if len(warnings) > 1 else ''} (below)" if warnings else ""
         self.status.setText(f"{what} {record.label} in {result.elapsed:.1f} s{metric}{tre}{kept}. "
-                            "Apply keeps it, Revert goes back.")
+                            "Apply keeps it, Revert goes back." + (f"\n{chosen}" if chosen else "")
+                            + "".join(f"\n⚠ {w}" for w in warnings))
         self.refresh_grid()
         self.host.mark_modified()
         self._update_buttons()

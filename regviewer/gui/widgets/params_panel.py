@@ -19,7 +19,7 @@ from PyQt6 import QtCore, QtWidgets
 from regviewer.core.atomic import atomic_write_text
 from regviewer.core.errors import ParameterError, RegviewerError
 from regviewer.core.registration.params import Pipeline, Stage, TransformParams, applies_to
-from regviewer.core.registration.presets import list_presets, load_preset
+from regviewer.core.registration.presets import DEFAULT_PRESET, list_presets, load_preset
 from regviewer.gui.widgets.param_fields import FieldEditor, Path_, field_label, parse_value
 
 CUSTOM = "(custom)"
@@ -43,7 +43,7 @@ class ParamsPanel(QtWidgets.QWidget):
         self._build()
         presets = [name for name, _ in list_presets()]
         if presets:
-            self.choose_preset("affine-mi" if "affine-mi" in presets else presets[0])
+            self.choose_preset(DEFAULT_PRESET if DEFAULT_PRESET in presets else presets[0])
         else:
             self.set_pipeline(Pipeline())
 

@@ -15,7 +15,7 @@ from regviewer.core.errors import RegviewerError
 from regviewer.core.registration.params import Pipeline
 from regviewer.core.registration.reproduce import RunSpec, as_command_line, as_python, is_linear, save_initial_transform
 
-HISTORY_COLUMNS = ("Run", "Preset", "Stages", "Final metric", "Time (s)", "TRE mean / max (mm)", "Status")
+HISTORY_COLUMNS = ("Run", "Preset", "Stages", "Similarity", "Time (s)", "TRE mean / max (mm)", "Status")
 
 
 class RunHistoryTab:
@@ -53,7 +53,8 @@ class RunHistoryTab:
         self.history_table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             tre = "—" if row["tre_mean_mm"] is None else f"{row['tre_mean_mm']:.2f} / {row['tre_max_mm']:.2f}"
-            metric = "—" if row["final_metric"] is None else f"{row['final_metric']:.5g}"
+            score = row.get("evaluation")  # one fixed evaluation for every run (higher is better)
+            metric = "—" if score is None else f"{score:.4f}"
             values = (str(row["run"]), row["preset"], row["stages"], metric, f"{row['time_s']:.1f}", tre, row["status"])
             for c, text in enumerate(values):
                 item = QtWidgets.QTableWidgetItem(text)
