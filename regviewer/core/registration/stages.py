@@ -54,8 +54,8 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
     scales and bounds sized for the first level's B-spline grid, so built-in grid
     refinement fails with "Size of scales (N) must equal number of local parameters
     (M)"; we refine the grid ourselves, exactly (B-spline subdivision), for every
-    optimiser. (3) ITK would smooth the full-size images again at every level; the
-    level images come from the run's shared `PyramidCache` instead (made once).
+    optimiser. (3) ITK would smooth the full-size images again at every level of every
+    stage; the smoothed images come from the run's shared `PyramidCache` (made once).
     """
     levels = stage.pyramid.shrink_factors
     sigmas = stage.pyramid.smoothing_sigmas
@@ -67,15 +67,17 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
         start = [max(1, int(round(m / 2 ** (n_levels - 1)))) for m in final_mesh] if refine else final_mesh
         tx = sitk.BSplineTransformInitializer(fixed, start, 3)
     first_reason = len(run.stop_reasons)
-    one = dataclasses.replace(
-        stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(1,), smoothing_sigmas=(0.0,)),
-        transform=dataclasses.replace(stage.transform, refine_grid=False))
     in_mm = bool(stage.pyramid.sigmas_in_mm)
     for k in range(n_levels):
-        fixed_k = run.pyramid.level(fixed, levels[k], sigmas[k], in_mm)
-        moving_k = run.pyramid.level(moving, levels[k], sigmas[k], in_mm)
+        # ITK shrinks only its sampling grid (cheap) and smooths the full images: the
+        # smoothing is done once per run here and ITK gets sigma 0 (see `pyramid.py`).
+        one = dataclasses.replace(
+            stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(levels[k],), smoothing_sigmas=(0.0,)),
+            transform=dataclasses.replace(stage.transform, refine_grid=False))
+        fixed_k = run.pyramid.smoothed(fixed, sigmas[k], in_mm)
+        moving_k = run.pyramid.smoothed(moving, sigmas[k], in_mm)
         tx = _execute(one, fixed_k, moving_k, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
-                      n_levels=n_levels, reproducible=reproducible, domain=fixed)
+                      n_levels=n_levels, reproducible=reproducible)
         if run.cancelled:
             break
         if refine and k < n_levels - 1:
@@ -115,10 +117,9 @@ def refine_bspline(tx: sitk.Transform, reference: sitk.Image) -> sitk.BSplineTra
 def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
              run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
              initial: sitk.Transform | None, level_offset: int = 0, n_levels: int | None = None,
-             reproducible: bool = True, domain: sitk.Image | None = None) -> sitk.Transform:
+             reproducible: bool = True) -> sitk.Transform:
     """One ImageRegistrationMethod run: one pyramid level (see `_run_levels`), or all
-    levels of a displacement-field stage, whose field ITK resamples per level itself.
-    `domain` (default `fixed`) is the full-size fixed image that defines new transforms."""
+    levels of a displacement-field stage, whose field ITK resamples per level itself."""
     kind = stage.transform.kind
     levels = stage.pyramid.shrink_factors
     n_levels = n_levels or len(levels)
@@ -142,7 +143,7 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
     if previous is not None:
         method.SetMovingInitialTransform(previous)
 
-    builder = _TransformBuilder(stage, fixed if domain is None else domain, initial)
+    builder = _TransformBuilder(stage, fixed, initial)
     method.SetInitialTransform(builder.transform, inPlace=True)
     _set_optimizer(method, stage, builder)
 
@@ -194,7 +195,7 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
 # (per-work-unit partial sums added in unit order): any fixed count gives bit-identical
 # results run after run. A constant, not the core count, so the answer does not depend on
 # the machine's load or the thread pool's scheduling.
-REPRODUCIBLE_WORK_UNITS = 4
+REPRODUCIBLE_WORK_UNITS = 8
 
 
 def _set_work_units(method: sitk.ImageRegistrationMethod, stage: Stage, reproducible: bool) -> None:
