@@ -69,15 +69,15 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
     first_reason = len(run.stop_reasons)
     in_mm = bool(stage.pyramid.sigmas_in_mm)
     for k in range(n_levels):
-        # ITK shrinks only its sampling grid (cheap) and smooths the full images: the
-        # smoothing is done once per run here and ITK gets sigma 0 (see `pyramid.py`).
+        # The level's images come from the run's shared cache (made once); ITK only
+        # shrinks its sampling grid by what the cache has not (see `pyramid.py`).
+        fixed_k, rest = run.pyramid.level(fixed, levels[k], sigmas[k], in_mm)
+        moving_k, _ = run.pyramid.level(moving, levels[k], sigmas[k], in_mm)
         one = dataclasses.replace(
-            stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(levels[k],), smoothing_sigmas=(0.0,)),
+            stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(rest,), smoothing_sigmas=(0.0,)),
             transform=dataclasses.replace(stage.transform, refine_grid=False))
-        fixed_k = run.pyramid.smoothed(fixed, sigmas[k], in_mm)
-        moving_k = run.pyramid.smoothed(moving, sigmas[k], in_mm)
         tx = _execute(one, fixed_k, moving_k, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
-                      n_levels=n_levels, reproducible=reproducible)
+                      n_levels=n_levels, reproducible=reproducible, domain=fixed)
         if run.cancelled:
             break
         if refine and k < n_levels - 1:
@@ -117,9 +117,10 @@ def refine_bspline(tx: sitk.Transform, reference: sitk.Image) -> sitk.BSplineTra
 def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
              run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
              initial: sitk.Transform | None, level_offset: int = 0, n_levels: int | None = None,
-             reproducible: bool = True) -> sitk.Transform:
+             reproducible: bool = True, domain: sitk.Image | None = None) -> sitk.Transform:
     """One ImageRegistrationMethod run: one pyramid level (see `_run_levels`), or all
-    levels of a displacement-field stage, whose field ITK resamples per level itself."""
+    levels of a displacement-field stage, whose field ITK resamples per level itself.
+    `domain` (default `fixed`): the full-size fixed image new transforms are defined on."""
     kind = stage.transform.kind
     levels = stage.pyramid.shrink_factors
     n_levels = n_levels or len(levels)
@@ -143,7 +144,7 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
     if previous is not None:
         method.SetMovingInitialTransform(previous)
 
-    builder = _TransformBuilder(stage, fixed, initial)
+    builder = _TransformBuilder(stage, fixed if domain is None else domain, initial)
     method.SetInitialTransform(builder.transform, inPlace=True)
     _set_optimizer(method, stage, builder)
 
