@@ -4,7 +4,8 @@
 cancel=...)` and blocks the calling (worker) thread, but the optimisation runs in a
 fresh *spawned* process:
 
-- the images go over once, as read (an RGB photo stays uint8), with the job;
+- the images go over once, as read (an RGB photo stays uint8), as raw pixel buffers
+  written straight from the window's own arrays (no pickled copy);
 - every iteration comes back (stage, level, iteration, metric, time) for the plot; a
   transform snapshot at most `snapshot_hz` times a second, as the current stage's own
   transform only: the earlier stages' transform is sent once per stage and composed here;
@@ -30,6 +31,7 @@ from regviewer.core.errors import RegistrationFailed, RegviewerError
 from regviewer.core.registration.run_state import Progress
 
 _CTX = multiprocessing.get_context("spawn")
+IMAGE_KEYS = ("fixed", "moving", "fixed_mask", "moving_mask")
 JOB_KEYS = ("fixed", "moving", "preset", "params", "initial_transform", "fixed_mask", "moving_mask", "seed",
             "landmarks")
 
@@ -48,21 +50,36 @@ class _EventToken:
         return self._event.is_set()
 
 
-def _pack_image(image: Any) -> Any:
-    """A Volume as (image as read, path, warnings): pickled once; paths stay paths."""
+def _pack_image(image: Any, buffers: list) -> Any:
+    """A Volume or image as a small description; its pixels go into `buffers`, sent raw
+    after the job (`send_bytes` from a view: no pickled copy of a 1 mm brain in the window)."""
     from regviewer.core.imaging.image import Volume
 
+    path, warnings = None, []
     if isinstance(image, Volume):
-        return ("volume", image.sitk, image.path, list(image.warnings))
-    return image
+        image, path, warnings = image.sitk, image.path, list(image.warnings)
+    elif not isinstance(image, sitk.Image):
+        return image  # None or a path
+    view = sitk.GetArrayViewFromImage(image)
+    buffers.append(view)
+    return ("image", len(buffers) - 1, view.dtype.str, view.shape, image.GetNumberOfComponentsPerPixel() > 1,
+            image.GetSpacing(), image.GetOrigin(), image.GetDirection(), path, warnings)
 
 
-def _unpack_image(packed: Any) -> Any:
-    if isinstance(packed, tuple) and len(packed) == 4 and packed[0] == "volume":
-        from regviewer.core.imaging.image import Volume
+def _unpack_image(packed: Any, conn: Any) -> Any:
+    if not (isinstance(packed, tuple) and packed and packed[0] == "image"):
+        return packed
+    import numpy as np
 
-        return Volume(packed[1], packed[2], packed[3])
-    return packed
+    from regviewer.core.imaging.image import Volume
+
+    _, _, dtype, shape, vector, spacing, origin, direction, path, warnings = packed
+    array = np.frombuffer(conn.recv_bytes(), dtype=dtype).reshape(shape)
+    image = sitk.GetImageFromArray(array, isVector=vector)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    image.SetDirection(direction)
+    return Volume(image, path, warnings)
 
 
 def _split(tx: sitk.Transform) -> tuple[sitk.Transform | None, sitk.Transform]:
@@ -85,8 +102,8 @@ def _child_main(conn: Any, stop: Any, snapshot_hz: float) -> None:
 
     RunState.snapshot_interval_s = 1.0 / snapshot_hz if snapshot_hz > 0 else 0.0
     job = conn.recv()
-    for key in ("fixed", "moving", "fixed_mask", "moving_mask"):
-        job[key] = _unpack_image(job.get(key))
+    for key in IMAGE_KEYS:  # the raw pixel buffers follow the job, in this order
+        job[key] = _unpack_image(job.get(key), conn)
     sent = {"snapshot": None, "previous_key": None}
 
     def progress(p: Progress) -> None:
@@ -136,8 +153,9 @@ def run_in_process(job: dict, progress: Callable[[Progress], None] | None = None
         raise RegistrationFailed(f"unknown registration argument(s) {', '.join(sorted(unknown))}")
     fixed_v, moving_v = as_volume(job["fixed"]), as_volume(job["moving"])  # read paths once, here
     payload = dict(job, fixed=fixed_v, moving=moving_v)
-    for key in ("fixed", "moving", "fixed_mask", "moving_mask"):
-        payload[key] = _pack_image(payload.get(key))
+    buffers: list = []
+    for key in IMAGE_KEYS:
+        payload[key] = _pack_image(payload.get(key), buffers)
     here, there = _CTX.Pipe()
     stop = _CTX.Event()
     proc = _CTX.Process(target=_child_main, args=(there, stop, snapshot_hz), name="regviewer-engine", daemon=True)
@@ -147,6 +165,9 @@ def run_in_process(job: dict, progress: Callable[[Progress], None] | None = None
         if on_start is not None:
             on_start(proc)
         here.send(payload)
+        for view in buffers:
+            here.send_bytes(memoryview(view).cast("B"))
+        del buffers
         return _serve(proc, here, stop, progress, cancel, cancel_grace_s, fixed_v, moving_v,
                       RegistrationResult, resample_moving, job)
     except (BrokenPipeError, EOFError, ConnectionResetError):
