@@ -9,7 +9,8 @@ shared data), runs the `affine-bspline-mi` preset (seed 0) twice:
    (so the window process's peak RSS is the window's own);
 2. in the real main window with every live view on (checkerboard overlay redrawn per
    snapshot, deformation grid in the slice views and the 3D view, metric plot). The
-   engine runs in its own process (core/registration/remote.py).
+   engine runs in its own process (core/registration/remote.py). Then the result is
+   applied and evaluated in the QA panel, as a user would next.
 
 While (2) runs, a 10 ms QTimer probes the GUI event loop: its lateness (time between
 ticks minus 10 ms) is the latency a user feels; every 150 ms the axial slice steps and
@@ -112,6 +113,18 @@ def live(fixed: str, moving: str, mask: str, preset: str, three_d: bool) -> dict
     stepper.stop()
     lateness = np.maximum(np.diff(ticks) - 0.010, 0.0) * 1000.0
     record = done["record"]
+    rss_run = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    qa_s = float("nan")
+    qa = window.panels.get("QADock") if hasattr(window.panels, "get") else None
+    if qa is not None:  # apply the result and evaluate it, as a user would next
+        dock.apply()
+        qa_loop = QtCore.QEventLoop()
+        qa.evaluated.connect(lambda _e: qa_loop.quit())
+        QtCore.QTimer.singleShot(600_000, qa_loop.quit)
+        t_qa = time.perf_counter()
+        if qa.evaluate():
+            qa_loop.exec()
+            qa_s = time.perf_counter() - t_qa
     image_mb = sum(v.sitk.GetNumberOfPixels() * 4 for v in (window.fixed_volume(), window.moving_volume())) / 2**20
     window.close()
     return {
@@ -128,6 +141,8 @@ def live(fixed: str, moving: str, mask: str, preset: str, three_d: bool) -> dict
         "step_p95": float(np.percentile(steps, 95)) if steps else float("nan"),
         "step_max": float(max(steps)) if steps else float("nan"),
         "rss_window": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "rss_run": rss_run,
+        "qa_s": qa_s,
         "rss_engine": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0,
         "image_mb": image_mb,
         "three_d": window.volume_view() is not None,
@@ -161,13 +176,14 @@ def main() -> int:
     print(f"\nLive registration benchmark: {args.preset} on {what}, "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
     print("| run | headless wall (s) | live wall (s) | live / headless | event loop p50 / p95 / max (ms) "
-          "| slice step p50 / p95 / max (ms) | redraws (Hz) | peak RSS window / engine (MB) | iterations "
+          "| slice step p50 / p95 / max (ms) | redraws (Hz) | peak RSS window run / +QA / engine (MB) | iterations "
           "| final metric headless / live |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for i, (t_h, m_h, c_h, s) in enumerate(rows, 1):
         print(f"| {i} | {t_h:.1f} | {s['wall']:.1f} | {s['wall'] / t_h:.2f}x | {s['lat_p50']:.1f} / {s['lat_p95']:.1f} / "
               f"{s['lat_max']:.0f} | {s['step_p50']:.1f} / {s['step_p95']:.1f} / {s['step_max']:.0f} | "
-              f"{s['snapshots']} ({s['snapshots'] / s['wall']:.1f}) | {s['rss_window']:.0f} / {s['rss_engine']:.0f} | "
+              f"{s['snapshots']} ({s['snapshots'] / s['wall']:.1f}) | {s['rss_run']:.0f} / {s['rss_window']:.0f} "
+              f"(QA {s['qa_s']:.0f} s) / {s['rss_engine']:.0f} | "
               f"{s['iterations']} | {m_h:.4f} / {s['final_metric']:.4f} |")
     best_h = min(r[0] for r in rows)
     best_l = min(r[3]["wall"] for r in rows)
