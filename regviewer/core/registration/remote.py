@@ -31,6 +31,7 @@ from regviewer.core.errors import RegistrationFailed, RegviewerError
 from regviewer.core.registration.run_state import Progress
 
 _CTX = multiprocessing.get_context("spawn")
+FIELD_INTERVAL_S = 2.0
 IMAGE_KEYS = ("fixed", "moving", "fixed_mask", "moving_mask")
 JOB_KEYS = ("fixed", "moving", "preset", "params", "initial_transform", "fixed_mask", "moving_mask", "seed",
             "landmarks")
@@ -104,11 +105,21 @@ def _child_main(conn: Any, stop: Any, snapshot_hz: float) -> None:
     job = conn.recv()
     for key in IMAGE_KEYS:  # the raw pixel buffers follow the job, in this order
         job[key] = _unpack_image(job.get(key), conn)
-    sent = {"snapshot": None, "previous_key": None}
+    sent = {"snapshot": None, "previous_key": None, "field_at": -FIELD_INTERVAL_S}
+
+    def _due(p: Progress) -> bool:
+        """A dense field (demons, displacement stages) is the size of the image: send one
+        every FIELD_INTERVAL_S at most; anything else as often as the engine makes them."""
+        if "Displacement" not in _split(p.transform)[1].GetName():
+            return True
+        if p.elapsed - sent["field_at"] < FIELD_INTERVAL_S:
+            return False
+        sent["field_at"] = p.elapsed
+        return True
 
     def progress(p: Progress) -> None:
         payload = None
-        if p.transform is not sent["snapshot"]:  # a new snapshot (the engine throttles them)
+        if p.transform is not sent["snapshot"] and _due(p):  # a new snapshot (the engine throttles them)
             sent["snapshot"] = p.transform
             previous, current = _split(p.transform)
             key = (p.stage, previous.GetNumberOfTransforms() if previous is not None else 0)
