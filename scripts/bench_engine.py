@@ -381,7 +381,7 @@ def _print_tools(rows: list[dict]) -> None:
     tools = [(k, label) for k, label in (("elastix", "elastix"), ("ants", "ANTs"))
              if any(r.get(k) is not None for r in rows)]
     skipped = [label for k, label in (("elastix", "itk-elastix"), ("ants", "antspyx"))
-               if all(r.get(k) is None for r in rows)]
+               if all(r.get(k) is None for r in rows) and k in os.environ.get("BENCH_TOOLS", "elastix,ants")]
     if tools:
         head = "| case | regviewer time / TRE mean |" + "".join(
             f" {label} method | {label} time | {label} TRE mean / p95 / max | regviewer / {label} time |"
