@@ -84,3 +84,18 @@ def test_engine_errors_come_back_typed():
     bad = Pipeline(stages=(Stage(initializer="landmarks"),))  # landmarks asked for, none given
     with pytest.raises(ParameterError, match="landmarks"):
         run_in_process(dict(fixed=_blobs(), moving=_blobs(), params=bad), None, CancelToken())
+
+
+def test_landmarks_go_over_to_the_engine_process():
+    """A LandmarkSet's undo history is not picklable: its pairs go over and the set is rebuilt."""
+    from regviewer.core.landmarks.model import LandmarkSet
+
+    fixed, moving = _blobs(), _blobs((4.0, -3.0))
+    landmarks = LandmarkSet(dimension=2)
+    for x, y in ((50.0, 40.0), (85.0, 60.0), (20.0, 70.0)):
+        landmarks.add_pair(fixed=(x, y), moving=(x + 4.0, y - 3.0))
+    pipe = _pipeline()
+    pipe = Pipeline(stages=(Stage(**{**pipe.stages[0].__dict__, "initializer": "landmarks"}),))
+    result = run_in_process(dict(fixed=fixed, moving=moving, params=pipe, landmarks=landmarks), None, CancelToken())
+    here = register(fixed, moving, params=pipe, landmarks=landmarks)
+    assert result.transform.GetParameters() == here.transform.GetParameters()

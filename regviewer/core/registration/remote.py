@@ -83,6 +83,21 @@ def _unpack_image(packed: Any, conn: Any) -> Any:
     return Volume(image, path, warnings)
 
 
+def _pack_landmarks(landmarks: Any) -> Any:
+    """A LandmarkSet (its undo history holds callbacks, not picklable) as its pairs."""
+    if landmarks is None or not hasattr(landmarks, "pairs") or not hasattr(landmarks, "dimension"):
+        return landmarks
+    return ("landmarks", landmarks.dimension, tuple(landmarks.pairs))
+
+
+def _unpack_landmarks(packed: Any) -> Any:
+    if isinstance(packed, tuple) and packed and packed[0] == "landmarks":
+        from regviewer.core.landmarks.model import LandmarkSet
+
+        return LandmarkSet(packed[1], packed[2])
+    return packed
+
+
 def _split(tx: sitk.Transform) -> tuple[sitk.Transform | None, sitk.Transform]:
     """A snapshot as (earlier stages, current stage) - see `stages._compose_snapshot`."""
     if tx.GetName() == "CompositeTransform":
@@ -105,6 +120,8 @@ def _child_main(conn: Any, stop: Any, snapshot_hz: float) -> None:
     job = conn.recv()
     for key in IMAGE_KEYS:  # the raw pixel buffers follow the job, in this order
         job[key] = _unpack_image(job.get(key), conn)
+    if "landmarks" in job:
+        job["landmarks"] = _unpack_landmarks(job["landmarks"])
     sent = {"snapshot": None, "previous_key": None, "field_at": -FIELD_INTERVAL_S}
 
     def _due(p: Progress) -> bool:
@@ -167,6 +184,8 @@ def run_in_process(job: dict, progress: Callable[[Progress], None] | None = None
     buffers: list = []
     for key in IMAGE_KEYS:
         payload[key] = _pack_image(payload.get(key), buffers)
+    if "landmarks" in payload:
+        payload["landmarks"] = _pack_landmarks(payload["landmarks"])
     here, there = _CTX.Pipe()
     stop = _CTX.Event()
     proc = _CTX.Process(target=_child_main, args=(there, stop, snapshot_hz), name="regviewer-engine", daemon=True)
