@@ -1,9 +1,10 @@
 """Runs the registration engine off the GUI thread and turns its callbacks into Qt signals.
 
 This is the only module that knows about threads for the engine. The engine
-(`regviewer.core.registration.engine.register`) runs in a plain Python thread (SimpleITK releases
-the GIL while it computes); its `progress` callback, called on that thread for every
-optimiser iteration, only appends the iteration to a list. At most `rate_hz` times a
+(`regviewer.core.registration.engine.register`) runs in its own spawned process
+(`core/registration/remote.py`, so drawing never competes with it for the GIL), driven
+from a plain Python thread here; its `progress` callback, called on that thread for
+every optimiser iteration, only appends the iteration to a list. At most `rate_hz` times a
 second -- and only when the GUI has taken the previous one -- it packs the iterations
 since the last delivery, the latest transform snapshot (an independent copy, FIXED →
 MOVING) and whatever `prepare(progress)` precomputes (e.g. grid polylines, on a
@@ -65,18 +66,22 @@ class RegistrationJob:
     moving_mask: Any = None
     seed: int = 0
     landmarks: Any = None
+    separate_process: bool = True  # the engine in its own process (core/registration/remote.py)
 
     def run(self, progress: Callable[[Any], None], cancel: Any) -> Any:
         from regviewer.core.registration.engine import register
 
         kwargs: dict[str, Any] = dict(params=self.params, initial_transform=self.initial_transform,
-                                      fixed_mask=self.fixed_mask, moving_mask=self.moving_mask, progress=progress,
-                                      cancel=cancel, seed=self.seed)
+                                      fixed_mask=self.fixed_mask, moving_mask=self.moving_mask, seed=self.seed)
         if self.preset is not None or self.params is None:
             kwargs["preset"] = self.preset
         if self.landmarks is not None:
             kwargs["landmarks"] = self.landmarks
-        return register(self.fixed, self.moving, **kwargs)
+        if self.separate_process:
+            from regviewer.core.registration.remote import run_in_process
+
+            return run_in_process(dict(kwargs, fixed=self.fixed, moving=self.moving), progress, cancel)
+        return register(self.fixed, self.moving, progress=progress, cancel=cancel, **kwargs)
 
 
 def _new_cancel_token() -> Any:

@@ -192,8 +192,9 @@ class Pipeline:
                                       metadata={"help": "Stages, run in order"})
     symmetric: bool = _f(False, "Inverse-consistent mode: the result does not depend on which image is called "
                          "fixed (roughly doubles the run time)")
-    reproducible: bool = _f(True, "Same seed, same result, bit for bit: the metric runs as one work unit "
-                            "(ITK's threaded sums otherwise vary in the last digits; can be slower)", advanced=True)
+    reproducible: bool = _f(True, "Same seed, same result, bit for bit: the metric's threads get a fixed "
+                            "split (Mattes MI, whose threaded sums vary in the last digits, runs as one "
+                            "work unit; can be slower)", advanced=True)
     name: str = _f("custom", "Preset or pipeline name", advanced=True)
     description: str = _f("", "One-line description", advanced=True)
 

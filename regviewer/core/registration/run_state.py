@@ -13,6 +13,8 @@ from typing import Callable
 
 import SimpleITK as sitk
 
+from regviewer.core.registration.pyramid import PyramidCache
+
 
 def level_label(level: int) -> str:
     """How a pyramid level is named everywhere (window, plot, report): L1 is the coarsest."""
@@ -71,6 +73,11 @@ class HistoryEntry:
 class RunState:
     """Progress plumbing for one `register()` call (one direction of a symmetric run)."""
 
+    # Build a transform snapshot at most this often (s); iterations in between carry the
+    # last one. 0: every iteration. The engine process (`remote.py`) sets it, so the
+    # optimiser does not pay for copies nobody will draw.
+    snapshot_interval_s: float = 0.0
+
     def __init__(self, progress: Callable[[Progress], None] | None, cancel: CancelToken | None,
                  start: float | None = None, stage_offset: int = 0) -> None:
         self.progress = progress
@@ -83,6 +90,8 @@ class RunState:
         self.stage_name = ""
         self.warnings: list[str] = []  # plain words for the person (rolled-back stages, failed checks)
         self.verification: dict = {}  # what `verify.StageVerifier` measured
+        self.pyramid = PyramidCache()  # level images shared by every stage of this run
+        self._snapshot: tuple | None = None  # (stage, level, elapsed, transform)
 
     @property
     def cancelled(self) -> bool:
@@ -101,5 +110,9 @@ class RunState:
         elapsed = self.elapsed()
         self.history.append(HistoryEntry(self.stage, self.stage_name, level, iteration, float(metric), elapsed))
         if self.progress is not None and snapshot is not None:
+            last = self._snapshot
+            if (last is None or self.snapshot_interval_s <= 0 or last[:2] != (self.stage, level)
+                    or elapsed - last[2] >= self.snapshot_interval_s):
+                last = self._snapshot = (self.stage, level, elapsed, snapshot())
             self.progress(Progress(self.stage, self.stage_name, level, n_levels, iteration, float(metric),
-                                   snapshot(), elapsed))
+                                   last[3], elapsed))

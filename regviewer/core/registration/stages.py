@@ -37,8 +37,7 @@ def run_method_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previo
     initialiser); otherwise an identity of the stage's model is used.
     On cancel the transform reached so far is returned (the caller checks `run.cancelled`).
     """
-    levels = stage.pyramid.shrink_factors
-    if stage.transform.kind == "displacement" or len(levels) == 1:
+    if stage.transform.kind == "displacement":
         return _execute(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask, initial,
                         reproducible=reproducible)
     return _run_levels(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask, initial, reproducible)
@@ -55,7 +54,8 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
     scales and bounds sized for the first level's B-spline grid, so built-in grid
     refinement fails with "Size of scales (N) must equal number of local parameters
     (M)"; we refine the grid ourselves, exactly (B-spline subdivision), for every
-    optimiser. Each level smooths and shrinks the full image exactly as ITK would.
+    optimiser. (3) ITK would smooth the full-size images again at every level of every
+    stage; the smoothed images come from the run's shared `PyramidCache` (made once).
     """
     levels = stage.pyramid.shrink_factors
     sigmas = stage.pyramid.smoothing_sigmas
@@ -67,12 +67,17 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
         start = [max(1, int(round(m / 2 ** (n_levels - 1)))) for m in final_mesh] if refine else final_mesh
         tx = sitk.BSplineTransformInitializer(fixed, start, 3)
     first_reason = len(run.stop_reasons)
+    in_mm = bool(stage.pyramid.sigmas_in_mm)
     for k in range(n_levels):
+        # The level's images come from the run's shared cache (made once); ITK only
+        # shrinks its sampling grid by what the cache has not (see `pyramid.py`).
+        fixed_k, rest = run.pyramid.level(fixed, levels[k], sigmas[k], in_mm)
+        moving_k, _ = run.pyramid.level(moving, levels[k], sigmas[k], in_mm)
         one = dataclasses.replace(
-            stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(levels[k],), smoothing_sigmas=(sigmas[k],)),
+            stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(rest,), smoothing_sigmas=(0.0,)),
             transform=dataclasses.replace(stage.transform, refine_grid=False))
-        tx = _execute(one, fixed, moving, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
-                      n_levels=n_levels, reproducible=reproducible)
+        tx = _execute(one, fixed_k, moving_k, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
+                      n_levels=n_levels, reproducible=reproducible, domain=fixed)
         if run.cancelled:
             break
         if refine and k < n_levels - 1:
@@ -112,17 +117,22 @@ def refine_bspline(tx: sitk.Transform, reference: sitk.Image) -> sitk.BSplineTra
 def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
              run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
              initial: sitk.Transform | None, level_offset: int = 0, n_levels: int | None = None,
-             reproducible: bool = True) -> sitk.Transform:
+             reproducible: bool = True, domain: sitk.Image | None = None) -> sitk.Transform:
     """One ImageRegistrationMethod run: one pyramid level (see `_run_levels`), or all
-    levels of a displacement-field stage, whose field ITK resamples per level itself."""
+    levels of a displacement-field stage, whose field ITK resamples per level itself.
+    `domain` (default `fixed`): the full-size fixed image new transforms are defined on."""
     kind = stage.transform.kind
     levels = stage.pyramid.shrink_factors
     n_levels = n_levels or len(levels)
     method = sitk.ImageRegistrationMethod()
-    if reproducible:
-        method.SetNumberOfWorkUnits(1)  # ITK's multi-unit metric sums vary in the last bits from run to run
+    _set_work_units(method, stage, reproducible)
     _set_metric(method, stage)
-    _set_sampling(method, stage, fixed, seed)
+    if _set_sampling(method, stage, fixed, seed):
+        # Sampled metrics: image gradients by central differences at the sampled points only,
+        # not a smoothed gradient image of the whole image per level (half the affine time
+        # on the 2 mm brain, and no full-size vector image in memory).
+        method.SetMetricUseFixedImageGradientFilter(False)
+        method.SetMetricUseMovingImageGradientFilter(False)
     method.SetInterpolator(interpolator_id(stage.interpolator))
     method.SetShrinkFactorsPerLevel([int(s) for s in levels])
     method.SetSmoothingSigmasPerLevel([float(s) for s in stage.pyramid.smoothing_sigmas])
@@ -134,7 +144,7 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
     if previous is not None:
         method.SetMovingInitialTransform(previous)
 
-    builder = _TransformBuilder(stage, fixed, initial)
+    builder = _TransformBuilder(stage, fixed if domain is None else domain, initial)
     method.SetInitialTransform(builder.transform, inPlace=True)
     _set_optimizer(method, stage, builder)
 
@@ -180,6 +190,29 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
     if run.cancelled:
         return _cancelled_transform(builder, state)
     return copy_transform(builder.transform)
+
+
+# Work units for a reproducible metric whose threaded sums ITK reduces in a fixed order
+# (per-work-unit partial sums added in unit order): any fixed count gives bit-identical
+# results run after run. A constant, not the core count, so the answer does not depend on
+# the machine's load or the thread pool's scheduling.
+REPRODUCIBLE_WORK_UNITS = 8
+
+
+def _set_work_units(method: sitk.ImageRegistrationMethod, stage: Stage, reproducible: bool) -> None:
+    """Threads for the metric: all cores, or a fixed split when results must repeat bit for bit.
+
+    Measured (scripts/bench_engine.py --threads): correlation, mean squares and
+    joint-histogram MI give identical results with a fixed number of work units;
+    ITK's Mattes MI does not (its threads add their derivative buffers into one shared
+    sum under a lock, in whatever order they arrive), so it runs as one unit here.
+    """
+    if not reproducible:
+        return
+    if stage.metric.kind == "mattes":
+        method.SetNumberOfWorkUnits(1)
+    else:
+        method.SetNumberOfWorkUnits(REPRODUCIBLE_WORK_UNITS)
 
 
 def _cancelled_transform(builder: "_TransformBuilder", state: dict) -> sitk.Transform:
@@ -259,19 +292,21 @@ def _set_metric(method: sitk.ImageRegistrationMethod, stage: Stage) -> None:
         method.SetMetricAsANTSNeighborhoodCorrelation(m.radius)
 
 
-def _set_sampling(method: sitk.ImageRegistrationMethod, stage: Stage, fixed: sitk.Image, seed: int) -> None:
+def _set_sampling(method: sitk.ImageRegistrationMethod, stage: Stage, fixed: sitk.Image, seed: int) -> bool:
+    """Set the metric's sample points; True when the metric sees a subset of the voxels."""
     s = stage.sampling
     if s.strategy == "none" or stage.metric.kind == "ants_nc" and s.strategy == "random":
         # ANTS NC with random sampling is ill-defined in ITK (it needs neighbourhoods); use all voxels.
         method.SetMetricSamplingStrategy(method.NONE)
-        return
+        return False
     method.SetMetricSamplingStrategy(method.RANDOM if s.strategy == "random" else method.REGULAR)
     if s.count > 0:
         n_voxels = float(np.prod(fixed.GetSize()))
         per_level = [min(1.0, s.count * f ** fixed.GetDimension() / n_voxels) for f in stage.pyramid.shrink_factors]
         method.SetMetricSamplingPercentagePerLevel(per_level, itk_seed(seed))
-    else:
-        method.SetMetricSamplingPercentage(float(s.percentage), itk_seed(seed))
+        return max(per_level) < 0.5
+    method.SetMetricSamplingPercentage(float(s.percentage), itk_seed(seed))
+    return s.percentage < 0.5
 
 
 def _set_optimizer(method: sitk.ImageRegistrationMethod, stage: Stage, builder: _TransformBuilder) -> None:

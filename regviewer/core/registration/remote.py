@@ -1,0 +1,299 @@
+"""The engine in its own process, so a window's drawing never competes with it.
+
+`run_in_process(job, progress, cancel)` behaves like `engine.register(**job, progress=...,
+cancel=...)` and blocks the calling (worker) thread, but the optimisation runs in a
+fresh *spawned* process:
+
+- the images go over once, as read (an RGB photo stays uint8), as raw pixel buffers
+  written straight from the window's own arrays (no pickled copy);
+- every iteration comes back (stage, level, iteration, metric, time) for the plot; a
+  transform snapshot at most `snapshot_hz` times a second, as the current stage's own
+  transform only: the earlier stages' transform is sent once per stage and composed here;
+- cancel sets a shared event; the engine stops within about a second and returns its best
+  transform. If it has not answered `cancel_grace_s` after the cancel, the process is
+  terminated and the last snapshot is the (cancelled) result;
+- a crash of the engine process (killed, out of memory, a segfault in a library) raises
+  `RegistrationFailed` with the exit code, never a hang.
+
+No Qt here: `gui/worker.py` calls this from its worker thread.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import time
+from typing import Any, Callable
+
+import SimpleITK as sitk
+
+from regviewer.core.errors import RegistrationFailed, RegviewerError
+from regviewer.core.registration.run_state import Progress
+
+_CTX = multiprocessing.get_context("spawn")
+FIELD_INTERVAL_S = 2.0
+IMAGE_KEYS = ("fixed", "moving", "fixed_mask", "moving_mask")
+JOB_KEYS = ("fixed", "moving", "preset", "params", "initial_transform", "fixed_mask", "moving_mask", "seed",
+            "landmarks")
+
+
+class _EventToken:
+    """A CancelToken backed by a process-shared event."""
+
+    def __init__(self, event: Any) -> None:
+        self._event = event
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+def _pack_image(image: Any, buffers: list) -> Any:
+    """A Volume or image as a small description; its pixels go into `buffers`, sent raw
+    after the job (`send_bytes` from a view: no pickled copy of a 1 mm brain in the window)."""
+    from regviewer.core.imaging.image import Volume
+
+    path, warnings = None, []
+    if isinstance(image, Volume):
+        image, path, warnings = image.sitk, image.path, list(image.warnings)
+    elif not isinstance(image, sitk.Image):
+        return image  # None or a path
+    view = sitk.GetArrayViewFromImage(image)
+    buffers.append(view)
+    return ("image", len(buffers) - 1, view.dtype.str, view.shape, image.GetNumberOfComponentsPerPixel() > 1,
+            image.GetSpacing(), image.GetOrigin(), image.GetDirection(), path, warnings)
+
+
+def _unpack_image(packed: Any, conn: Any) -> Any:
+    if not (isinstance(packed, tuple) and packed and packed[0] == "image"):
+        return packed
+    import numpy as np
+
+    from regviewer.core.imaging.image import Volume
+
+    _, _, dtype, shape, vector, spacing, origin, direction, path, warnings = packed
+    array = np.frombuffer(conn.recv_bytes(), dtype=dtype).reshape(shape)
+    image = sitk.GetImageFromArray(array, isVector=vector)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    image.SetDirection(direction)
+    return Volume(image, path, warnings)
+
+
+def _pack_landmarks(landmarks: Any) -> Any:
+    """A LandmarkSet (its undo history holds callbacks, not picklable) as its pairs."""
+    if landmarks is None or not hasattr(landmarks, "pairs") or not hasattr(landmarks, "dimension"):
+        return landmarks
+    return ("landmarks", landmarks.dimension, tuple(landmarks.pairs))
+
+
+def _unpack_landmarks(packed: Any) -> Any:
+    if isinstance(packed, tuple) and packed and packed[0] == "landmarks":
+        from regviewer.core.landmarks.model import LandmarkSet
+
+        return LandmarkSet(packed[1], packed[2])
+    return packed
+
+
+def _split(tx: sitk.Transform) -> tuple[sitk.Transform | None, sitk.Transform]:
+    """A snapshot as (earlier stages, current stage) - see `stages._compose_snapshot`."""
+    if tx.GetName() == "CompositeTransform":
+        comp = sitk.CompositeTransform(tx)
+        n = comp.GetNumberOfTransforms()
+        if n >= 2:
+            previous = sitk.CompositeTransform(tx.GetDimension())
+            for i in range(n - 1):
+                previous.AddTransform(comp.GetNthTransform(i))
+            return previous, comp.GetNthTransform(n - 1)
+    return None, tx
+
+
+def _child_main(conn: Any, stop: Any, snapshot_hz: float) -> None:
+    """The engine process: receive the job, run it, stream progress, send the result."""
+    from regviewer.core.registration.engine import register
+    from regviewer.core.registration.run_state import RunState
+
+    RunState.snapshot_interval_s = 1.0 / snapshot_hz if snapshot_hz > 0 else 0.0
+    job = conn.recv()
+    for key in IMAGE_KEYS:  # the raw pixel buffers follow the job, in this order
+        job[key] = _unpack_image(job.get(key), conn)
+    if "landmarks" in job:
+        job["landmarks"] = _unpack_landmarks(job["landmarks"])
+    sent = {"snapshot": None, "previous_key": None, "field_at": -FIELD_INTERVAL_S}
+
+    def _due(p: Progress) -> bool:
+        """A dense field (demons, displacement stages) is the size of the image: send one
+        every FIELD_INTERVAL_S at most; anything else as often as the engine makes them."""
+        if "Displacement" not in _split(p.transform)[1].GetName():
+            return True
+        if p.elapsed - sent["field_at"] < FIELD_INTERVAL_S:
+            return False
+        sent["field_at"] = p.elapsed
+        return True
+
+    def progress(p: Progress) -> None:
+        payload = None
+        if p.transform is not sent["snapshot"] and _due(p):  # a new snapshot (the engine throttles them)
+            sent["snapshot"] = p.transform
+            previous, current = _split(p.transform)
+            key = (p.stage, previous.GetNumberOfTransforms() if previous is not None else 0)
+            if key != sent["previous_key"]:
+                sent["previous_key"] = key
+                conn.send(("previous", previous))
+            payload = current
+        conn.send(("iteration", p.stage, p.stage_name, p.level, p.n_levels, p.iteration, p.metric, p.elapsed,
+                   payload))
+
+    try:
+        preset = job.pop("preset", None)
+        result = register(job.pop("fixed"), job.pop("moving"), preset=preset, progress=progress,
+                          cancel=_EventToken(stop), **job)
+        conn.send(("result", result.transform, result.history, result.stop_reason, result.elapsed, result.params,
+                   result.cancelled, result.details))
+    except BaseException as exc:  # noqa: BLE001 -- every failure goes back as words
+        try:
+            pickle.loads(pickle.dumps(exc))
+            conn.send(("error", exc))
+        except Exception:  # noqa: BLE001 -- an exception that does not survive pickling
+            conn.send(("error", RegistrationFailed(f"{type(exc).__name__}: {exc}")))
+    finally:
+        conn.close()
+
+
+def run_in_process(job: dict, progress: Callable[[Progress], None] | None = None, cancel: Any = None,
+                   snapshot_hz: float = 20.0, cancel_grace_s: float = 0.7,
+                   on_start: Callable[[Any], None] | None = None) -> Any:
+    """Run `engine.register(**job)` in a spawned process; return its `RegistrationResult`.
+
+    `job` holds `register`'s keyword arguments (JOB_KEYS). `progress` is called here, in
+    the caller's thread, once per engine iteration. `on_start(process)` gets the
+    `multiprocessing.Process` (tests kill it to check that a crash becomes an error).
+    """
+    from regviewer.core.imaging.image import as_volume
+    from regviewer.core.registration.engine import RegistrationResult
+    from regviewer.core.transforms.resample import resample_moving
+
+    unknown = set(job) - set(JOB_KEYS)
+    if unknown:
+        raise RegistrationFailed(f"unknown registration argument(s) {', '.join(sorted(unknown))}")
+    fixed_v, moving_v = as_volume(job["fixed"]), as_volume(job["moving"])  # read paths once, here
+    payload = dict(job, fixed=fixed_v, moving=moving_v)
+    buffers: list = []
+    for key in IMAGE_KEYS:
+        payload[key] = _pack_image(payload.get(key), buffers)
+    if "landmarks" in payload:
+        payload["landmarks"] = _pack_landmarks(payload["landmarks"])
+    here, there = _CTX.Pipe()
+    stop = _CTX.Event()
+    proc = _CTX.Process(target=_child_main, args=(there, stop, snapshot_hz), name="regviewer-engine", daemon=True)
+    proc.start()
+    there.close()  # only the child holds its end now: its death is an EOF here
+    try:
+        if on_start is not None:
+            on_start(proc)
+        here.send(payload)
+        for view in buffers:
+            here.send_bytes(memoryview(view).cast("B"))
+        del buffers
+        return _serve(proc, here, stop, progress, cancel, cancel_grace_s, fixed_v, moving_v,
+                      RegistrationResult, resample_moving, job)
+    except (BrokenPipeError, EOFError, ConnectionResetError):
+        raise _crashed(proc) from None
+    finally:
+        here.close()
+        if proc.is_alive():
+            proc.terminate()
+        proc.join(5)
+
+
+def _serve(proc, here, stop, progress, cancel, grace, fixed_v, moving_v, result_type, resample, job) -> Any:
+    """Relay messages until the result, an error, a crash or an unanswered cancel."""
+    from regviewer.core.registration.run_state import HistoryEntry
+
+    history: list[HistoryEntry] = []
+    previous: sitk.Transform | None = None
+    current: sitk.Transform | None = None
+    snapshot: sitk.Transform | None = None
+    cancelled_at: float | None = None
+    while True:
+        if cancel is not None and cancel.cancelled and cancelled_at is None:
+            stop.set()
+            cancelled_at = time.perf_counter()
+        if here.poll(0.05):
+            try:
+                msg = here.recv()
+            except (EOFError, OSError):
+                msg = None
+            if msg is None:
+                raise _crashed(proc)
+            kind = msg[0]
+            if kind == "previous":
+                previous, snapshot = msg[1], None
+            elif kind == "iteration":
+                if msg[8] is not None:
+                    current, snapshot = msg[8], None
+                if snapshot is None and current is not None:
+                    snapshot = _compose(previous, current)
+                history.append(HistoryEntry(msg[1], msg[2], msg[3], msg[5], msg[6], msg[7]))
+                if progress is not None and snapshot is not None:
+                    progress(Progress(msg[1], msg[2], msg[3], msg[4], msg[5], msg[6], snapshot, msg[7]))
+            elif kind == "result":
+                transform = msg[1]
+
+                def resampled(transform=transform) -> sitk.Image:
+                    return resample(moving_v, fixed_v, transform)
+
+                return result_type(transform, resampled, msg[2], msg[3], msg[4], msg[5], msg[6], msg[7])
+            elif kind == "error":
+                error = msg[1]
+                if isinstance(error, RegviewerError):
+                    raise error
+                raise RegistrationFailed(f"The registration stopped with an unexpected error: "
+                                         f"{type(error).__name__}: {error}")
+            continue
+        if not proc.is_alive() and not here.poll(0):
+            raise _crashed(proc)
+        if cancelled_at is not None and time.perf_counter() - cancelled_at > grace:
+            return _abandoned(proc, snapshot, history, fixed_v, moving_v, result_type, resample, job)
+
+
+def _compose(previous: sitk.Transform | None, current: sitk.Transform) -> sitk.Transform:
+    if previous is None:
+        return current
+    comp = sitk.CompositeTransform(current.GetDimension())
+    comp.AddTransform(previous)
+    comp.AddTransform(current)
+    return comp
+
+
+def _crashed(proc) -> RegistrationFailed:
+    proc.join(1)
+    code = proc.exitcode
+    how = f"exit code {code}" if code is None or code >= 0 else f"signal {-code}"
+    return RegistrationFailed(f"The registration engine process stopped unexpectedly ({how}); the window is "
+                              "unaffected. If it happens again, the images may be too large for the memory.")
+
+
+def _abandoned(proc, snapshot, history, fixed_v, moving_v, result_type, resample, job) -> Any:
+    """Cancel not answered in time (the engine was inside a long ITK call): stop the process
+    and keep the last snapshot as the cancelled result."""
+    proc.terminate()
+    if snapshot is None:
+        raise RegistrationFailed("Cancelled before the engine reported any progress; nothing to keep.")
+    def resampled() -> sitk.Image:
+        return resample(moving_v, fixed_v, snapshot)
+
+    params = job.get("params")
+    if params is None:
+        from regviewer.core.registration.presets import load_preset
+
+        params = load_preset(job.get("preset") or "affine-mi")
+    elapsed = history[-1].elapsed if history else 0.0
+    return result_type(snapshot, resampled, history, "cancelled by the user", elapsed, params, True,
+                       {"terminated": True})
+
+
+__all__ = ["run_in_process", "JOB_KEYS"]

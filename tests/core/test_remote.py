@@ -1,0 +1,101 @@
+"""The engine in its own process: progress and result come back, cancel is quick, a crash is an error."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from regviewer.core.errors import ParameterError, RegistrationFailed
+from regviewer.core.imaging.image import Volume
+from regviewer.core.registration.engine import CancelToken, register
+from regviewer.core.registration.params import OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage
+from regviewer.core.registration.remote import run_in_process
+
+
+def _blobs(shift=(0.0, 0.0)) -> sitk.Image:
+    y, x = np.mgrid[0:96, 0:128].astype(np.float32)
+    img = np.exp(-((x - 50 - shift[0]) ** 2 + (y - 40 - shift[1]) ** 2) / 200.0)
+    img += 0.6 * np.exp(-((x - 85 - shift[0]) ** 2 + (y - 60 - shift[1]) ** 2) / 80.0)
+    return sitk.GetImageFromArray(img.astype(np.float32))
+
+
+def _pipeline(endless=False) -> Pipeline:
+    """A quick translation stage; `endless`: 2 x 10000 iterations that never converge early."""
+    optimizer = (OptimizerParams("gradient_descent_line_search", iterations=10000, convergence_tolerance=0.0)
+                 if endless else OptimizerParams(iterations=100, learning_rate=2.0))
+    stage = Stage(name="translation", initializer="none",
+                  transform=Stage().transform.__class__(kind="translation"),
+                  metric=Stage().metric.__class__(kind="mean_squares"), optimizer=optimizer,
+                  pyramid=PyramidParams((2, 1), (1.0, 0.0)), sampling=SamplingParams("none"))
+    return Pipeline(stages=(stage,))
+
+
+def test_a_run_in_a_process_delivers_progress_and_the_same_result():
+    fixed, moving = Volume(_blobs()), _blobs((4.0, -3.0))
+    seen = []
+    result = run_in_process(dict(fixed=fixed, moving=moving, params=_pipeline()), seen.append, CancelToken())
+    here = register(fixed, moving, params=_pipeline())
+    assert not result.cancelled
+    assert result.transform.GetParameters() == here.transform.GetParameters()  # same engine, same numbers
+    assert [h.metric for h in result.history] == [h.metric for h in here.history]
+    assert len(seen) == len(here.history) and seen[-1].transform is not None
+    np.testing.assert_allclose(result.transform.TransformPoint((50.0, 40.0)), (54.0, 37.0), atol=0.2)
+    assert result.resampled.GetSize() == fixed.sitk.GetSize()
+
+
+def test_cancel_returns_within_a_second_with_the_best_so_far():
+    fixed, moving = _blobs(), _blobs((4.0, -3.0))
+    token = CancelToken()
+    state = {"t": None}
+
+    def progress(p):
+        if state["t"] is None and p.iteration >= 2:
+            state["t"] = time.perf_counter()
+            token.cancel()
+
+    result = run_in_process(dict(fixed=fixed, moving=moving, params=_pipeline(endless=True)),
+                            progress, token)
+    assert result.cancelled
+    assert time.perf_counter() - state["t"] < 1.0
+    assert result.transform is not None
+
+
+def test_a_killed_engine_process_becomes_an_error_not_a_hang():
+    fixed, moving = _blobs(), _blobs((4.0, -3.0))
+    procs = []
+
+    def progress(p):
+        if procs and procs[0].is_alive():
+            os.kill(procs[0].pid, signal.SIGKILL)
+
+    t0 = time.perf_counter()
+    with pytest.raises(RegistrationFailed, match="engine process stopped unexpectedly"):
+        run_in_process(dict(fixed=fixed, moving=moving, params=_pipeline(endless=True)),
+                       progress, CancelToken(), on_start=procs.append)
+    assert time.perf_counter() - t0 < 30
+
+
+def test_engine_errors_come_back_typed():
+    bad = Pipeline(stages=(Stage(initializer="landmarks"),))  # landmarks asked for, none given
+    with pytest.raises(ParameterError, match="landmarks"):
+        run_in_process(dict(fixed=_blobs(), moving=_blobs(), params=bad), None, CancelToken())
+
+
+def test_landmarks_go_over_to_the_engine_process():
+    """A LandmarkSet's undo history is not picklable: its pairs go over and the set is rebuilt."""
+    from regviewer.core.landmarks.model import LandmarkSet
+
+    fixed, moving = _blobs(), _blobs((4.0, -3.0))
+    landmarks = LandmarkSet(dimension=2)
+    for x, y in ((50.0, 40.0), (85.0, 60.0), (20.0, 70.0)):
+        landmarks.add_pair(fixed=(x, y), moving=(x + 4.0, y - 3.0))
+    pipe = _pipeline()
+    pipe = Pipeline(stages=(Stage(**{**pipe.stages[0].__dict__, "initializer": "landmarks"}),))
+    result = run_in_process(dict(fixed=fixed, moving=moving, params=pipe, landmarks=landmarks), None, CancelToken())
+    here = register(fixed, moving, params=pipe, landmarks=landmarks)
+    assert result.transform.GetParameters() == here.transform.GetParameters()
