@@ -29,6 +29,10 @@ def test_auto_is_the_windows_default_and_a_rolled_back_stage_is_reported(qtbot, 
         return sitk.TranslationTransform(2, (-200.0, 150.0))  # far off: the verification must undo it
 
     monkeypatch.setattr(stages_module, "run_method_stage", bad_stage)
+    # The window runs the engine in a child process, which this patch cannot reach: run it here instead.
+    from regviewer.core.registration import engine, remote
+    monkeypatch.setattr(remote, "run_in_process",
+                        lambda job, progress=None, cancel=None, **_: engine.register(**job, progress=progress, cancel=cancel))
     with qtbot.waitSignal(dock.runFinished, timeout=60000):
         qtbot.mouseClick(dock.run_button, QtCore.Qt.MouseButton.LeftButton)
     text = dock.status.text()
