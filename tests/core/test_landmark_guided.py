@@ -150,3 +150,11 @@ def test_ngf_registers_opposite_contrast():
     stage = _stage("translation", metric="ngf", initializer="none")
     result = register(fixed, moving, params=Pipeline(stages=(stage,)))
     assert np.linalg.norm(_offset(result.transform) - (4.0, -3.0)) < 0.3
+
+
+def test_symmetric_run_is_guided_both_ways():
+    fixed, moving = _blobs(), _blobs(shift=(5.0, 0.0))
+    lm = _landmarks((9.0, 3.0))
+    stage = _stage(weight=10.0)
+    result = register(fixed, moving, params=Pipeline(stages=(stage,), symmetric=True), landmarks=lm)
+    assert np.linalg.norm(_offset(result.transform) - (9.0, 3.0)) < 0.5
