@@ -181,6 +181,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one fold")
     parser.add_argument("--elastix", action="store_true", help="also elastix's corresponding-points metric "
                         "(needs itk-elastix)")
+    parser.add_argument("--elastix-weights", type=float, nargs="+", default=[0.0, 0.1, 1.0, 10.0],
+                        help="Metric1Weight of elastix's point metric (a mean distance in mm, MI unscaled)")
     parser.add_argument("--only", default="", help="run only rows whose name contains this text")
     args = parser.parse_args()
 
@@ -216,7 +218,7 @@ def main() -> None:
                      lambda lm, w=w: register(fixed, moving, params=pipeline(w, "none", args.bspline_iterations),
                                               landmarks=lm).transform))
     if args.elastix:
-        for w in [0.0] + list(args.weights):
+        for w in args.elastix_weights:
             rows.append((f"elastix, points weight={w:g}", elastix_route(fixed, moving, w, args.bspline_iterations)))
     print(f"MNI 2 mm, T1 fixed / T2-like moving; local bump {args.bump_mm:g} mm in a washed-out spot; "
           f"{n} pairs, {args.noise_mm:g} mm noise per axis; {len(folds)} fold(s), {n // 2} pairs held out per fold")
