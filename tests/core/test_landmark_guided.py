@@ -158,3 +158,19 @@ def test_symmetric_run_is_guided_both_ways():
     stage = _stage(weight=10.0)
     result = register(fixed, moving, params=Pipeline(stages=(stage,), symmetric=True), landmarks=lm)
     assert np.linalg.norm(_offset(result.transform) - (9.0, 3.0)) < 0.5
+
+
+def test_smoothness_penalty_spreads_a_local_pull():
+    image = _blobs()
+    lm = LandmarkSet(2)
+    lm.add_pair((18.0, -10.0), (21.0, -10.0))
+    lm.add_pair((-30.0, -30.0), (-30.0, -30.0))
+    moved = []
+    for smoothness in (0.0, 100.0):
+        stage = _stage("bspline", weight=1.0, grid=20.0)
+        stage = Stage(**{**stage.__dict__, "transform": TransformParams(kind="bspline", grid_spacing_mm=20.0,
+                                                                         smoothness=smoothness)})
+        result = register(image, image, params=Pipeline(stages=(stage,)),
+                          initial_transform=sitk.TranslationTransform(2), landmarks=lm)
+        moved.append(result.transform.TransformPoint((18.0, -10.0))[0] - 18.0)
+    assert moved[0] > 1.5 and moved[1] < moved[0] - 0.3

@@ -171,3 +171,27 @@ def physical_scales(tx: sitk.Transform, reference: sitk.Image) -> np.ndarray:
         moved = np.array([probe.TransformPoint(tuple(c)) for c in corners])
         scales[k] = max(float(np.max(np.linalg.norm(moved - base, axis=1))) / h, 1e-6)
     return scales
+
+
+def membrane_energy(tx: sitk.Transform) -> tuple[float, np.ndarray]:
+    """Mean squared difference (mm²) of neighbouring B-spline coefficients along each axis, and
+    its gradient: a smoothness penalty (zero for any translation of the whole grid)."""
+    coeff = sitk.BSplineTransform(tx).GetCoefficientImages()
+    dim = len(coeff)
+    value, grads, count = 0.0, [], 0
+    arrays = [sitk.GetArrayFromImage(c).astype(float) for c in coeff]
+    for axis in range(dim):
+        count += arrays[0].size - arrays[0].size // arrays[0].shape[axis]
+    for c in arrays:
+        g = np.zeros_like(c)
+        for axis in range(dim):
+            d = np.diff(c, axis=axis)
+            value += float(np.sum(d * d))
+            lo = [slice(None)] * dim
+            hi = [slice(None)] * dim
+            lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+            g[tuple(hi)] += 2 * d
+            g[tuple(lo)] -= 2 * d
+        grads.append(g.ravel())
+    count = max(count * dim, 1)
+    return value / count, np.concatenate(grads) / count

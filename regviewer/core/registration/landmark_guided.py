@@ -30,7 +30,7 @@ import scipy.optimize
 import SimpleITK as sitk
 
 from regviewer.core.errors import ParameterError, RegistrationFailed
-from regviewer.core.registration.guided_terms import ItkMetricTerm, LandmarkTerm, physical_scales
+from regviewer.core.registration.guided_terms import ItkMetricTerm, LandmarkTerm, membrane_energy, physical_scales
 from regviewer.core.registration.params import Stage
 from regviewer.core.registration.run_state import RunState
 from regviewer.core.transforms.ops import copy_transform, make_linear
@@ -121,6 +121,7 @@ def _optimise_level(stage: Stage, tx: sitk.Transform, metric, lm: LandmarkTerm |
     scales = np.ones(len(p0)) if tx.GetName() == "BSplineTransform" else physical_scales(tx, fixed)
     probe = copy_transform(tx)
     weight = float(stage.landmark_weight) if lm is not None else 0.0
+    smooth = float(stage.transform.smoothness) if tx.GetName() == "BSplineTransform" else 0.0
     m0, _ = metric.value_and_gradient(tx)
     if metric.valid_points == 0:
         raise RegistrationFailed(f"Stage '{stage.name}' failed: no sampled point of the fixed image falls inside "
@@ -136,6 +137,9 @@ def _optimise_level(stage: Stage, tx: sitk.Transform, metric, lm: LandmarkTerm |
         if lm is not None:
             lv, lg = lm.value_and_gradient(probe)
             f, g = f + weight * lv, g + weight * lg
+        if smooth > 0:
+            sv, sg = membrane_energy(probe)
+            f, g = f + smooth * sv, g + smooth * sg
         if not (math.isfinite(f) and np.all(np.isfinite(g))):
             return math.inf, np.zeros_like(z)
         best["last"] = f

@@ -62,6 +62,9 @@ class TransformParams:
                                    "is smoother (regularisation)", min=0.0, max=50.0, unit="mm")
     update_smoothing_mm: float = _f(1.0, "Displacement field / demons: Gaussian smoothing of each update "
                                     "(fluid-like regularisation)", min=0.0, max=50.0, unit="mm", advanced=True)
+    smoothness: float = _f(0.0, "B-spline with landmark guidance or ngf: weight of a smoothness penalty (mean "
+                           "squared difference of neighbouring control points, mm²); keeps the metric from "
+                           "over-fitting its samples", min=0.0, max=1e6, advanced=True)
     demons_variant: str = _f("fast_symmetric", "Demons flavour: symmetric forces are inverse-consistent; "
                              "diffeomorphic keeps the field invertible", choices=DEMONS, advanced=True)
 
