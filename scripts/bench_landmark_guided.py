@@ -91,14 +91,15 @@ def make_case(bump_mm: float, noise_mm: float, seed: int = 3):
     return fixed, moving, true, chosen, moving_pts
 
 
-def pipeline(weight: float, first_init: str, bspline_iters: int) -> Pipeline:
+def pipeline(weight: float, first_init: str, bspline_iters: int, smoothness: float = 0.0) -> Pipeline:
     sampling = SamplingParams(strategy="random", percentage=0.1)
     affine = Stage(name="affine", transform=TransformParams(kind="affine"), metric=MetricParams(kind="mattes"),
                    optimizer=OptimizerParams(kind="regular_step", iterations=100) if weight == 0 else
                    OptimizerParams(kind="lbfgsb", iterations=100),
                    pyramid=PyramidParams((4, 2, 1), (2.0, 1.0, 0.0)), sampling=sampling, initializer=first_init,
                    landmark_weight=weight)
-    bspline = Stage(name="bspline", transform=TransformParams(kind="bspline", grid_spacing_mm=20.0),
+    bspline = Stage(name="bspline", transform=TransformParams(kind="bspline", grid_spacing_mm=20.0,
+                                                              smoothness=smoothness if weight > 0 else 0.0),
                     metric=MetricParams(kind="mattes"), optimizer=OptimizerParams(kind="lbfgsb", iterations=bspline_iters),
                     pyramid=PyramidParams((4, 2), (2.0, 1.0)), sampling=sampling, landmark_weight=weight)
     return Pipeline(stages=(affine, bspline), reproducible=False)
@@ -178,6 +179,7 @@ def main() -> None:
     parser.add_argument("--bump-mm", type=float, default=8.0)
     parser.add_argument("--noise-mm", type=float, default=1.0)
     parser.add_argument("--bspline-iterations", type=int, default=40)
+    parser.add_argument("--smoothness", type=float, default=0.0, help="B-spline smoothness of the guided rows")
     parser.add_argument("--quick", action="store_true", help="one fold")
     parser.add_argument("--elastix", action="store_true", help="also elastix's corresponding-points metric "
                         "(needs itk-elastix)")
@@ -214,8 +216,9 @@ def main() -> None:
              lambda lm: register(fixed, moving, params=pipeline(0.0, "none", args.bspline_iterations),
                                  landmarks=lm).transform)]
     for w in args.weights:
-        rows.append((f"guided, landmark_weight={w:g}",
-                     lambda lm, w=w: register(fixed, moving, params=pipeline(w, "none", args.bspline_iterations),
+        rows.append((f"guided, weight={w:g}" + (f", smooth={args.smoothness:g}" if args.smoothness else ""),
+                     lambda lm, w=w: register(fixed, moving, params=pipeline(w, "none", args.bspline_iterations,
+                                                                             args.smoothness),
                                               landmarks=lm).transform))
     if args.elastix:
         for w in args.elastix_weights:
