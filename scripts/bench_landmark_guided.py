@@ -167,7 +167,7 @@ def elastix_route(fixed: sitk.Image, moving: sitk.Image, weight: float, bspline_
             kwargs = {"fixed_point_set_file_name": files[0], "moving_point_set_file_name": files[1]} if weight > 0 else {}
             _, result = itk.elastix_registration_method(f_itk, m_itk, parameter_object=po, log_to_console=False,
                                                         output_directory=tmp, **kwargs)
-            field = itk.transformix_deformation_field(m_itk, result)
+            field = itk.transformix_deformation_field(m_itk, result, output_directory=tmp)
         return _FieldTransform(np.asarray(itk.array_from_image(field)), fixed)
 
     return method

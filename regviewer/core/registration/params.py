@@ -146,7 +146,7 @@ class Stage:
     use_moving_mask: bool = _f(False, "Only compare inside the moving mask (when one is given)", advanced=True)
     landmark_weight: float = _f(0.0, "Landmark-guided: weight of the mean squared landmark distance (mm²) added "
                                 "to the metric (scaled to 1 at the start); 0 uses landmarks only to start. "
-                                "Try 0.01-0.1", min=0.0, max=1e6)
+                                "Try 0.001-0.01", min=0.0, max=1e6)
 
     def validate(self, index: int = 0) -> None:
         where = f"stages[{index}] ('{self.name}')"
