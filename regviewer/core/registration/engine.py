@@ -138,6 +138,7 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
                  moving_mask: sitk.Image | None, initial_transform: sitk.Transform | None, landmarks,
                  run: RunState, seed: int) -> sitk.CompositeTransform:
     """Run every stage on float32 scalar images; return the fixed -> moving composite."""
+    from regviewer.core.registration.landmark_guided import needs_guided, run_guided_stage
     from regviewer.core.registration.stages import run_method_stage
 
     dim = fixed.GetDimension()
@@ -160,7 +161,10 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
             break
         run.begin_stage(index, stage.name)
         previous = copy_transform(composite) if composite.GetNumberOfTransforms() else None
-        if stage.transform.kind == "demons":
+        if needs_guided(stage, landmarks):  # landmark-guided or NGF: our own L-BFGS loop
+            stage_tx = run_guided_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
+                                        first_initial if index == 0 else None, params.reproducible, landmarks)
+        elif stage.transform.kind == "demons":
             from regviewer.core.registration.demons import run_demons_stage
 
             stage_tx = run_demons_stage(stage, fixed, moving, previous, run)

@@ -22,7 +22,7 @@ from regviewer.core.errors import ParameterError
 
 TRANSFORMS = ("translation", "rigid", "versor", "similarity", "affine", "bspline", "displacement", "demons", "flow")
 LINEAR_TRANSFORMS = ("translation", "rigid", "versor", "similarity", "affine")
-METRICS = ("mattes", "joint_histogram", "correlation", "mean_squares", "ants_nc")
+METRICS = ("mattes", "joint_histogram", "correlation", "mean_squares", "ants_nc", "ngf")
 OPTIMIZERS = ("regular_step", "gradient_descent_line_search", "lbfgsb", "lbfgs2", "conjugate_gradient_line_search",
               "powell", "amoeba")
 INITIALIZERS = ("none", "geometry", "moments", "landmarks", "search")
@@ -75,6 +75,9 @@ class TransformParams:
     update_smoothing_mm: float = _f(1.0, "Displacement field / demons: Gaussian smoothing of each update "
                                     "(fluid-like regularisation)", min=0.0, max=50.0, unit="mm", advanced=True,
                                     models=("displacement", "demons"))
+    smoothness: float = _f(0.0, "B-spline with landmark guidance or ngf: weight of a smoothness penalty (mean "
+                           "squared difference of neighbouring control points, mm²); keeps the metric from "
+                           "over-fitting its samples", min=0.0, max=1e6, advanced=True, models=("bspline",))
     demons_variant: str = _f("fast_symmetric", "Demons flavour: symmetric forces are inverse-consistent; "
                              "diffeomorphic keeps the field invertible", choices=DEMONS, advanced=True,
                              models=("demons",))
@@ -85,7 +88,8 @@ class MetricParams:
     """How similarity is measured between fixed and resampled moving intensities."""
 
     kind: str = _f("mattes", "Similarity: Mattes mutual information (any modalities), joint-histogram MI, "
-                   "correlation or mean squares (same modality), ANTs neighbourhood correlation",
+                   "correlation or mean squares (same modality), ANTs neighbourhood correlation, "
+                   "normalised gradient fields (edges that agree in direction; any modalities)",
                    choices=METRICS)
     bins: int = _f(50, "Histogram bins for mutual information", min=4, max=256, advanced=True)
     radius: int = _f(2, "Neighbourhood radius for ANTs neighbourhood correlation", min=1, max=10, unit="voxels",
@@ -155,6 +159,9 @@ class Stage:
                           "rotations and zoom: survives large misalignment)", choices=INITIALIZERS)
     use_fixed_mask: bool = _f(True, "Only compare inside the fixed mask (when one is given)")
     use_moving_mask: bool = _f(False, "Only compare inside the moving mask (when one is given)", advanced=True)
+    landmark_weight: float = _f(0.0, "Landmark-guided: weight of the mean squared landmark distance (mm²) added "
+                                "to the metric (scaled to 1 at the start); 0 uses landmarks only to start. "
+                                "Try 0.001-0.01", min=0.0, max=1e6)
 
     def validate(self, index: int = 0) -> None:
         where = f"stages[{index}] ('{self.name}')"
@@ -169,6 +176,8 @@ class Stage:
         for owner, prefix in ((self.transform, "transform"), (self.metric, "metric"), (self.optimizer, "optimizer"),
                               (self.sampling, "sampling")):
             _check_ranges(owner, f"{where}.{prefix}")
+        if not self.landmark_weight >= 0:  # also catches NaN
+            raise ParameterError(f"{where}.landmark_weight is {self.landmark_weight}; it must be 0 or more")
         p = self.pyramid
         if not p.shrink_factors:
             raise ParameterError(f"{where}.pyramid.shrink_factors is empty; give at least one level, e.g. [1]")

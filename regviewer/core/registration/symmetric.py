@@ -27,7 +27,7 @@ def run_symmetric(params, fixed: Volume, moving: Volume, fixed_mask, moving_mask
     if initial_transform is None and landmarks is not None:
         initial_transform = _landmark_initial(landmarks, params.stages[0].transform.kind)
     f, m = fixed.scalar(), moving.scalar()
-    forward = run_pipeline(params, f, m, fixed_mask, moving_mask, initial_transform, None, run, seed)
+    forward = run_pipeline(params, f, m, fixed_mask, moving_mask, initial_transform, landmarks, run, seed)
     if run.cancelled:
         return forward, {"symmetric": "cancelled during the forward pass; forward result returned"}
     back_initial = None
@@ -35,7 +35,10 @@ def run_symmetric(params, fixed: Volume, moving: Volume, fixed_mask, moving_mask
         back_initial = invert(initial_transform, reference=moving.sitk)
     back_run = RunState(run.progress and _backward_progress(run, forward), run.cancel, start=run.start,
                         stage_offset=len(params.stages))
-    backward = run_pipeline(params, m, f, moving_mask, fixed_mask, back_initial, None, back_run, seed)
+    from dataclasses import replace
+
+    swapped = None if landmarks is None else [replace(p, fixed=p.moving, moving=p.fixed) for p in landmarks]
+    backward = run_pipeline(params, m, f, moving_mask, fixed_mask, back_initial, swapped, back_run, seed)
     run.history.extend(back_run.history)
     run.stop_reasons.extend(f"backward {r}" for r in back_run.stop_reasons)
     if run.cancelled:

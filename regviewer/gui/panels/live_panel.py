@@ -277,6 +277,9 @@ class LiveRegistrationDock(RunHistoryTab, QtWidgets.QDockWidget):
         current = self.host.current_transform()
         initial = None if is_identity(current) else current
         landmarks = self._landmark_set() if pipeline.stages[0].initializer == "landmarks" and initial is None else None
+        if landmarks is None and any(s.landmark_weight > 0 for s in pipeline.stages):  # landmark-guided stages
+            pairs = self._landmark_set()
+            landmarks = pairs if pairs is not None and any(p.complete and p.enabled for p in pairs) else None
         return RegistrationJob(fixed, moving, params=pipeline, initial_transform=initial,
                                fixed_mask=self._mask("fixed"), moving_mask=self._mask("moving"),
                                seed=int(self.seed_spin.value()), landmarks=landmarks)
