@@ -100,3 +100,17 @@ def test_the_cli_prints_the_warning_on_stderr(monkeypatch, tmp_path, capsys):
                  str(tmp_path / "p.json"), "--quiet", "--no-qa", "--out", str(tmp_path / "out")])
     assert code == 0
     assert "regviewer: warning: Stage 'translation' made the alignment worse" in capsys.readouterr().err
+
+
+def test_a_guided_stage_trading_similarity_for_landmarks_is_kept_and_said():
+    from regviewer.core.registration.verify import StageVerifier
+
+    fixed, moving = blobs(), blobs((3.0, -2.0))
+    truth = sitk.TranslationTransform(2, (3.0, -2.0))
+    verifier = StageVerifier(Evaluation(fixed, moving))
+    verifier.begin(truth)
+    off = sitk.TranslationTransform(2, (15.0, -10.0))  # clearly worse for the image
+    assert not verifier.accept(0, "plain", truth, off)  # judged by the image alone: undone
+    assert verifier.accept(1, "guided", truth, off, landmark_mm=(3.0, 0.5))  # landmarks much closer: kept
+    assert "to follow the landmarks" in verifier.warnings[-1]
+    assert not verifier.accept(2, "guided", truth, off, landmark_mm=(3.0, 2.95))  # no real landmark gain

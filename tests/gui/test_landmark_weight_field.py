@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from regviewer.gui.panels.params_panel import ParamsPanel
+from regviewer.gui.widgets.params_panel import ParamsPanel
 
 
 def test_landmark_weight_is_editable(qtbot):

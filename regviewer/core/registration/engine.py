@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import SimpleITK as sitk
 
 from regviewer.core.registration.run_state import CancelToken, HistoryEntry, Progress, RunState
@@ -28,7 +29,7 @@ from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.registration.verify import Evaluation, StageVerifier
 from regviewer.core.registration.auto import resolve as resolve_auto
 from regviewer.core.transforms.resample import resample_moving
-from regviewer.core.transforms.ops import copy_transform, make_linear
+from regviewer.core.transforms.ops import copy_transform, make_linear, transform_points
 
 __all__ = ["register", "run_pipeline", "RegistrationResult", "Progress", "CancelToken", "HistoryEntry"]
 
@@ -177,7 +178,9 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
                                         initial=first_initial if index == 0 else None,
                                         reproducible=params.reproducible)
         started_from = first_initial if index == 0 else None
-        if verifier.accept(index, stage.name, _then(previous, started_from), _then(previous, stage_tx), run.cancelled):
+        before, after = _then(previous, started_from), _then(previous, stage_tx)
+        guided_mm = _landmark_means(landmarks, before, after) if needs_guided(stage, landmarks) else None
+        if verifier.accept(index, stage.name, before, after, run.cancelled, landmark_mm=guided_mm):
             composite.AddTransform(stage_tx)
         elif started_from is not None:
             composite.AddTransform(started_from)  # undo the stage, keep its initializer's start
@@ -208,6 +211,20 @@ def _check_wrong_optimum(verifier: StageVerifier, params: Pipeline, fixed: sitk.
     except RuntimeError:  # a degenerate image ITK refuses to smooth or register: nothing to compare
         return
     verifier.compare_alternative(alternative, final_score)
+
+
+def _landmark_means(landmarks, before: sitk.Transform | None, after: sitk.Transform) -> tuple[float, float] | None:
+    """Mean landmark error (mm) before and after a landmark-guided stage, for its verification; None when
+    the stage has no usable pairs (an NGF stage without landmarks is judged by the image alone)."""
+    from regviewer.core.registration.landmark_guided import landmark_arrays
+
+    arrays = landmark_arrays(landmarks, after.GetDimension())
+    if arrays is None:
+        return None
+    fixed_pts, moving_pts, _ = arrays
+    identity = sitk.Transform(after.GetDimension(), sitk.sitkIdentity)
+    return tuple(float(np.mean(np.linalg.norm(transform_points(tx, fixed_pts) - moving_pts, axis=1)))
+                 for tx in (before if before is not None else identity, after))
 
 
 def _then(previous: sitk.Transform | None, stage_tx: sitk.Transform | None) -> sitk.Transform | None:

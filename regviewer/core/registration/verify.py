@@ -148,6 +148,7 @@ class StageVerifier:
     checks: list[StageCheck] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     start_score: float | None = None
+    guided_trade: bool = False  # a landmark-guided stage gave up similarity for landmark agreement
 
     def begin(self, start: sitk.Transform | None) -> float:
         """Score the transform the whole run started from (identity or the given initial transform)."""
@@ -155,10 +156,21 @@ class StageVerifier:
         return self.start_score
 
     def accept(self, index: int, name: str, before: sitk.Transform | None, after: sitk.Transform,
-               cancelled: bool = False) -> bool:
-        """True when stage `index`'s result `after` is not worse than `before`; else record a warning."""
+               cancelled: bool = False, landmark_mm: tuple[float, float] | None = None) -> bool:
+        """True when stage `index`'s result `after` is not worse than `before`; else record a warning.
+
+        `landmark_mm` = (mean landmark error before, after) for a landmark-guided stage: its objective
+        trades image similarity for landmark agreement, so a lower similarity with landmarks clearly
+        closer is kept (and said), not undone."""
         s0, s1 = self.evaluation.score(before), self.evaluation.score(after)
         kept = not worse(s1, s0)
+        if not kept and landmark_mm is not None and landmark_mm[1] < landmark_mm[0] - LANDMARK_GAIN_MM:
+            self.guided_trade = True
+            self.checks.append(StageCheck(index, name, s0, s1, True))
+            self.warnings.append(f"Stage '{name}' lowered image similarity ({s0:.3f} -> {s1:.3f}) to follow the "
+                                 f"landmarks (mean landmark error {landmark_mm[0]:.2f} -> {landmark_mm[1]:.2f} mm); "
+                                 "it was kept because the landmark weight asks for that trade.")
+            return True
         self.checks.append(StageCheck(index, name, s0, s1, kept))
         if not kept:
             how = "was stopped before it improved the alignment" if cancelled else "made the alignment worse"
@@ -171,7 +183,7 @@ class StageVerifier:
         final_score = self.evaluation.score(final)
         if self.start_score is None:
             self.begin(start)
-        ok = not worse(final_score, self.start_score)
+        ok = not worse(final_score, self.start_score) or self.guided_trade
         if not ok:
             self.warnings.append(f"The registration did not improve on the starting alignment (similarity "
                                  f"{self.start_score:.3f} at the start, {final_score:.3f} after); the starting "
@@ -193,6 +205,9 @@ class StageVerifier:
         return {"evaluation": EVALUATION_NAME, "samples": self.evaluation.n_samples,
                 "start": None if self.start_score is None else round(self.start_score, 6),
                 "final": round(final_score, 6), "stages": [c.to_dict() for c in self.checks]}
+
+
+LANDMARK_GAIN_MM = 0.1  # a guided stage must bring the landmarks at least this much closer to be kept
 
 
 def worse(after: float, before: float) -> bool:
