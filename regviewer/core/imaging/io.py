@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from regviewer.core.errors import (
     MultipleTimePointsError,
     UnsupportedImageError,
 )
-from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.image import Volume, without_non_finite
 
 IMAGE_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".dcm")
 _EIGHT_BIT_ONLY = (".jpg", ".jpeg")
@@ -69,20 +70,95 @@ def read_image(path: str | Path, time_point: int | None = None, series_uid: str 
         return _finish(image, p, time_point, [])
     if p.stat().st_size == 0:
         raise ImageReadError(p, "the file is empty")
+    _check_readable(p)
     image, notes = _read_file(p)
     return _finish(image, p, time_point, notes)
 
 
+def _check_readable(p: Path) -> None:
+    """Permission problems are not damage: say which it is."""
+    try:
+        with open(p, "rb") as fh:
+            fh.read(1)
+    except PermissionError:
+        raise ImageReadError(p, "permission denied (the file exists but this user may not read it)") from None
+    except OSError as exc:
+        raise ImageReadError(p, f"it cannot be read ({exc.strerror or exc})") from None
+
+
 def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
-    """The DICOM series in a folder, for the caller (or a dialog) to choose from."""
+    """The DICOM series in a folder and its sub-folders, for the caller (or a dialog) to
+    choose from. Scanners and PACS export a study as one sub-folder per series (often
+    beside a DICOMDIR), so the folder itself may hold no image file at all."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageReadError(folder, "it is not a folder")
-    series = []
-    for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)):
-        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
-        series.append(DicomSeries(uid, _dicom_description(files[0]) if files else "", len(files), tuple(files)))
-    return series
+    series: dict[str, DicomSeries] = {}
+    for directory in _study_folders(folder):
+        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory)):
+            if uid in series:  # one series split over several folders: keep the larger part
+                continue
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory), uid)
+            series[uid] = DicomSeries(uid, _dicom_description(files[0]) if files else "", len(files), tuple(files))
+    return list(series.values())
+
+
+_MAX_STUDY_DEPTH = 6
+_MAX_STUDY_FOLDERS = 2000
+
+
+def _study_folders(folder: Path) -> list[Path]:
+    """The folder, then its sub-folders breadth first (bounded, symlinks not followed);
+    when a DICOMDIR is present, the folders its records point to come first."""
+    ordered: list[Path] = [folder]
+    seen = {folder.resolve()}
+    for listed in _dicomdir_folders(folder):
+        if listed.resolve() not in seen:
+            seen.add(listed.resolve())
+            ordered.append(listed)
+    level = [folder]
+    for _ in range(_MAX_STUDY_DEPTH):
+        next_level = []
+        for d in level:
+            try:
+                children = sorted(c for c in d.iterdir() if c.is_dir() and not c.is_symlink())
+            except OSError:
+                continue
+            for c in children:
+                if c.resolve() not in seen and len(seen) < _MAX_STUDY_FOLDERS:
+                    seen.add(c.resolve())
+                    ordered.append(c)
+                    next_level.append(c)
+        level = next_level
+    return ordered
+
+
+def _dicomdir_folders(folder: Path) -> list[Path]:
+    """Folders named by a DICOMDIR's referenced file IDs (tag 0004,1500), read as text
+    tokens: a DICOMDIR is a DICOM file, but its records need no DICOM library to find."""
+    dicomdir = next((c for c in (folder / "DICOMDIR", folder / "dicomdir") if c.is_file()), None)
+    if dicomdir is None:
+        return []
+    try:
+        raw = dicomdir.read_bytes()[: 64 * 2**20]
+    except OSError:
+        return []
+    folders: list[Path] = []
+    for match in re.finditer(rb"\x04\x00\x00\x15(?:CS)?", raw):  # (0004,1500) Referenced File ID
+        start = match.end()
+        if raw[match.start() + 4 : match.start() + 6] == b"CS":
+            length = int.from_bytes(raw[start : start + 2], "little")
+            start += 2
+        else:
+            length = int.from_bytes(raw[start : start + 4], "little")
+            start += 4
+        if not 0 < length < 256:
+            continue
+        parts = raw[start : start + length].decode("ascii", "replace").strip(" \0").split("\\")
+        target = folder.joinpath(*parts[:-1]) if len(parts) > 1 else folder
+        if target.is_dir() and target not in folders:
+            folders.append(target)
+    return folders
 
 
 def _dicom_description(file: str) -> str:
@@ -101,7 +177,7 @@ def _dicom_description(file: str) -> str:
 def _read_dicom_folder(folder: Path, series_uid: str | None) -> sitk.Image:
     series = list_dicom_series(folder)
     if not series:
-        raise ImageReadError(folder, "the folder contains no DICOM series")
+        raise ImageReadError(folder, "neither the folder nor its sub-folders contain a DICOM series")
     if series_uid is None:
         if len(series) > 1:
             raise MultipleSeriesError(folder, series)
@@ -135,6 +211,8 @@ def _read_file(p: Path) -> tuple[sitk.Image, list[str]]:
         raise UnsupportedImageError(p, "it holds complex numbers; only real-valued images are supported")
     if any(s <= 0 for s in reader.GetSpacing()):
         raise UnsupportedImageError(p, f"its voxel spacing {tuple(reader.GetSpacing())} has a zero or negative value")
+    if suffix_of(p) in (".nii", ".nii.gz"):
+        _check_nifti_spacing(p)
     _check_not_truncated(p, reader)
     try:
         image = reader.Execute()
@@ -143,6 +221,8 @@ def _read_file(p: Path) -> tuple[sitk.Image, list[str]]:
             return _read_nifti_non_orthonormal(p)
         raise ImageReadError(p, f"the file is truncated or damaged ({_first_line(exc)})") from None
     notes = _nifti_sform_notes(p) if suffix_of(p) in (".nii", ".nii.gz") else []
+    if suffix_of(p) in (".nii", ".nii.gz") and reader.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        notes += _nifti_non_finite_notes(p)  # ITK's NIfTI reader turns NaN and Inf into 0 silently
     for note in notes:
         warnings.warn(f"{p}: {note}", stacklevel=3)
     return image, notes
@@ -180,12 +260,10 @@ def _check_not_truncated(p: Path, reader: sitk.ImageFileReader) -> None:
                 fh.seek(-4, os.SEEK_END)
                 isize = int(np.frombuffer(fh.read(4), "<u4")[0])
             short = isize != needed % 2**32
-    elif suffix == ".mha":
-        text = p.read_bytes()[:4096]
-        marker = text.find(b"ElementDataFile = LOCAL")
-        if marker >= 0 and b"CompressedData = True" not in text[:marker]:
-            start = text.index(b"\n", marker) + 1
-            short = p.stat().st_size - start < expected
+    elif suffix in (".mha", ".mhd", ".nrrd", ".nhdr"):
+        from regviewer.core.imaging.header_checks import check_data_size
+
+        check_data_size(p, suffix, expected)
     if short:
         raise ImageReadError(p, "the file is truncated (it holds less image data than its header describes)")
 
@@ -198,6 +276,57 @@ def _nifti_header_bytes(p: Path) -> bytes | None:
     except (OSError, EOFError):
         return None
     return head if len(head) == 348 else None
+
+
+def _check_nifti_spacing(p: Path) -> None:
+    """ITK replaces a zero (or NaN) pixdim by 1 mm without a word; a scan with made-up
+    voxel sizes must not be registered, so refuse it here."""
+    head = _nifti_header_bytes(p)
+    if head is None:
+        return
+    endian = "<" if int(np.frombuffer(head[:4], "<i4")[0]) == 348 else ">"
+    ndim = int(np.frombuffer(head[40:42], endian + "i2")[0])
+    pixdim = np.frombuffer(head[76:108], endian + "f4").astype(float)
+    spatial = pixdim[1 : 1 + min(max(ndim, 1), 3)]
+    if np.any(~np.isfinite(spatial)) or np.any(spatial == 0):
+        shown = ", ".join(f"{v:g}" for v in spatial)
+        raise UnsupportedImageError(p, f"its voxel spacing (pixdim {shown}) has a zero or missing value; "
+                                       "fix the header (e.g. with nibabel or fslchpixdim) rather than guess 1 mm")
+
+
+def _nifti_non_finite_notes(p: Path) -> list[str]:
+    """Count NaN/Inf voxels in a float NIfTI's raw data, read in chunks."""
+    head = _nifti_header_bytes(p)
+    if head is None:
+        return []
+    endian = "<" if int(np.frombuffer(head[:4], "<i4")[0]) == 348 else ">"
+    datatype = int(np.frombuffer(head[70:72], endian + "i2")[0])
+    dtype = {16: np.dtype(endian + "f4"), 64: np.dtype(endian + "f8")}.get(datatype)
+    if dtype is None:
+        return []
+    vox_offset = int(np.frombuffer(head[108:112], endian + "f4")[0])
+    count = 0
+    try:
+        opener = gzip.open if suffix_of(p) == ".nii.gz" else open
+        with opener(p, "rb") as fh:
+            fh.read(vox_offset)
+            rest = b""
+            while True:
+                chunk = fh.read(2**24)
+                if not chunk:
+                    break
+                chunk = rest + chunk
+                usable = len(chunk) - len(chunk) % dtype.itemsize
+                count += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], dtype))))
+                rest = chunk[usable:]
+    except (OSError, EOFError, ValueError):
+        return []
+    return [non_finite_note(count)] if count else []
+
+
+def non_finite_note(count: int) -> str:
+    return (f"{count} voxel(s) are NaN or infinite; they are set to 0 and left out of the intensity range "
+            "(registration treats them as background)")
 
 
 def _nifti_sform_notes(p: Path) -> list[str]:
@@ -270,6 +399,7 @@ def _finish(image: sitk.Image, p: Path, time_point: int | None, notes: list[str]
         image = sitk.Extract(image, size[:3] + [0], [0, 0, 0, t])
     elif time_point not in (None, 0):
         raise ImageReadError(p, f"time point {time_point} was asked for, but the image is {dim}D")
+    as_read = " x ".join(str(n) for n in image.GetSize())
     if image.GetDimension() == 3 and image.GetSize()[2] == 1:
         image = image[:, :, 0]  # a single slice (one DICOM file, a flat TIFF) is a 2D image
     if image.GetDimension() not in (2, 3):
@@ -283,7 +413,16 @@ def _finish(image: sitk.Image, p: Path, time_point: int | None, notes: list[str]
         )
     if any(s <= 0 for s in image.GetSpacing()):
         raise UnsupportedImageError(p, f"its voxel spacing {tuple(image.GetSpacing())} has a zero or negative value")
+    if min(image.GetSize()) < 2:
+        raise UnsupportedImageError(p, f"it is {as_read} voxels: an axis only one voxel long leaves no image to "
+                                       "register (at least 2 voxels along each axis of a 2D or 3D image)")
+    image, count = without_non_finite(image)
+    if count and not any("NaN or infinite" in n for n in notes):
+        note = non_finite_note(count)
+        warnings.warn(f"{p}: {note}", stacklevel=3)
+        notes = [*notes, note]
     return Volume(image, path=str(p), warnings=list(notes))
+
 
 
 def _first_line(exc: Exception) -> str:
