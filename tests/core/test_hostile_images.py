@@ -50,23 +50,29 @@ def test_nan_image_from_memory_never_reaches_the_engine():
     assert np.isfinite(sitk.GetArrayViewFromImage(v.scalar())).all()
 
 
-def test_register_with_nan_voxels_ends_in_seconds(tmp_path):
-    """The centre-of-mass initialiser looped forever on NaN (every 3D preset uses it)."""
-    from regviewer.core.registration.engine import register
-    from regviewer.core.registration.params import MetricParams, OptimizerParams, Pipeline, PyramidParams, Stage, TransformParams
+_NAN_REGISTER = """
+import numpy as np, SimpleITK as sitk
+from regviewer.core.imaging.image import Volume
+from regviewer.core.registration.engine import register
+z, y, x = np.mgrid[:12, :14, :16].astype(np.float32)
+a = (100 * np.exp(-(((z - 6) / 3) ** 2 + ((y - 7) / 4) ** 2 + ((x - 8) / 5) ** 2))).astype(np.float32)
+a[0, 0, :] = np.nan
+a[1, 1, 1] = np.inf
+r = register(Volume(sitk.GetImageFromArray(a)), Volume(sitk.GetImageFromArray(np.roll(a, 1, 2))), preset="affine-mi")
+assert np.all(np.isfinite(r.transform.GetNthTransform(r.transform.GetNumberOfTransforms() - 1).GetParameters()))
+print("finished")
+"""
 
-    a = _blob()
-    a[0, 0, :] = np.nan
-    a[1, 1, 1] = np.inf
-    fixed = Volume(sitk.GetImageFromArray(a))
-    moving = Volume(sitk.GetImageFromArray(np.roll(a, 1, axis=2)))
-    pipe = Pipeline(stages=(Stage(name="t", transform=TransformParams(kind="translation"), initializer="moments",
-                                  metric=MetricParams(kind="mean_squares"), optimizer=OptimizerParams(iterations=20),
-                                  pyramid=PyramidParams(shrink_factors=(1,), smoothing_sigmas=(0.0,))),))
-    start = time.monotonic()
-    result = register(fixed, moving, params=pipe)
-    assert time.monotonic() - start < 20
-    assert all(np.isfinite(result.transform.GetParameters() if hasattr(result.transform, "GetParameters") else [0]))
+
+def test_register_with_nan_voxels_ends_in_seconds():
+    """The centre-of-mass initialiser every 3D preset uses looped forever on NaN; run in a
+    child process so a regression fails the test instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _NAN_REGISTER], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "finished" in done.stdout
 
 
 def _truncate(path, keep=0.5):

@@ -59,34 +59,108 @@ def read_transform(path: str | Path) -> sitk.Transform:
         raise TransformReadError(p, "it is a folder, not a transform file")
     if p.stat().st_size == 0:
         raise TransformReadError(p, "the file is empty")
-    suffix = _suffix(p)
-    if suffix in DISPLACEMENT_FIELD_EXTENSIONS:
-        return read_displacement_field(p)
-    if suffix in (".txt", ".tfm") and _looks_like_elastix(p):
-        return read_elastix(p)
-    if suffix == ".mat":
-        return read_ants_mat(p)
     try:
-        return sitk.ReadTransform(str(p))
+        with open(p, "rb") as fh:
+            fh.read(1)
+    except PermissionError:
+        raise TransformReadError(p, "permission denied (the file exists but this user may not read it)") from None
+    suffix = _suffix(p)
+    try:
+        if suffix in DISPLACEMENT_FIELD_EXTENSIONS:
+            return read_displacement_field(p)
+        if suffix in (".txt", ".tfm") and _looks_like_elastix(p):
+            return read_elastix(p)
+        if suffix == ".mat":
+            return read_ants_mat(p)
+        return _read_itk(p)
+    except (ValueError, TypeError, IndexError, OverflowError, RecursionError, MemoryError, OSError) as exc:
+        # A damaged file can trip any parser; the user gets the file and the reason, never a traceback.
+        raise TransformReadError(p, f"it is damaged ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _read_itk(p: Path) -> sitk.Transform:
+    try:
+        tx = sitk.ReadTransform(str(p))
     except RuntimeError:
         raise TransformReadError(
             p,
             "it is not a transform file regviewer can read (ITK .tfm/.txt/.h5, ANTs .mat, "
             "elastix TransformParameters.*.txt or a displacement-field image)",
         ) from None
+    if _suffix(p) in (".tfm", ".txt"):
+        problem = itk_text_problem(p.read_text(encoding="utf-8", errors="replace"), tx)
+        if problem:
+            raise TransformReadError(p, problem)
+    return tx
+
+
+_COUNT_NOTE = "# regviewer: transforms in this file: "
+
+
+def _leaves(tx: sitk.Transform) -> list[sitk.Transform]:
+    if tx.GetName() == "CompositeTransform":
+        composite = sitk.CompositeTransform(tx)
+        return [leaf for i in range(composite.GetNumberOfTransforms()) for leaf in _leaves(composite.GetNthTransform(i))]
+    return [tx]
+
+
+def itk_text_problem(text: str, tx: sitk.Transform) -> str | None:
+    """Why an ITK text transform that ITK did read must not be trusted, or None.
+
+    ITK reads a file cut off mid-way without complaint: a missing Parameters line leaves
+    the identity, a short FixedParameters line a wrong centre, a missing last block one
+    transform fewer. So every block must carry both lines with the counts its type needs,
+    the file must end with a line break, and a count written by regviewer must match."""
+    lines = text.splitlines()
+    blocks: list[dict[str, list[str]]] = []
+    declared = None
+    for line in lines:
+        if line.startswith(_COUNT_NOTE):
+            declared = line[len(_COUNT_NOTE):].strip()
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "Transform":
+            blocks.append({"type": [value.strip()]})
+        elif key in ("Parameters", "FixedParameters") and blocks:
+            blocks[-1][key] = value.split()
+    cut = "; the file looks cut off (incomplete)"
+    if text and not text.endswith(("\n", "\r")):
+        return "it does not end with a line break" + cut
+    if declared is not None and declared != str(len(blocks)):
+        return f"it should hold {declared} transforms but holds {len(blocks)}" + cut
+    leaves = [b for b in blocks if not b["type"][0].startswith("CompositeTransform")]
+    actual = _leaves(tx)
+    if not actual:
+        return "it holds an empty composite transform (no transform inside)" + cut
+    if len(leaves) != len(actual):
+        return f"it lists {len(leaves)} transforms but {len(actual)} could be read" + cut
+    for i, (block, leaf) in enumerate(zip(leaves, actual)):
+        for key, want in (("Parameters", leaf.GetNumberOfParameters()),
+                          ("FixedParameters", len(leaf.GetFixedParameters()))):
+            if key not in block:
+                return f"transform {i + 1} ({block['type'][0]}) has no '{key}' line" + cut
+            if len(block[key]) != want:
+                return f"transform {i + 1} ({block['type'][0]}) has {len(block[key])} {key}; it needs {want}" + cut
+    return None
 
 
 # --- displacement fields ------------------------------------------------------------
 def read_displacement_field(path: str | Path) -> sitk.Transform:
     """A displacement-field image as a transform: T(x) = x + u(x), fixed → moving."""
     p = Path(path)
+    from regviewer.core.errors import ImageReadError
+    from regviewer.core.imaging.io import read_vector_field
+
     try:
-        field = sitk.ReadImage(str(p))
-    except RuntimeError:
-        raise TransformReadError(p, "it could not be read as an image (damaged or not an image)") from None
+        field = read_vector_field(p)
+    except ImageReadError as exc:
+        raise TransformReadError(p, exc.problem) from None
     dim = field.GetDimension()
     n = field.GetNumberOfComponentsPerPixel()
-    if dim not in (2, 3) or n != dim:
+    if dim not in (2, 3):
+        raise TransformReadError(p, f"it is a {dim}D image with {n} components per voxel; a displacement field "
+                                    "is a 2D or 3D image with one component per axis")
+    if n != dim:
         raise TransformReadError(
             p,
             f"a displacement field needs {dim} vector components per voxel (one per axis), this "
@@ -223,7 +297,10 @@ def _numbers(p: Path, params: dict, key: str, count: int | None = None) -> list[
 
 def _elastix_transform(p: Path, params: dict) -> sitk.Transform:
     kind = str(_first(params, "Transform", ""))
-    dim = int(_first(params, "FixedImageDimension", _first(params, "MovingImageDimension", 3)))
+    dim_value = _first(params, "FixedImageDimension", _first(params, "MovingImageDimension", 3.0))
+    if not isinstance(dim_value, float) or not dim_value.is_integer():
+        raise TransformReadError(p, f"FixedImageDimension is '{dim_value}'; it must be 2 or 3")
+    dim = int(dim_value)
     if dim not in (2, 3):
         raise TransformReadError(p, f"it is a {dim}D elastix transform; only 2D and 3D are supported")
     tp_values = params.get("TransformParameters", [])
@@ -277,7 +354,12 @@ def _elastix_bspline(p: Path, params: dict, dim: int, tp: list[float]) -> sitk.T
         direction = np.eye(dim)
     # ITK's B-spline grid starts at index 0: fold a non-zero GridIndex into the origin.
     origin = origin + direction @ (np.asarray(spacing) * np.asarray(index))
-    order = int(_first(params, "BSplineTransformSplineOrder", 3))
+    order_value = _first(params, "BSplineTransformSplineOrder", 3.0)
+    if not isinstance(order_value, float) or not order_value.is_integer():
+        raise TransformReadError(p, f"BSplineTransformSplineOrder is '{order_value}'; it must be 0 to 3")
+    order = int(order_value)
+    if any(s < 1 for s in size) or int(np.prod(size)) > 10**8:
+        raise TransformReadError(p, f"its GridSize {size} is not a usable B-spline grid")
     n = dim * int(np.prod(size))
     _need(p, "BSplineTransform", tp, n)
     try:
@@ -342,9 +424,13 @@ def write_transform(transform: sitk.Transform, path: str | Path) -> None:
             if suffix in (".tfm", ".txt"):
                 text = tmp.read_text()
                 lines = text.splitlines(keepends=True)
-                tmp.write_text("".join(lines[:1] + [DIRECTION_NOTE + "\n"] + lines[1:]))
+                count = sum(line.startswith("Transform:") for line in lines)
+                notes = [DIRECTION_NOTE + "\n", f"{_COUNT_NOTE}{count}\n"]
+                tmp.write_text("".join(lines[:1] + notes + lines[1:]))
     except RuntimeError as exc:
         raise ImageWriteError(p, str(exc).strip().splitlines()[-1][:200]) from None
+    except OSError as exc:
+        raise ImageWriteError(p, exc.strerror or str(exc)) from None
 
 
 __all__ = [
@@ -354,6 +440,7 @@ __all__ = [
     "read_ants_mat",
     "read_elastix",
     "parse_elastix_parameters",
+    "itk_text_problem",
     "DIRECTION_NOTE",
     "TRANSFORM_EXTENSIONS",
 ]
