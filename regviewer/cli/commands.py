@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _err("interrupted; no half-written file was left")
         return EXIT_INTERRUPTED
-    except RegistrationCancelled:
-        _err("interrupted; the registration stopped and nothing was written")
+    except RegistrationCancelled as exc:
+        _err(f"interrupted; {'nothing was written' if 'saving' in str(exc) else 'the registration stopped and nothing was written'}")
         return EXIT_INTERRUPTED
     except (RegistrationFailed, LandmarkFitError) as exc:
         _err(f"registration failed: {exc}")
@@ -112,8 +112,16 @@ def cmd_register(args: argparse.Namespace) -> int:
     if outcome.tre_mean_mm is not None:
         print(f"TRE        mean {_fmt(outcome.tre_mean_mm, ' mm')}, max {_fmt(outcome.tre_max_mm, ' mm')}")
     if token.cancelled:
-        _err("interrupted while saving; the results above were written completely")
+        _err("interrupted after saving; the results above were written completely")
         return EXIT_INTERRUPTED
+    if outcome.summary.get("verdict") not in (None, "ok"):
+        for warning in outcome.summary.get("warnings", []):
+            _err(f"warning: {warning}")
+        _err(f"registration failed: the result is worse than its start; the files above are kept for inspection "
+             f"(qa.json says \"verdict\": \"{outcome.summary['verdict']}\")")
+        return EXIT_FAILED
+    for warning in outcome.summary.get("warnings", []):
+        _err(f"warning: {warning}")
     return EXIT_OK
 
 
