@@ -174,6 +174,8 @@ def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = 
     _refuse_overwriting_inputs(out_dir, OUTPUT_NAMES, inputs)
     _check_output_folder(out_dir, writable=True)  # before minutes of work, not after
     fixed_v, moving_v = as_volume(fixed), as_volume(moving)
+    for role, volume in (("fixed", fixed_v), ("moving", moving_v)):
+        _refuse_constant(volume, role)
     masks = [None if m is None else as_volume(m) for m in (fixed_mask, moving_mask)]
     where = ""
     if landmarks is not None and isinstance(landmarks, (str, Path)):
@@ -216,6 +218,21 @@ def _input_paths(**named) -> dict[str, Path]:
         if path:
             paths[role.replace("_", " ")] = Path(path)
     return paths
+
+
+def _refuse_constant(volume: Volume, role: str) -> None:
+    """An image with one value everywhere has nothing to align; ITK would fail with
+    "Refusing to change spacing ... to [.., 0]" or stop after 0 iterations as a 'success'."""
+    import numpy as np
+
+    from regviewer.core.errors import UnsupportedImageError
+
+    values = sitk.GetArrayViewFromImage(volume.scalar())
+    low, high = float(np.min(values)), float(np.max(values))
+    if low == high:
+        raise UnsupportedImageError(volume.path or f"<{role} image>",
+                                    f"the {role} image has the same value ({low:g}) everywhere, so there is nothing "
+                                    "to register it by")
 
 
 def _same_file(a: Path, b: Path) -> bool:
