@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -61,24 +62,68 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def sigint_cancels(token) -> Iterator[None]:
+def sigint_cancels(token, grace_s: float = 1.0) -> Iterator[None]:
     """The first Ctrl+C asks the engine to stop (it does within about a second, cleanly);
-    a second one interrupts at once. Only the main thread can install the handler."""
+    a second one interrupts at once. Only the main thread can install the handler.
+
+    Python runs signal handlers only between bytecodes, so while ITK is busy inside one
+    long filter neither press would be seen. A watcher thread therefore reads the signal
+    from a wakeup socket (written by the C-level handler at once): it cancels the token on
+    the first press and, if a second press has not ended the process within `grace_s`,
+    exits with 130 itself. Outputs are staged in hidden folders, so nothing half-written
+    is left; the next run into the folder removes the staging folder."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    presses, handled, timers = [0], [0], []
 
-    def handler(signum, frame):
-        if token.cancelled:
-            raise KeyboardInterrupt
+    def handler(signum, frame):  # runs when the main thread next executes Python
+        handled[0] += 1
         token.cancel()
-        print("\nregviewer: stopping (press Ctrl+C again to abort at once)", file=sys.stderr, flush=True)
+        if handled[0] >= 2:
+            raise KeyboardInterrupt
+
+    receive, send = socket.socketpair()
+    send.setblocking(False)
+
+    def watch() -> None:
+        while True:
+            try:
+                data = receive.recv(16)
+            except OSError:
+                return
+            if not data:
+                return
+            for byte in data:
+                if byte != signal.SIGINT:
+                    continue
+                presses[0] += 1
+                if presses[0] == 1:
+                    token.cancel()
+                    print("\nregviewer: stopping (press Ctrl+C again to abort at once)", file=sys.stderr, flush=True)
+                elif presses[0] == 2:
+                    timers.append(threading.Timer(grace_s, _abort))
+                    timers[-1].daemon = True
+                    timers[-1].start()
+
+    def _abort() -> None:
+        print("regviewer: aborted; nothing half-written was left", file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)
 
     previous = signal.signal(signal.SIGINT, handler)
+    previous_fd = signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
+    watcher = threading.Thread(target=watch, name="regviewer-sigint", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
+        for timer in timers:
+            timer.cancel()
+        signal.set_wakeup_fd(previous_fd)
         signal.signal(signal.SIGINT, previous)
+        send.close()
+        receive.shutdown(socket.SHUT_RDWR)
+        receive.close()
 
 
 def _fmt(value, unit: str = "") -> str:

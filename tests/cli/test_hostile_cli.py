@@ -215,3 +215,45 @@ def test_malformed_pairs_files_exit_2_with_the_line(tmp_path, tiny_params, capsy
     err = capsys.readouterr().err
     assert "pairs.csv" in err and all(e in err for e in expect), err
     assert "unexpected" not in err
+
+
+# --- 1: Ctrl+C works even while ITK is busy inside one long filter --------------------------------
+_BUSY_IN_ITK = """
+import sys, SimpleITK as sitk
+from regviewer.cli.commands import sigint_cancels
+from regviewer.core.registration.engine import CancelToken
+token = CancelToken()
+with sigint_cancels(token):
+    print("busy", flush=True)
+    sitk.DiscreteGaussian(sitk.Image([100, 100, 100], sitk.sitkFloat32), 400.0, 200, 0.0001, False)  # ~30 s in C++
+print("finished the filter", flush=True)
+"""
+
+
+def test_second_ctrl_c_ends_a_run_stuck_inside_itk():
+    """Python runs signal handlers only between bytecodes: inside one long ITK call, Ctrl+C
+    (once or twice) used to be ignored until the filter returned."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", _BUSY_IN_ITK], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "busy"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read()
+    assert code == 130, err
+    assert "stopping" in err and took < 5
+    assert "finished the filter" not in proc.stdout.read()
