@@ -182,7 +182,7 @@ def test_empty_folder_message_mentions_sub_folders(tmp_path):
 
 
 def test_dicomdir_records_point_at_series_folders(tmp_path):
-    from regviewer.core.imaging.io import _dicomdir_folders
+    from regviewer.core.imaging.dicom import _dicomdir_folders
 
     study = tmp_path / "study"
     _dicom_series(study / "A" / "SE7", "1.2.826.0.1.7", "deep")

@@ -34,6 +34,7 @@ import SimpleITK as sitk
 
 from regviewer.core.atomic import atomic_output
 from regviewer.core.errors import ImageWriteError, TransformReadError
+from regviewer.core.transforms.itk_text import COUNT_NOTE, itk_text_problem
 
 DIRECTION_NOTE = "# regviewer: this transform maps FIXED image points to MOVING image points (LPS mm)"
 TRANSFORM_EXTENSIONS = (".tfm", ".txt", ".h5", ".hdf5", ".mat")
@@ -92,56 +93,6 @@ def _read_itk(p: Path) -> sitk.Transform:
         if problem:
             raise TransformReadError(p, problem)
     return tx
-
-
-_COUNT_NOTE = "# regviewer: transforms in this file: "
-
-
-def _leaves(tx: sitk.Transform) -> list[sitk.Transform]:
-    if tx.GetName() == "CompositeTransform":
-        composite = sitk.CompositeTransform(tx)
-        return [leaf for i in range(composite.GetNumberOfTransforms()) for leaf in _leaves(composite.GetNthTransform(i))]
-    return [tx]
-
-
-def itk_text_problem(text: str, tx: sitk.Transform) -> str | None:
-    """Why an ITK text transform that ITK did read must not be trusted, or None.
-
-    ITK reads a file cut off mid-way without complaint: a missing Parameters line leaves
-    the identity, a short FixedParameters line a wrong centre, a missing last block one
-    transform fewer. So every block must carry both lines with the counts its type needs,
-    the file must end with a line break, and a count written by regviewer must match."""
-    lines = text.splitlines()
-    blocks: list[dict[str, list[str]]] = []
-    declared = None
-    for line in lines:
-        if line.startswith(_COUNT_NOTE):
-            declared = line[len(_COUNT_NOTE):].strip()
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "Transform":
-            blocks.append({"type": [value.strip()]})
-        elif key in ("Parameters", "FixedParameters") and blocks:
-            blocks[-1][key] = value.split()
-    cut = "; the file looks cut off (incomplete)"
-    if text and not text.endswith(("\n", "\r")):
-        return "it does not end with a line break" + cut
-    if declared is not None and declared != str(len(blocks)):
-        return f"it should hold {declared} transforms but holds {len(blocks)}" + cut
-    leaves = [b for b in blocks if not b["type"][0].startswith("CompositeTransform")]
-    actual = _leaves(tx)
-    if not actual:
-        return "it holds an empty composite transform (no transform inside)" + cut
-    if len(leaves) != len(actual):
-        return f"it lists {len(leaves)} transforms but {len(actual)} could be read" + cut
-    for i, (block, leaf) in enumerate(zip(leaves, actual)):
-        for key, want in (("Parameters", leaf.GetNumberOfParameters()),
-                          ("FixedParameters", len(leaf.GetFixedParameters()))):
-            if key not in block:
-                return f"transform {i + 1} ({block['type'][0]}) has no '{key}' line" + cut
-            if len(block[key]) != want:
-                return f"transform {i + 1} ({block['type'][0]}) has {len(block[key])} {key}; it needs {want}" + cut
-    return None
 
 
 # --- displacement fields ------------------------------------------------------------
@@ -425,7 +376,7 @@ def write_transform(transform: sitk.Transform, path: str | Path) -> None:
                 text = tmp.read_text()
                 lines = text.splitlines(keepends=True)
                 count = sum(line.startswith("Transform:") for line in lines)
-                notes = [DIRECTION_NOTE + "\n", f"{_COUNT_NOTE}{count}\n"]
+                notes = [DIRECTION_NOTE + "\n", f"{COUNT_NOTE}{count}\n"]
                 tmp.write_text("".join(lines[:1] + notes + lines[1:]))
     except RuntimeError as exc:
         raise ImageWriteError(p, str(exc).strip().splitlines()[-1][:200]) from None
