@@ -32,10 +32,31 @@ def _err(text: str) -> None:
     print(f"regviewer: {text}", file=sys.stderr, flush=True)
 
 
+_SHOWN_WARNINGS: list[str] = []
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (e.g. NaN voxels set to 0) as one plain line each, no source line."""
+    text = str(message)
+    if text not in _SHOWN_WARNINGS:
+        _SHOWN_WARNINGS.append(text)
+        _err(f"warning: {text}")
+
+
+def _warn_once(text: str) -> None:
+    """Print a qa.json warning unless the same problem was already shown while reading."""
+    detail = text.split(": ", 1)[-1]
+    if not any(detail in shown for shown in _SHOWN_WARNINGS):
+        _show_warning(text, UserWarning, "", 0)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one subcommand and turn its outcome into an exit code."""
+    import warnings
+
     handlers = {"register": cmd_register, "apply": cmd_apply, "apply-points": cmd_apply_points,
                 "presets": cmd_presets, "evaluate": cmd_evaluate, "batch": cmd_batch}
+    warnings.showwarning = _show_warning
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -159,14 +180,12 @@ def cmd_register(args: argparse.Namespace) -> int:
     if token.cancelled:
         _err("interrupted after saving; the results above were written completely")
         return EXIT_INTERRUPTED
+    for warning in outcome.summary.get("warnings", []):
+        _warn_once(warning)
     if outcome.summary.get("verdict") not in (None, "ok"):
-        for warning in outcome.summary.get("warnings", []):
-            _err(f"warning: {warning}")
         _err(f"registration failed: the result is worse than its start; the files above are kept for inspection "
              f"(qa.json says \"verdict\": \"{outcome.summary['verdict']}\")")
         return EXIT_FAILED
-    for warning in outcome.summary.get("warnings", []):
-        _err(f"warning: {warning}")
     return EXIT_OK
 
 

@@ -257,3 +257,21 @@ def test_second_ctrl_c_ends_a_run_stuck_inside_itk():
     assert code == 130, err
     assert "stopping" in err and took < 5
     assert "finished the filter" not in proc.stdout.read()
+
+
+def test_nan_voxels_are_reported_on_stderr_and_in_qa_json(tiny_pair, tiny_params, tmp_path, capsys):
+    img = sitk.Cast(sitk.ReadImage(str(tiny_pair.moving)), sitk.sitkFloat32)
+    arr = sitk.GetArrayFromImage(img)
+    arr[:3, :] = np.nan
+    nan_img = sitk.GetImageFromArray(arr)
+    nan_img.CopyInformation(img)
+    moving = tmp_path / "nan_moving.nrrd"
+    sitk.WriteImage(nan_img, str(moving))
+    out = tmp_path / "out"
+    code = main(["register", str(tiny_pair.fixed), str(moving), "--params", str(tiny_params), "--quiet", "--no-qa",
+                 "--out", str(out)])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert err.count("NaN or infinite") == 1 and "UserWarning" not in err
+    qa = json.loads((out / "qa.json").read_text())
+    assert any("NaN or infinite" in w for w in qa["warnings"]) and qa["verdict"] == "ok"
