@@ -103,6 +103,15 @@ def test_stale_staging_folders_are_cleaned(tmp_path):
     assert live.exists() and not dead.exists()
 
 
+def test_the_next_run_removes_a_killed_runs_staging_folder(tiny_pair, tiny_params, tmp_path):
+    out = tmp_path / "out"
+    left = out / ".regviewer-out-999999999-killed"
+    left.mkdir(parents=True)
+    (left / "moving_resampled.nii.gz").write_bytes(b"half")
+    assert main(_args(tiny_pair, tiny_params, out)) == 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".regviewer-")]
+
+
 # --- 13: Ctrl+C while saving writes nothing --------------------------------------------------------
 def test_cancel_while_saving_writes_nothing(tiny_pair, tiny_params, tmp_path, monkeypatch):
     from regviewer.core.registration.engine import CancelToken

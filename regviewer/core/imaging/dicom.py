@@ -36,15 +36,15 @@ def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
     series: dict[str, DicomSeries] = {}
     for directory in _study_folders(folder):
         for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory)):
-            if uid in series:  # one series split over several folders: keep the larger part
+            if uid in series:  # a series split over several folders: the first folder found wins
                 continue
             files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory), uid)
             series[uid] = DicomSeries(uid, _dicom_description(files[0]) if files else "", len(files), tuple(files))
     return list(series.values())
 
 
-_MAX_STUDY_DEPTH = 6
-_MAX_STUDY_FOLDERS = 2000
+_MAX_STUDY_DEPTH = 4
+_MAX_STUDY_FOLDERS = 500
 
 
 def _study_folders(folder: Path) -> list[Path]:
