@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except RegistrationCancelled as exc:
         _err(f"interrupted; {'nothing was written' if 'saving' in str(exc) else 'the registration stopped and nothing was written'}")
+        if getattr(exc, "abandoned", False):  # an ITK filter still runs in a thread: do not wait for it at exit
+            sys.stdout.flush()
+            os._exit(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except (RegistrationFailed, LandmarkFitError) as exc:
         _err(f"registration failed: {exc}")

@@ -284,3 +284,26 @@ def test_nan_voxels_are_reported_on_stderr_and_in_qa_json(tiny_pair, tiny_params
     assert err.count("NaN or infinite") == 1 and "UserWarning" not in err
     qa = json.loads((out / "qa.json").read_text())
     assert any("NaN or infinite" in w for w in qa["warnings"]) and qa["verdict"] == "ok"
+
+
+def test_cancel_abandons_a_registration_stuck_inside_itk(tiny_pair, tmp_path, monkeypatch):
+    """A CancelToken is checked per iteration; inside one long ITK filter it used to be
+    ignored for as long as the filter ran (15 s and more)."""
+    import threading
+    import time
+
+    from regviewer.core.registration import engine
+
+    def stuck(*args, **kwargs):  # a filter that checks no token, ~5 s of C++
+        sitk.DiscreteGaussian(sitk.Image([60, 60, 60], sitk.sitkFloat32), 400.0, 200, 0.0001, False)
+        pytest.fail("the stuck filter's result must be dropped")
+
+    monkeypatch.setattr(engine, "register", stuck)
+    token = engine.CancelToken()
+    threading.Timer(0.3, token.cancel).start()
+    start = time.monotonic()
+    with pytest.raises(RegistrationCancelled) as err:
+        headless.register_to_folder(tiny_pair.fixed, tiny_pair.moving, tmp_path / "out", preset="rigid", cancel=token)
+    assert time.monotonic() - start < 3.0
+    assert getattr(err.value, "abandoned", False)
+    assert not any((tmp_path / "out").iterdir())

@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,13 +198,46 @@ def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = 
         pipeline = read_parameters(preset=preset or "affine-mi")
     # Landmarks measure the error; they start the registration only when the parameters ask.
     initialise = getattr(pipeline.stages[0], "initializer", None) == "landmarks" and initial_transform is None
-    result = register(fixed_v, moving_v, preset=preset, params=pipeline, fixed_mask=masks[0], moving_mask=masks[1],
-                      initial_transform=initial_transform, progress=progress, cancel=cancel, seed=seed,
-                      landmarks=landmarks if initialise else None)
+    result = abandonable(lambda: register(fixed_v, moving_v, preset=preset, params=pipeline, fixed_mask=masks[0],
+                                          moving_mask=masks[1], initial_transform=initial_transform,
+                                          progress=progress, cancel=cancel, seed=seed,
+                                          landmarks=landmarks if initialise else None), cancel)
     if result.cancelled:
         raise RegistrationCancelled("Registration cancelled; nothing was written", best_transform=result.transform)
     return save_result(result, fixed_v, moving_v, out_dir, landmarks=landmarks, evaluate=evaluate,
                        started=start, seed=seed, start_transform=initial_transform, cancel=cancel)
+
+
+def abandonable(work: Callable[[], Any], cancel, grace_s: float = 1.0) -> Any:
+    """Run `work` in a daemon thread and wait; if `cancel` fires and `work` has not
+    returned `grace_s` later (stuck inside one ITK filter, which checks no token), give
+    up on it: raise `RegistrationCancelled` with ``abandoned = True``. SimpleITK releases
+    the GIL while it computes, so this thread keeps polling; the abandoned thread runs
+    on until its filter returns, and its result is dropped."""
+    if cancel is None:
+        return work()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = work()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread as it is
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="regviewer-work", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+        if cancel.cancelled and thread.is_alive():
+            thread.join(grace_s)
+            if thread.is_alive():
+                error = RegistrationCancelled("Registration cancelled (abandoned inside an ITK filter); nothing was "
+                                              "written")
+                error.abandoned = True
+                raise error
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 OUTPUT_NAMES = (TRANSFORM_LINEAR_NAME, TRANSFORM_DEFORMABLE_NAME, HISTORY_NAME, QA_NAME, PARAMS_NAME,
