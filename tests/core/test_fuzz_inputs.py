@@ -99,7 +99,7 @@ class _Worker:
             return job.get(timeout=PER_EXAMPLE_TIMEOUT_S)
         except multiprocessing.TimeoutError:
             self.close()
-            return f"hang: reading {name} took more than {PER_EXAMPLE_TIMEOUT_S} s"
+            return f"hang or crash: reading {name} did not end within {PER_EXAMPLE_TIMEOUT_S} s"
 
     def close(self) -> None:
         if self.pool is not None:

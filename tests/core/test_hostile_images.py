@@ -191,3 +191,32 @@ def test_dicomdir_records_point_at_series_folders(tmp_path):
     (study / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM" + b"junk" * 10 + record + b"more")
     assert _dicomdir_folders(study) == [study / "A" / "SE7"]
     assert [s.description for s in list_dicom_series(study)] == ["deep"]
+
+
+@pytest.mark.parametrize("header", [
+    b"ObjectType = Image\nNDims = -1\nDimSize = 7 6 5\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n",
+    b"0 = Image\nNDims = -1\nCompressedData = True\nDimSize = 7 6 5\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n",
+    b"ObjectType = Image\nNDims = 3\nDimSize = 7 -6 5\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n",
+    b"ObjectType = Image\nNDims = 3\nDimSize = 7 6\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n",
+])
+def test_metaimage_headers_that_crash_itk_are_refused_first(tmp_path, header):
+    """Found by the fuzz test: ITK's MetaImage reader crashes the process (segmentation
+    fault) on NDims = -1, which no exception handler can catch."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "bad.mha"
+    path.write_bytes(header + zlib.compress(b"\0" * 840))
+    code = ("import sys\nfrom regviewer.core.imaging.io import read_image\nfrom regviewer.core.errors import ImageReadError\n"
+            "try:\n    read_image(sys.argv[1])\nexcept ImageReadError as e:\n    print('typed', e)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("typed"), (done.returncode, done.stderr[-500:])
+    assert "bad.mha" in done.stdout
+
+
+def test_nrrd_dimension_and_sizes_are_checked_first(tmp_path):
+    for bad in (b"dimension: -1\nsizes: 7 6 5\n", b"dimension: 3\nsizes: 7 0 5\n", b"dimension: 3\nsizes: 7 6\n"):
+        path = tmp_path / "bad.nrrd"
+        path.write_bytes(b"NRRD0004\ntype: float\n" + bad + b"encoding: raw\n\n" + b"\0" * 840)
+        with pytest.raises(ImageReadError, match="header says"):
+            read_image(path)

@@ -30,6 +30,57 @@ def check_data_size(p: Path, suffix: str, expected: int) -> None:
                f"{found:,}")
 
 
+def check_header_fields(p: Path, suffix: str) -> None:
+    """Refuse a MetaImage or NRRD header whose dimension or sizes are not positive
+    integers that agree, before ITK parses it: ITK crashes the process on some of
+    these (a MetaImage with ``NDims = -1`` is a segmentation fault), which no error
+    handling can catch."""
+    if suffix in (".mha", ".mhd"):
+        fields = _metaimage_fields(_read_header(p))
+        dim_key, size_key, limit = "NDims", "DimSize", 8
+    elif suffix in (".nrrd", ".nhdr"):
+        head = _read_header(p)
+        if not head.startswith(b"NRRD"):
+            return
+        end = head.find(b"\n\n")
+        fields = _nrrd_fields(head[: end if end >= 0 else len(head)])
+        dim_key, size_key, limit = "dimension", "sizes", 16
+    else:
+        return
+    dims, sizes = fields.get(dim_key), fields.get(size_key)
+    if dims is None:
+        return  # ITK reports a missing dimension itself
+    if not dims.isdigit() or not 1 <= int(dims) <= limit:
+        raise ImageReadError(p, f"its header says {dim_key} = {dims!r}; it must be 1 to {limit}")
+    if sizes is None:
+        return
+    values = sizes.split()
+    if len(values) != int(dims) or not all(v.isdigit() and int(v) > 0 for v in values):
+        raise ImageReadError(p, f"its header says {size_key} = {sizes!r}; it needs {dims} whole numbers above 0")
+
+
+def _metaimage_fields(head: bytes) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in head.split(b"\n"):
+        key, sep, value = line.decode("latin-1").partition("=")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+        if key.strip() == "ElementDataFile":
+            break
+    return fields
+
+
+def _nrrd_fields(head: bytes) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in head.split(b"\n")[1:]:
+        text = line.decode("latin-1")
+        if text.startswith("#") or ":" not in text:
+            continue
+        key, _, value = text.partition(":")
+        fields.setdefault(key.strip().lower(), value.lstrip("=").strip())
+    return fields
+
+
 def _read_header(p: Path) -> bytes:
     with p.open("rb") as fh:
         return fh.read(_HEADER_LIMIT)
@@ -130,4 +181,4 @@ def _inflated_size(source: Path, start: int, expected: int, kind: str) -> int:
     return total
 
 
-__all__ = ["check_data_size"]
+__all__ = ["check_data_size", "check_header_fields"]

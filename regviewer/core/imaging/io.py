@@ -75,6 +75,9 @@ def _check_readable(p: Path) -> None:
 
 
 def _read_file(p: Path) -> tuple[sitk.Image, list[str]]:
+    from regviewer.core.imaging.header_checks import check_header_fields
+
+    check_header_fields(p, suffix_of(p))  # before ITK: some damaged headers crash it
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(p))
     try:
@@ -113,6 +116,9 @@ def read_vector_field(p: Path) -> sitk.Image:
     if p.stat().st_size == 0:
         raise ImageReadError(p, "the file is empty")
     _check_readable(p)
+    from regviewer.core.imaging.header_checks import check_header_fields
+
+    check_header_fields(p, suffix_of(p))
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(p))
     try:
