@@ -56,6 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p_open.add_argument("fixed", nargs="?", help="fixed image (file or DICOM folder)")
     p_open.add_argument("moving", nargs="?", help="moving image (file or DICOM folder)")
     p_open.add_argument("--session", help="a session file to open")
+    p_open.add_argument("--transform", metavar="FILE",
+                        help="a transform (fixed -> moving: ITK, elastix, ANTs .mat, displacement field) to show")
     p_open.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
 
     p_reg = sub.add_parser(
@@ -145,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "open":
         from regviewer.gui.app import run_app
 
-        return run_app(fixed=args.fixed, moving=args.moving, session=args.session, screenshot=args.screenshot)
+        return run_app(fixed=args.fixed, moving=args.moving, session=args.session, screenshot=args.screenshot,
+                       transform=args.transform)
     from regviewer.cli import commands as cli_commands
 
     return cli_commands.run(args)

@@ -1,12 +1,16 @@
-"""Run one long core call (seconds) without freezing the window.
+"""Long work off the GUI thread, in the two shapes the window needs.
 
-For actions whose caller wants the result at once (a Save menu item, a test), but whose
-work must not block the GUI thread: the call runs in a plain thread while a local event
-loop keeps the window painting. Exceptions come back to the caller unchanged.
+`call_in_background`: one long core call whose caller wants the result at once (a Save or
+Open menu item): the call runs in a plain thread while a local event loop keeps the
+window painting. Exceptions come back to the caller unchanged.
+
+`LatestResult`: repeated requests where only the newest answer matters (landmark fits,
+QA evaluations, autosaves); one helper, one rule, instead of a counter in every panel.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 from typing import Any, Callable
 
@@ -42,3 +46,85 @@ def call_in_background(fn: Callable[[], Any], poll_ms: int = 20) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+class LatestResult(QtCore.QObject):
+    """Work off the GUI thread where only the newest result of each kind matters:
+    landmark fits, QA evaluations and reports, autosaves.
+
+    Each kind has one worker thread, so a kind's jobs never overlap (two autosaves never
+    write the same file at once). A new request of a kind supersedes the older ones: an
+    older job that has not started is skipped, and the result of one that has is dropped.
+    `on_done(result, error)` is called on the GUI thread, once, for the newest request;
+    `error` is the exception the work raised (None on success).
+    """
+
+    _finished = QtCore.pyqtSignal(str, int, object, object)  # kind, generation, result, error
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self._generation: dict[str, int] = {}
+        self._delivered: dict[str, int] = {}
+        self._callbacks: dict[str, Callable[[Any, BaseException | None], None]] = {}
+        self._executors: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+        self._futures: dict[str, tuple[int, concurrent.futures.Future]] = {}
+        self._finished.connect(self._deliver)
+
+    def submit(self, kind: str, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
+               inline: bool = False) -> int:
+        """Run `fn()` for `kind` (inline=True: now, on this thread, for work known to be quick)."""
+        generation = self._generation.get(kind, 0) + 1
+        self._generation[kind] = generation
+        self._callbacks[kind] = on_done
+        if inline:
+            self._deliver(kind, generation, *_outcome(fn))
+            return generation
+        executor = self._executors.get(kind)
+        if executor is None:
+            executor = self._executors[kind] = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"regviewer-{kind}")
+        self._futures[kind] = (generation, executor.submit(self._run, kind, generation, fn))
+        return generation
+
+    def _run(self, kind: str, generation: int, fn: Callable[[], Any]) -> tuple[Any, BaseException | None] | None:
+        if generation != self._generation.get(kind):
+            return None  # a newer request superseded this one before it started
+        outcome = _outcome(fn)
+        try:
+            self._finished.emit(kind, generation, *outcome)
+        except RuntimeError:  # the owner was deleted while we worked (window closed)
+            pass
+        return outcome
+
+    def _deliver(self, kind: str, generation: int, result: Any, error: BaseException | None) -> None:
+        if generation != self._generation.get(kind) or self._delivered.get(kind) == generation:
+            return  # superseded, or already delivered by wait()
+        self._delivered[kind] = generation
+        callback = self._callbacks.get(kind)
+        if callback is not None:
+            callback(result, error)
+
+    def busy(self, kind: str) -> bool:
+        """True while the newest request of `kind` has not been delivered."""
+        return self._generation.get(kind, 0) != self._delivered.get(kind, 0)
+
+    def wait(self, kind: str, timeout: float = 30.0) -> None:
+        """Block until the newest `kind` job has finished and been delivered (tests, closing)."""
+        entry = self._futures.get(kind)
+        if entry is None:
+            return
+        generation, future = entry
+        done, _ = concurrent.futures.wait([future], timeout=timeout)
+        if done and future.result() is not None:
+            self._deliver(kind, generation, *future.result())  # now; the queued delivery then does nothing
+
+    def shutdown(self) -> None:
+        for executor in self._executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _outcome(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    try:
+        return fn(), None
+    except BaseException as exc:  # noqa: BLE001 -- handed to on_done on the GUI thread
+        return None, exc

@@ -16,7 +16,9 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from regviewer.core.atomic import atomic_output
 from regviewer.core.errors import ImageWriteError, MultipleSeriesError, RegviewerError
 from regviewer.core.imaging.io import IMAGE_EXTENSIONS, image_files_in, list_dicom_series, read_image, write_image
-from regviewer.core.transforms.io import write_transform
+from regviewer.core.transforms.io import is_transform_file, write_transform
+from regviewer.core.transforms.io import read_transform
+from regviewer.core.workspace.state import TransformSource
 from regviewer.gui.background import call_in_background
 
 if TYPE_CHECKING:
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in IMAGE_EXTENSIONS) + ");;All files (*)"
 SAVE_IMAGE_FILTER = "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd);;MetaImage (*.mha *.mhd);;TIFF (*.tif);;PNG (*.png);;JPEG (*.jpg)"
 TRANSFORM_FILTER = "ITK transform, text (*.tfm *.txt);;ITK transform, HDF5 (*.h5)"
+OPEN_TRANSFORM_FILTER = ("Transforms (*.tfm *.txt *.h5 *.hdf5 *.mat *.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd);;"
+                         "ITK transform (*.tfm *.txt *.h5 *.hdf5);;ANTs affine (*.mat);;"
+                         "elastix (TransformParameters*.txt);;Displacement field (*.nii.gz *.nii *.nrrd *.mha);;All files (*)")
 SCREENSHOT_FILTER = "PNG image (*.png);;JPEG image (*.jpg)"
 MAX_RECENT = 8
 
@@ -102,11 +107,42 @@ def _open_role(window: "MainWindow", role: str, path: str) -> None:
     window.open_images(fixed, moving)
 
 
+def open_transform(window: "MainWindow", path: str | Path) -> bool:
+    """Make a transform file (ITK, elastix, ANTs .mat, displacement field) current; undoable."""
+    if window.fixed_volume() is None:
+        window.show_message("Open the images before a transform")
+        return False
+    try:
+        transform = call_in_background(lambda: read_transform(path))  # a field takes a moment
+        window.workspace.set_transform(transform, f"Open transform {Path(path).name}",
+                                       TransformSource("file", path=str(path)))
+    except RegviewerError as exc:
+        window.show_error(exc)
+        return False
+    window.show_message(f"Opened the transform {Path(path).name} (fixed → moving); Ctrl+Z goes back")
+    return True
+
+
+def open_transform_dialog(window: "MainWindow") -> None:
+    path, _ = QtWidgets.QFileDialog.getOpenFileName(window, "Open a transform (fixed → moving)", _last_dir(),
+                                                    OPEN_TRANSFORM_FILTER)
+    if path:
+        open_transform(window, path)
+
+
 def handle_dropped_paths(window: "MainWindow", paths: list[str]) -> None:
-    """Two images dropped: fixed then moving. One: fixed if none is open, else moving."""
+    """Transform files make themselves current (when images are open). Two images dropped:
+    fixed then moving. One: fixed if none is open, else moving."""
+    if window.fixed_volume() is not None:
+        transforms = [str(p) for p in paths if is_transform_file(p)]
+        for path in transforms:
+            open_transform(window, path)
+        paths = [p for p in paths if str(p) not in transforms]
+        if transforms and not paths:
+            return
     images = [str(p) for p in image_files_in(paths)]
     if not images:
-        window.show_message("Nothing to open: drop image files or DICOM folders")
+        window.show_message("Nothing to open: drop image files, DICOM folders or transform files")
         return
     if len(images) >= 2:
         window.open_images(images[0], images[1])

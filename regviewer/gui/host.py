@@ -1,8 +1,11 @@
 """What a panel (landmarks, live registration, QA) may ask of the main window.
 
 Panels are built against this protocol, not against `MainWindow` itself, so each can
-be developed and tested with a small fake host, and the window stays the one place
-that owns the images, the current transform and the views.
+be developed and tested with a small fake host (`tests/gui/fake_host.py`). The state a
+panel reads and edits lives in `host.workspace` (the `core.workspace.Workspace`: images,
+the current transform and its source, landmarks, runs, one undo history); panels send it
+commands and never keep a copy. Long work goes through `host.background` (a
+`gui.background.LatestResult`: the newest result of each kind wins).
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ class VolumeViewLike(Protocol):
 class RegistrationHost(Protocol):
     """The main window as panels see it."""
 
+    workspace: Any  # regviewer.core.workspace.Workspace
+    background: Any  # regviewer.gui.background.LatestResult
+    bridge: Any  # regviewer.gui.bridge.WorkspaceBridge: the Workspace's events as Qt signals
+
     def fixed_volume(self) -> Volume | None: ...
 
     def moving_volume(self) -> Volume | None: ...
@@ -56,8 +63,8 @@ class RegistrationHost(Protocol):
     def current_transform(self) -> sitk.Transform:
         """The user's current fixed→moving transform (manual, landmark fit or applied result)."""
 
-    def set_current_transform(self, transform: sitk.Transform, description: str) -> None:
-        """Make `transform` current (an undoable step named `description`) and redraw."""
+    def set_current_transform(self, transform: sitk.Transform, description: str, source: Any = None) -> None:
+        """`workspace.set_transform` with errors shown in a dialog: an undoable step."""
 
     def show_preview_transform(self, transform: sitk.Transform | None) -> None:
         """Redraw the overlay under a temporary transform (e.g. a running registration's

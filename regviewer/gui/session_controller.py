@@ -1,8 +1,9 @@
 """File > Open/Save Session, autosave, crash recovery and the unsaved-changes prompt.
 
-Thin Qt over `core.session`: the controller gathers the window's state into a
-`Session` (image paths, the current fixed→moving transform, every registered session
-part), writes it atomically, and puts it back on open. The recovery file and the
+Thin Qt over `core.workspace`: the Workspace turns itself into a `Session` (image paths,
+the current fixed→moving transform and its source, landmarks, runs, settings), the
+controller adds every panel's registered session part, writes it atomically, and puts
+it back on open. If autosave fails, the person is told once (status bar and a dialog). The recovery file and the
 crash detection live in `core.session.RecoveryManager`; this class only decides when
 to call it (every 30 s when something changed, and shortly after every landmark edit)
 and asks the user.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import concurrent.futures
 import weakref
 from pathlib import Path
 from typing import Callable
@@ -25,13 +25,13 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.errors import RegviewerError, SessionError
 from regviewer.core.workspace.session import SESSION_SUFFIX, RecoveryCandidate, RecoveryManager, Session
+from regviewer.gui.background import LatestResult
 
 AUTOSAVE_INTERVAL_MS = 30_000
 EDIT_AUTOSAVE_DELAY_MS = 300  # a burst of edits (a drag, a paste) costs one write
 SESSION_FILTER = f"regviewer session (*{SESSION_SUFFIX} *.json);;All files (*)"
-# Session parts stored as top-level fields of the session file (the rest go in "parts").
-_TOP_LEVEL_PARTS = {"landmarks": "landmarks", "parameters": "parameters", "view": "view_state",
-                    "view_state": "view_state"}
+# The window's view state is the session's top-level "view_state"; other parts go in "parts".
+_VIEW_PARTS = ("view", "view_state")
 
 
 class SessionController(QtCore.QObject):
@@ -44,7 +44,6 @@ class SessionController(QtCore.QObject):
     saved = QtCore.pyqtSignal(str)  # path of a session just saved
     opened = QtCore.pyqtSignal(str)  # path of a session just opened
     autosaved = QtCore.pyqtSignal(str)  # path of the recovery file just written
-    _autosave_finished = QtCore.pyqtSignal(object)  # the writer's finished Future, from its thread
 
     def __init__(self, window, recovery: RecoveryManager | None = None) -> None:
         super().__init__(window if isinstance(window, QtCore.QObject) else None)
@@ -68,11 +67,9 @@ class SessionController(QtCore.QObject):
         self._edit_timer.setInterval(EDIT_AUTOSAVE_DELAY_MS)
         self._edit_timer.timeout.connect(self.autosave_now)
         # Encoding a dense displacement field takes a fraction of a second: autosaves are
-        # written in a background thread, one at a time, the newest state winning.
-        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
-        self._pending: concurrent.futures.Future | None = None
-        self._autosave_again = False
-        self._autosave_finished.connect(self._on_autosave_finished)
+        # written off the GUI thread, one at a time, the newest state winning.
+        self._background = getattr(window, "background", None) or LatestResult(self)
+        self.autosave_error: str | None = None  # the first autosave failure, told to the person once
 
     # ------------------------------------------------------------------ installation
     def install(self, window=None) -> "SessionController":
@@ -162,25 +159,18 @@ class SessionController(QtCore.QObject):
             self._edit_timer.start()
 
     def collect(self) -> Session:
-        """The window's state as a Session (transforms map fixed→moving)."""
-        w = self.window
-        fixed, moving = w.fixed_volume(), w.moving_volume()
-        session = Session(fixed_path=getattr(fixed, "path", None), moving_path=getattr(moving, "path", None))
-        if fixed is not None and moving is not None:
-            session.transforms["current"] = w.current_transform()
+        """The window's state as a Session: the Workspace's, plus every panel's part."""
+        ws = self.window.workspace
+        parts = {}
         for key, (get_state, _set_state) in self._parts().items():
-            state = get_state()
-            field = _TOP_LEVEL_PARTS.get(key)
-            if field == "landmarks":
-                session.landmarks = state
-            elif field is not None:
-                setattr(session, field, dict(state or {}))
+            if key in _VIEW_PARTS:
+                ws.set_view_state(get_state() or {})
             else:
-                session.parts[key] = state
-        return session
+                parts[key] = get_state()
+        return ws.to_session(parts)
 
     def apply(self, session: Session) -> None:
-        """Put a session back: images, the current transform, then every part."""
+        """Put a session back: images, then the Workspace's state, then every panel's part."""
         w = self.window
         self._loading = True
         try:
@@ -192,20 +182,11 @@ class SessionController(QtCore.QObject):
                 if w.open_images(session.fixed_path, session.moving_path) is False:
                     raise SessionError(f"Cannot open the session: its images could not be opened "
                                        f"({session.fixed_path}, {session.moving_path})")
-            current = session.transforms.get("current")
-            if current is not None:
-                w.set_current_transform(current, "Open session")
+            w.workspace.restore(session, open_images=False)
             for key, (_get_state, set_state) in self._parts().items():
-                field = _TOP_LEVEL_PARTS.get(key)
-                if field is not None:
-                    state = getattr(session, field)
-                    if field != "landmarks" and not state:
-                        continue
-                elif key in session.parts:
-                    state = session.parts[key]
-                else:
-                    continue
-                set_state(state)
+                state = session.view_state if key in _VIEW_PARTS else session.parts.get(key)
+                if state:
+                    set_state(state)
             QtWidgets.QApplication.processEvents()  # let queued change callbacks run while loading
         finally:
             self._loading = False
@@ -239,54 +220,40 @@ class SessionController(QtCore.QObject):
         return session
 
     def autosave_now(self, wait: bool = False) -> None:
-        """Write the recovery file (in the writer thread; `wait` blocks until written).
-        Errors go to the status bar: autosave must never interrupt the user."""
+        """Write the recovery file off the GUI thread (`wait` blocks until written); the
+        newest state wins. A failure is told to the person once, never as a traceback."""
         if self._loading:
             return
-        if self._pending is not None and not self._pending.done():
-            self._autosave_again = True  # one more write once this one finishes
-        else:
+        try:
             session = self.collect()
-            # SimpleITK copies are copy-on-write: cheap, and safe from later edits.
-            session.transforms = {k: sitk.Transform(t) for k, t in session.transforms.items()}
-            self._dirty_since_autosave = False
-            self._pending = self._writer.submit(self._write_autosave, session)
-            # Runs once the future is done (so the GUI-thread handler sees it done).
-            self._pending.add_done_callback(self._autosave_finished.emit)
+        except Exception as exc:  # noqa: BLE001 - told to the person, never a traceback
+            self._autosave_failed(exc)
+            return
+        # SimpleITK copies are copy-on-write: cheap, and safe from later edits.
+        session.transforms = {k: sitk.Transform(t) for k, t in session.transforms.items()}
+        self._dirty_since_autosave = False
+        self._background.submit("autosave", lambda: self.recovery.autosave(session), self._on_autosave_finished)
         if wait:
             self.wait_for_autosave()
 
     def wait_for_autosave(self, timeout: float = 30.0) -> None:
-        """Block until queued autosaves are on disk (closing, saving, tests)."""
-        while self._pending is not None:
-            done, _ = concurrent.futures.wait([self._pending], timeout=timeout)
-            if not done:
-                return  # a stuck disk must not hang the window
-            self._on_autosave_finished(self._pending)
+        """Block until the newest autosave is on disk (closing, saving, tests)."""
+        self._background.wait("autosave", timeout)
 
-    def _write_autosave(self, session: Session):
-        try:
-            path = self.recovery.autosave(session)
-        except RegviewerError as exc:
-            result = (None, exc)
-        except Exception as exc:  # noqa: BLE001 - a failed autosave must never crash the app
-            result = (None, exc)
-        else:
-            result = (path, None)
-        return result
-
-    def _on_autosave_finished(self, future: concurrent.futures.Future) -> None:
-        if future is not self._pending or not future.done():
-            return  # already handled (wait_for_autosave) or superseded
-        self._pending = None
-        path, error = future.result()
+    def _on_autosave_finished(self, path, error) -> None:
         if error is not None:
-            self._message(f"Autosave failed: {error}")
+            self._autosave_failed(error)
         else:
+            self.autosave_error = None  # working again: a later failure is news
             self.autosaved.emit(str(path))
-        if self._autosave_again:
-            self._autosave_again = False
-            self.autosave_now()
+
+    def _autosave_failed(self, error: BaseException) -> None:
+        """Tell the person (status bar, and a dialog the first time) that crash recovery stopped."""
+        text = f"Autosave failed, so crash recovery is not protecting your work: {error}"
+        self._message(text)
+        if self.autosave_error is None:
+            self.autosave_error = text
+            self._error(SessionError(text + "\nSave the session (File > Save Session) to keep your work."))
 
     def recover(self, candidate: RecoveryCandidate) -> Session | None:
         """Open a crashed run's autosave; the result counts as unsaved work."""
@@ -398,7 +365,6 @@ class SessionController(QtCore.QObject):
         """Clean exit: stop timers and remove the recovery files."""
         self.autosave_timer.stop()
         self._edit_timer.stop()
-        self._autosave_again = False
         self.wait_for_autosave()
         self.recovery.finish()
 
@@ -461,7 +427,6 @@ class SessionController(QtCore.QObject):
         self._dirty_since_autosave = False
         self._set_window_modified(False)
         self._edit_timer.stop()
-        self._autosave_again = False
         self.wait_for_autosave()
         self.recovery.clear_autosave()  # the session file holds everything now
 

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 _LAYOUT_LABELS = {"1x3+3d": ("3 views + 3D", "Ctrl+1"), "single": ("Single view", "Ctrl+2"),
                   "side_by_side": ("Fixed | Moving", "Ctrl+3")}
-_MODE_LABELS = {"navigate": ("Navigate", "N"), "window_level": ("Window/Level", "W"), "landmark": ("Landmarks", "L")}
+_MODE_LABELS = {"navigate": ("Navigate", "N"), "window_level": ("Window/Level", "W"), "landmark": ("Landmarks", "L"),
+               "roi": ("ROI", "R")}
 
 
 def _action(window: "MainWindow", text: str, slot, shortcut: str | None = None, tip: str | None = None,
@@ -42,6 +43,8 @@ def build(w: "MainWindow") -> None:
     file_menu.addAction(_action(w, "Open DICOM Folder as Moving…", lambda: file_actions.open_dicom_dialog(w, "moving")))
     w.recent_menu = file_menu.addMenu("Open Recent")
     w.recent_menu.aboutToShow.connect(lambda: file_actions.fill_recent_menu(w, w.recent_menu))
+    file_menu.addAction(_action(w, "Open Transform…", lambda: file_actions.open_transform_dialog(w), None,
+                                "ITK, elastix, ANTs .mat or a displacement field (fixed → moving); undoable"))
     file_menu.addSeparator()
     file_menu.addAction(_action(w, "Save Transform (fixed → moving)…", lambda: file_actions.save_dialog(w, "transform"),
                                 "Ctrl+T", "ITK .tfm/.txt/.h5; it maps FIXED points to MOVING points"))
@@ -52,8 +55,13 @@ def build(w: "MainWindow") -> None:
     w.file_menu = file_menu
     # --- Edit
     edit_menu = bar.addMenu("&Edit")
-    edit_menu.addAction(_action(w, "Undo Transform Change", w.undo_transform, "Ctrl+Alt+Z"))
-    edit_menu.addAction(_action(w, "Redo Transform Change", w.redo_transform, "Ctrl+Alt+Shift+Z"))
+    # One history for every edit (moves, Apply, landmark edits); the labels name the step.
+    w.undo_action = _action(w, "Undo", w.undo, "Ctrl+Z")
+    w.redo_action = _action(w, "Redo", w.redo, "Ctrl+Shift+Z")
+    w.undo_action.setEnabled(False)
+    w.redo_action.setEnabled(False)
+    edit_menu.addAction(w.undo_action)
+    edit_menu.addAction(w.redo_action)
     # --- View
     view_menu = bar.addMenu("&View")
     w.layout_actions = {}
@@ -81,7 +89,7 @@ def build(w: "MainWindow") -> None:
     align_menu = bar.addMenu("&Align")
     align_menu.addAction(_action(w, "Centre Images", w.manual_dock.align_centres))
     align_menu.addAction(_action(w, "Align Centres of Mass", w.manual_dock.align_centres_of_mass))
-    align_menu.addAction(_action(w, "Reset Manual Alignment", w.manual_dock.reset, "Ctrl+R"))
+    align_menu.addAction(_action(w, "Reset Transform to Identity", w.manual_dock.reset, "Ctrl+R"))
 
     # --- toolbars
     main_tb = w.addToolBar("Main")

@@ -32,3 +32,25 @@ def test_errors_reach_the_caller_unchanged(qtbot):
 
     with pytest.raises(ImageWriteError, match="the disk is full"):
         call_in_background(fails)
+
+
+def test_latest_result_wins_and_errors_come_back(qtbot):
+    import threading
+
+    from regviewer.gui.background import LatestResult
+
+    helper = LatestResult()
+    got, gate = [], threading.Event()
+    helper.submit("fit", lambda: gate.wait(5) and "old", lambda r, e: got.append(r))
+    helper.submit("fit", lambda: "queued", lambda r, e: got.append(r))  # superseded before it starts
+    helper.submit("fit", lambda: "new", lambda r, e: got.append(r))
+    assert helper.busy("fit")
+    gate.set()
+    helper.wait("fit")
+    qtbot.wait(50)  # any late queued delivery of "old" must be dropped
+    assert got == ["new"] and not helper.busy("fit")
+    helper.submit("qa", lambda: 1 / 0, lambda r, e: got.append(type(e).__name__))
+    helper.wait("qa")
+    helper.submit("inline", lambda: 7, lambda r, e: got.append(r), inline=True)
+    assert got == ["new", "ZeroDivisionError", 7]
+    helper.shutdown()

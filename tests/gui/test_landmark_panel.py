@@ -11,7 +11,7 @@ from regviewer.core.landmarks.model import LandmarkSet, load_landmarks
 from regviewer.gui.views.landmark_markers import COLOURS
 from regviewer.gui.panels.landmark_panel import LandmarkDock
 
-from .landmark_fake_host import FakeHost
+from .fake_host import FakeHost
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +60,7 @@ def test_clicks_make_pairs_in_the_right_spaces(host, dock):
         assert np.allclose(pair.fixed, p)
         # The moving view shows the moving image in the fixed frame under T: a click at p is T(p).
         assert np.allclose(pair.moving, np.asarray(p) + (5.0, 0.0, 0.0))
-    assert host.landmark_set() is dock.landmark_set()
+    assert host.workspace.landmarks is dock.landmark_set()
     assert dock.table.rowCount() == 3
     assert dock.table.item(0, 1).text() == "L1"
     assert host.modified_count >= 6
@@ -88,12 +88,20 @@ def test_fit_applied_live_and_undo_redo_by_keys(qtbot, host, dock):
     host.activateWindow()
     with qtbot.waitActive(host):
         host.activateWindow()
+    fitted = host.transform
+    # One history: the first Ctrl+Z undoes the fit's transform step, the second the landmark edit.
+    qtbot.keyClick(host, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert dock.landmark_set().to_dict() == before
+    assert not np.allclose(host.transform.TransformPoint((1.0, 2.0, 3.0)), fitted.TransformPoint((1.0, 2.0, 3.0)))
     qtbot.keyClick(host, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
     assert len(dock.landmark_set().pairs) == 3 and dock.landmark_set().pairs[2].moving is None
     assert "L3" in dock.summary.text() or "3" in dock.summary.text() or dock.fit_error is not None
-    qtbot.keyClick(host, QtCore.Qt.Key.Key_Z,
-                   QtCore.Qt.KeyboardModifier.ControlModifier | QtCore.Qt.KeyboardModifier.ShiftModifier)
+    assert host.workspace.history.can_redo  # the refit after undo did not push a new step
+    redo = QtCore.Qt.KeyboardModifier.ControlModifier | QtCore.Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(host, QtCore.Qt.Key.Key_Z, redo)
+    qtbot.keyClick(host, QtCore.Qt.Key.Key_Z, redo)
     assert dock.landmark_set().to_dict() == before
+    assert np.allclose(host.transform.TransformPoint((1.0, 2.0, 3.0)), fitted.TransformPoint((1.0, 2.0, 3.0)))
     assert dock.fit_result is not None and dock.fit_result.rms_mm < 1e-6
 
 
@@ -180,7 +188,7 @@ def test_outlier_is_flagged_and_coloured_red(host, dock):
 def test_slow_fits_run_off_the_gui_thread(qtbot, host, dock):
     dock.set_model("affine")
     dock.set_apply_live(True)
-    dock._runner._slow["affine"] = True  # as if the last affine fit took > 50 ms
+    dock._slow_fits["affine"] = True  # as if the last affine fit took > 50 ms
     for f in [(0, 0, 0), (10, 0, 0), (0, 10, 0), (0, 0, 10), (5, 5, 5)]:
         dock.place_fixed(f)
         dock.place_moving(tuple(np.asarray(f) + 1.0))
@@ -210,15 +218,20 @@ def test_import_export_round_trip(tmp_path, host, dock):
 def test_session_parts_restore_without_moving_the_transform(host, dock):
     _place_pairs_by_clicks(host, _plane_points(host))
     dock.set_model("similarity")
-    state = host.parts["landmarks"][0](), host.parts["landmark_panel"][0]()
+    session, panel = host.workspace.to_session(), host.parts["landmark_panel"][0]()
+    expected = dock.landmark_set().to_dict()
     other = LandmarkDock(host)
     other.set_apply_live(True)
+    host.workspace.landmarks.clear()
     n_transforms = len(host.transform_history)
-    host.parts["landmark_panel"][1](state[1])
-    host.parts["landmarks"][1](state[0])
+    other._restoring = True  # what the session controller's loading does
+    host.parts["landmark_panel"][1](panel)
+    host.workspace.restore(session, open_images=False)
+    other._restoring = False
     assert other.model == "similarity"
-    assert other.landmark_set().to_dict() == dock.landmark_set().to_dict()
-    assert len(host.transform_history) == n_transforms
+    assert other.landmark_set().to_dict() == expected
+    assert len(host.transform_history) == n_transforms + 1  # the session's transform, put back (not an undo step)
+    assert host.workspace.history.undo_text == "Move moving point of L3"  # the saved history came back
     assert other.fit_result is not None
     other.shutdown()
 
@@ -239,7 +252,7 @@ def test_overlay_view_click_pairs(qtbot):
 
 
 def test_2d_images_pair_and_fit(qtbot):
-    from .landmark_fake_host import small_volume
+    from .fake_host import small_volume
 
     window = FakeHost(small_volume(dimension=2), small_volume(dimension=2))
     qtbot.addWidget(window)

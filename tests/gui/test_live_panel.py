@@ -18,62 +18,22 @@ from regviewer.core.registration.presets import load_preset
 from regviewer.core.imaging.slicing import planes_for
 from regviewer.gui.panels.live_panel import LiveRegistrationDock
 
-
-class FakeView(QtCore.QObject):
-    sliceChanged = QtCore.pyqtSignal()
-
-    def __init__(self, role, plane, depth, view_box):
-        super().__init__()
-        self.role, self.plane, self.depth, self.view_box = role, plane, depth, view_box
+from .fake_host import FakeHost as SharedFakeHost
 
 
-class FakeVolumeView:
-    def __init__(self):
-        self.polylines = {}
-
-    def set_polylines(self, name, lines, color=(1, 1, 0)):
-        self.polylines[name] = lines
-
-
-class FakeHost(QtWidgets.QMainWindow):
-    """Just enough of `RegistrationHost` for the dock, recording what the dock asks."""
+class FakeHost(SharedFakeHost):
+    """The shared fake with overlay views of every plane and the live dock in it."""
 
     def __init__(self, fixed: Volume, moving: Volume, with_3d=False):
-        super().__init__()
-        self.fixed, self.moving = fixed, moving
-        self.transform = sitk.Transform(fixed.dimension, sitk.sitkIdentity)
-        self.previews, self.errors, self.messages, self.modes, self.steps = [], [], [], [], []
-        self.parts, self._img_cbs, self._tx_cbs = {}, [], []
-        layout = pg.GraphicsLayoutWidget()
-        self.setCentralWidget(layout)
-        self.views = []
-        for i, (name, plane) in enumerate(planes_for(fixed).items()):
-            vb = layout.addViewBox(row=0, col=i, lockAspect=True, invertY=True)
-            self.views.append(FakeView("overlay", plane, plane.depth_of(fixed.center_physical()), vb))
-        self._volume_view = FakeVolumeView() if with_3d else None
+        super().__init__(fixed, moving, all_planes=True, with_3d=with_3d,
+                         initial=sitk.Transform(fixed.dimension, sitk.sitkIdentity))
         self.dock = LiveRegistrationDock(self)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.resize(1200, 700)
 
-    def fixed_volume(self): return self.fixed
-    def moving_volume(self): return self.moving
-    def current_transform(self): return self.transform
-    def set_current_transform(self, tx, description):
-        self.transform = tx
-        self.steps.append(description)
-        for cb in self._tx_cbs:
-            cb()
-    def show_preview_transform(self, tx): self.previews.append(tx)
-    def slice_views(self): return self.views
-    def volume_view(self): return self._volume_view
-    def center_on(self, p): pass
-    def show_message(self, text): self.messages.append(text)
-    def show_error(self, error): self.errors.append(error)
-    def on_images_changed(self, cb): self._img_cbs.append(cb)
-    def on_transform_changed(self, cb): self._tx_cbs.append(cb)
-    def register_session_part(self, key, get, set_): self.parts[key] = (get, set_)
-    def mark_modified(self): pass
-    def set_overlay_mode(self, mode): self.modes.append(mode)
+    @property
+    def fixed(self):
+        return self.workspace.fixed
 
 
 def _short(preset="photo-2d", iterations=30, shrink=(8, 4), sigmas=(2.0, 1.0), min_step=1e-4):
@@ -112,21 +72,21 @@ def test_run_to_completion_from_the_panel_and_apply(qtbot, host):
     assert host.modes == ["checkerboard"]
     assert dock.snapshots_shown >= 1 and dock.plot.n_points == len(record.metric_curve) > 10
     assert any(b[1] == "L2" for b in dock.plot.boundaries)  # the second pyramid level is marked
-    assert isinstance(host.previews[-1], sitk.Transform)
+    assert isinstance(host.previews[-1], sitk.Transform) and host.workspace.preview is not None
     assert dock.apply_button.isEnabled()
     x, y = dock.grid_item(0).curve.getData()  # the result's grid, until Apply or Revert
     assert len(x) > 0 and dock.grid_item(0).curve.isVisible()
     qtbot.mouseClick(dock.apply_button, QtCore.Qt.MouseButton.LeftButton)
-    assert host.steps == ["Apply registration"]
+    assert host.steps == ["Apply Run 1"] and host.workspace.source.run == 1
     p = (100.0, 120.0)
     assert np.allclose(host.transform.TransformPoint(p), record.transform.TransformPoint(p))
     assert not np.allclose(host.transform.TransformPoint(p), p)  # it moved
     assert dock.history.table()[0]["status"] == "finished"
     assert dock.history_table.rowCount() == 1
     assert not dock.grid_item(0).curve.isVisible()  # applied: the run's grid is gone
-    # Revert goes back to the transform from before the run (identity)
+    # Revert undoes the Apply: back to the transform from before the run (identity)
     qtbot.mouseClick(dock.revert_button, QtCore.Qt.MouseButton.LeftButton)
-    assert host.steps[-1] == "Revert registration" and np.allclose(host.transform.TransformPoint(p), p)
+    assert np.allclose(host.transform.TransformPoint(p), p) and host.workspace.history.redo_text == "Apply Run 1"
     # reproducibility text names the files and the seed
     text = dock.python_text()
     assert "retina_fixed.png" in text and "seed=0" in text
@@ -188,7 +148,7 @@ def test_refused_parameter_or_missing_image_blocks_run_with_message(qtbot, host)
     assert dock.run() is False
     assert "iterations" in str(host.errors[-1])
     dock.params.editor(0, "optimizer", "iterations").set_text("30")
-    host.moving = None
+    host.set_images(host.fixed, None)
     assert dock.run() is False
     assert isinstance(host.errors[-1], RegviewerError) and "Open a fixed and a moving" in str(host.errors[-1])
 
@@ -199,10 +159,9 @@ def test_session_state_round_trip_and_use_run(qtbot, host, retina, demo_data):
     # landmarks from the known truth: the TRE curve is drawn and the run records its TRE
     lm = pytest.importorskip("regviewer.core.landmarks.model")
     true = sitk.ReadTransform(str(demo_data / "retina_true_fixed_to_moving.h5"))
-    landmark_set = lm.LandmarkSet(dimension=2)
+    landmark_set = host.workspace.landmarks
     for p in [(150.0, 150.0), (300.0, 160.0), (220.0, 320.0), (120.0, 300.0)]:
         landmark_set.add_pair(p, true.TransformPoint(p))
-    host.landmark_set = lambda: landmark_set
     dock.grid_spacing.setValue(7.0)
     with qtbot.waitSignal(dock.runFinished, timeout=30000):
         dock.run()
@@ -210,15 +169,19 @@ def test_session_state_round_trip_and_use_run(qtbot, host, retina, demo_data):
     assert dock.history.records[0].tre_mm["n"] == 4
     dock.apply()
     state = json.loads(json.dumps(host.parts["registration"][0]()))
+    session = host.workspace.to_session()  # the runs are the Workspace's
     other = FakeHost(*retina)
     qtbot.addWidget(other)
+    other.workspace.restore(session, open_images=False)
     other.parts["registration"][1](state)
     assert other.dock.params.pipeline() == dock.params.pipeline()
     assert len(other.dock.history) == 1 and other.dock.grid_spacing.value() == 7.0
+    assert other.workspace.source.run == 1  # the session remembers where the transform came from
+    other.workspace.reset_transform()
     other.dock.use_run(1)
     p = (200.0, 50.0)
     assert np.allclose(other.transform.TransformPoint(p), host.transform.TransformPoint(p))
-    assert other.steps == ["Use registration Run 1"]
+    assert other.steps[-1] == "Use Run 1"
 
 
 def test_grid_follows_slice_and_3d(qtbot, demo_data):
@@ -231,13 +194,18 @@ def test_grid_follows_slice_and_3d(qtbot, demo_data):
     qtbot.addWidget(h)
     h.dock.refresh_grid()
     assert not h._volume_view.polylines.get("grid")  # no run shown: no grid
-    h.dock._result = SimpleNamespace(transform=sitk.Transform(3, sitk.sitkIdentity))  # a finished run's result
-    h.dock.refresh_grid()
+    from regviewer.core.workspace.run_history import RunRecord
+
+    def show_run(transform):  # a finished run's result, previewed
+        record = h.workspace.runs.add(RunRecord(h.workspace.runs.next_number(), {}, transform))
+        h.dock._shown_run = record.number
+        h.dock.refresh_grid()
+
+    show_run(sitk.Transform(3, sitk.sitkIdentity))
     assert h._volume_view.polylines["grid"]
     view = h.views[0]
     before = h.dock.grid_item(0).curve.getData()[1].copy()
-    h.dock._result = SimpleNamespace(transform=sitk.TranslationTransform(3, (0.0, 4.0, 0.0)))
-    h.dock.refresh_grid()
+    show_run(sitk.TranslationTransform(3, (0.0, 4.0, 0.0)))
     after = h.dock.grid_item(0).curve.getData()[1]
     assert np.allclose(after - before, 2.0)  # 4 mm along +y = 2 rows in the axial view
     view.depth += 6.0
@@ -252,8 +220,7 @@ def test_changing_images_during_a_run_cancels_it(qtbot, host):
     dock.params.set_pipeline(_short(iterations=5000, shrink=(1,), sigmas=(0.0,), min_step=1e-12))
     dock.run()
     qtbot.waitUntil(lambda: dock.plot.n_points > 2, timeout=20000)
-    for callback in host._img_cbs:
-        callback()
+    host.set_images(host.workspace.fixed, host.workspace.moving)
     qtbot.waitUntil(lambda: not dock.is_running(), timeout=3000)
     qtbot.wait(50)
     assert "images changed" in dock.status.text()

@@ -12,6 +12,8 @@ from PyQt6 import QtCore, QtWidgets
 from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.slicing import planes_for
 
+from .fake_host import FakeHost as SharedFakeHost
+
 
 def _volume(seed=0) -> Volume:
     rng = np.random.default_rng(seed)
@@ -34,73 +36,12 @@ def _folding_transform(volume: Volume) -> sitk.Transform:
     return sitk.DisplacementFieldTransform(img)
 
 
-class FakeView(QtCore.QObject):
-    sliceChanged = QtCore.pyqtSignal()
-
-    def __init__(self, role, plane, depth, view_box):
-        super().__init__()
-        self.role, self.plane, self.depth, self.view_box = role, plane, depth, view_box
-
-
-class FakeHost(QtWidgets.QMainWindow):
-    """Just what a panel may use of the main window (regviewer.gui.host.RegistrationHost)."""
+class FakeHost(SharedFakeHost):
+    """The shared fake with two test volumes and overlay views of every plane."""
 
     def __init__(self):
-        super().__init__()
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.setCentralWidget(self.graphics)
-        self._fixed, self._moving = _volume(0), _volume(1)
-        self.transform: sitk.Transform = sitk.TranslationTransform(3, (2.0, 0.0, 0.0))
-        self.messages, self.errors = [], []
-        self.parts = {}
-        self._tx_callbacks, self._img_callbacks = [], []
-        planes = planes_for(self._fixed)
-        self.views = [FakeView("overlay", planes[name], float(np.mean(planes[name].depth_range)),
-                               self.graphics.addViewBox(lockAspect=True, invertY=True)) for name in ("axial", "coronal", "sagittal")]
-
-    def fixed_volume(self):
-        return self._fixed
-
-    def moving_volume(self):
-        return self._moving
-
-    def current_transform(self):
-        return self.transform
-
-    def set_current_transform(self, transform, description):
-        self.transform = transform
-        for cb in self._tx_callbacks:
-            cb()
-
-    def show_preview_transform(self, transform):
-        pass
-
-    def slice_views(self):
-        return self.views
-
-    def volume_view(self):
-        return None
-
-    def center_on(self, point):
-        pass
-
-    def show_message(self, text):
-        self.messages.append(text)
-
-    def show_error(self, error):
-        self.errors.append(error)
-
-    def on_images_changed(self, callback):
-        self._img_callbacks.append(callback)
-
-    def on_transform_changed(self, callback):
-        self._tx_callbacks.append(callback)
-
-    def register_session_part(self, key, get_state, set_state):
-        self.parts[key] = (get_state, set_state)
-
-    def mark_modified(self):
-        pass
+        super().__init__(_volume(0), _volume(1), all_planes=True,
+                         initial=sitk.TranslationTransform(3, (2.0, 0.0, 0.0)))
 
 
 @pytest.fixture
@@ -114,7 +55,7 @@ def dock(qtbot):
     host.resize(1000, 700)
     host.show()
     yield dock
-    dock._pool.waitForDone(10000)
+    dock.wait(10.0)
 
 
 def _evaluate(qtbot, dock):
@@ -187,14 +128,14 @@ def test_write_report(qtbot, dock, tmp_path):
 
 def test_errors_go_to_the_host(qtbot, dock, tmp_path):
     dock.mask_path = str(tmp_path / "missing_mask.nii.gz")
-    with qtbot.waitSignal(dock._signals.failed, timeout=20000):
+    with qtbot.waitSignal(dock.failed, timeout=20000):
         dock.evaluate()
     assert dock.host.errors and "missing_mask" in str(dock.host.errors[0])
     assert "failed" in dock.status_label.text()
 
 
 def test_no_images_is_a_message(qtbot, dock):
-    dock.host._fixed = None
+    dock.host.set_images(None, None)
     assert not dock.evaluate()
     assert "Open a fixed" in dock.status_label.text()
 

@@ -11,12 +11,13 @@ import pytest
 import SimpleITK as sitk
 from PyQt6 import QtCore, QtWidgets
 
+from regviewer.core.errors import SessionError
 from regviewer.core.imaging.io import write_image
 from regviewer.core.workspace.session import RecoveryManager, Session
 from regviewer.gui.panels.landmark_panel import LandmarkDock
 from regviewer.gui.session_controller import SessionController
 
-from .landmark_fake_host import FakeHost, small_volume
+from .fake_host import FakeHost, small_volume
 
 
 @pytest.fixture(autouse=True)
@@ -206,3 +207,22 @@ def test_session_with_missing_image_says_which(qtbot, tmp_path, images):
         controller.open_session(tmp_path / "s.json")
     assert "fixed image" in str(info.value) and "gone.nii.gz" in str(info.value)
     assert controller.path is None
+
+
+def test_autosave_failure_is_told_once_and_nested_composites_autosave(qtbot, images, monkeypatch):
+    """Two applied runs make a composite inside a composite: autosave stores it; and when
+    autosave does fail, the person hears it once (a dialog), not only on stderr."""
+    host, dock, controller = _window(qtbot, images)
+    run = sitk.CompositeTransform([sitk.TranslationTransform(3, (1.0, 0.0, 0.0)), sitk.BSplineTransform(3)])
+    host.set_current_transform(sitk.CompositeTransform([run, sitk.CompositeTransform(run)]), "two runs")
+    controller.autosave_now(wait=True)
+    assert not host.errors and controller.recovery.autosave_path.exists()
+
+    def broken(session):
+        raise SessionError("Cannot write the recovery file: disk full")
+
+    monkeypatch.setattr(controller.recovery, "autosave", broken)
+    for _ in range(3):
+        controller.autosave_now(wait=True)
+    assert len(host.errors) == 1 and "crash recovery" in str(host.errors[0])
+    assert sum("Autosave failed" in m for m in host.messages) == 3

@@ -255,3 +255,25 @@ def test_middle_drag_pans_and_right_drag_zooms(qtbot, brain_window):
     (x4, x5), (y4, y5) = axial.view_box.viewRange()
     assert abs((x5 - x4) - (x3 - x2)) > 1 or abs((y5 - y4) - (y3 - y2)) > 1  # zoomed
     assert w._cursor == cursor
+
+
+def test_3d_polylines_are_not_hidden_by_the_slice_planes(make_window, brain_paths):
+    """After a run the warped grid leaves its plane; the opaque slices must not cut it up."""
+    from PyQt6 import QtWidgets
+
+    if QtWidgets.QApplication.platformName() != "xcb":
+        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    w = make_window(*brain_paths, three_d=True)
+    vv = w.volume_view()
+    axial = w.view("overlay", "axial")
+    vv.set_plane_image("axial", axial.plane, axial.depth, np.full(axial.plane.shape + (3,), 90, np.uint8))
+    centre = np.asarray(w.fixed_volume().center_physical())
+    # A red line 20 mm below the axial slice, under its middle: the camera looks down on it.
+    below = centre + (0, 0, axial.depth - centre[2] - 20.0)
+    vv.set_polylines("grid", [np.array([below - (60, 0, 0), below + (60, 0, 0)])], (1, 0, 0))
+    image = vv.snapshot()
+    ptr = image.constBits()
+    arr = np.frombuffer(ptr.asstring(image.sizeInBytes()), np.uint8).reshape(image.height(), image.bytesPerLine())
+    rgb = arr[:, : image.width() * 3].reshape(image.height(), image.width(), 3).astype(int)
+    red = (rgb[..., 0] > 200) & (rgb[..., 1] < 60) & (rgb[..., 2] < 60)
+    assert red.sum() > 30

@@ -52,7 +52,9 @@ def test_three_pairs_by_clicks_fit_live_and_undo_redo(qtbot, make_window, brain_
     p = fixed_view.to_physical(*_PICKS[0])
     assert np.allclose(np.array(tx.TransformPoint(p)) - p, expected_shift, atol=0.6)
     assert dock.markers.markers(fixed_view), "markers are drawn in the views"
-    # Ctrl+Z / Ctrl+Shift+Z from the keyboard
+    # Ctrl+Z / Ctrl+Shift+Z from the keyboard walk one history: the fit, then the last click
+    qtbot.keyClick(fixed_view, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert np.allclose(w.current_transform().TransformPoint(p), p)
     qtbot.keyClick(fixed_view, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
     assert len(dock.landmark_set().pairs[-1:]) == 1 and dock.landmark_set().pairs[-1].moving is None
     qtbot.keyClick(fixed_view, QtCore.Qt.Key.Key_Z,

@@ -20,6 +20,7 @@ import SimpleITK as sitk
 
 from regviewer.core.errors import ParameterError
 from regviewer.core.imaging.slicing import PlaneGeometry
+from regviewer.core.transforms.storable import elementary_transforms
 
 # More lines than this per axis is unreadable and slow; the spacing is widened instead.
 MAX_LINES_PER_AXIS = 200
@@ -159,15 +160,7 @@ def warped_grid_lines_3d(
 
 def flatten_transform(transform: sitk.Transform | None) -> list[sitk.Transform]:
     """The elementary transforms inside a (possibly nested) composite, in ITK's order."""
-    if transform is None:
-        return []
-    if transform.GetTransformEnum() == sitk.sitkComposite:
-        composite = sitk.CompositeTransform(transform)
-        out: list[sitk.Transform] = []
-        for i in range(composite.GetNumberOfTransforms()):
-            out.extend(flatten_transform(composite.GetNthTransform(i)))
-        return out
-    return [transform]
+    return [] if transform is None else elementary_transforms(transform)
 
 
 def bspline_control_points(transform: sitk.Transform | None, displaced: bool = True) -> np.ndarray | None:

@@ -16,6 +16,8 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from regviewer.core.transforms.storable import elementary_transforms
+
 
 def t2_like(t1: sitk.Image, gm: sitk.Image, wm: sitk.Image) -> sitk.Image:
     """uint8 T2-like contrast from a T1 (for the head outline) and GM/WM probability maps (0–255)."""
@@ -76,14 +78,7 @@ def smooth_warp(reference: sitk.Image, max_mm: float = 3.0, seed: int = 0, mesh_
 
 def _flatten(transform: sitk.Transform) -> list[sitk.Transform]:
     """The transforms of a composite in the order they are APPLIED to a point."""
-    if transform.GetName() == "CompositeTransform":
-        comp = sitk.CompositeTransform(transform)
-        parts = [comp.GetNthTransform(i) for i in range(comp.GetNumberOfTransforms())]
-        out: list[sitk.Transform] = []
-        for part in reversed(parts):  # ITK applies the last-added transform first
-            out.extend(_flatten(part))
-        return out
-    return [transform]
+    return elementary_transforms(transform)[::-1]  # ITK applies the last-added transform first
 
 
 def invert(transform: sitk.Transform, reference: sitk.Image) -> sitk.Transform:

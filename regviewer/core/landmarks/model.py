@@ -301,6 +301,10 @@ class LandmarkSet:
             for callback in list(self._subscribers):
                 callback()
 
+    def next_name(self) -> str:
+        """The name `add_pair` would give a new pair (the picking flow proposes it)."""
+        return self._free_name()
+
     def _free_name(self) -> str:
         taken = {p.name for p in self._pairs}
         n = len(self._pairs) + 1

@@ -35,6 +35,7 @@ import SimpleITK as sitk
 from regviewer.core.atomic import atomic_output
 from regviewer.core.errors import ImageWriteError, TransformReadError
 from regviewer.core.transforms.itk_text import COUNT_NOTE, itk_text_problem
+from regviewer.core.transforms.storable import storable
 
 DIRECTION_NOTE = "# regviewer: this transform maps FIXED image points to MOVING image points (LPS mm)"
 TRANSFORM_EXTENSIONS = (".tfm", ".txt", ".h5", ".hdf5", ".mat")
@@ -371,7 +372,7 @@ def write_transform(transform: sitk.Transform, path: str | Path) -> None:
         raise ImageWriteError(p, f"'{suffix}' is not a transform format; use .tfm, .txt or .h5")
     try:
         with atomic_output(p) as tmp:
-            sitk.WriteTransform(transform, str(tmp))
+            sitk.WriteTransform(storable(transform), str(tmp))  # no composite inside a composite
             if suffix in (".tfm", ".txt"):
                 text = tmp.read_text()
                 lines = text.splitlines(keepends=True)
@@ -384,7 +385,40 @@ def write_transform(transform: sitk.Transform, path: str | Path) -> None:
         raise ImageWriteError(p, exc.strerror or str(exc)) from None
 
 
+def is_transform_file(path: str | Path) -> bool:
+    """True when `path` holds a transform rather than an image (drag-and-drop sorting):
+    ITK/ANTs/elastix transform files, or an image whose pixels are vectors with one
+    component per axis (a displacement field). Reads only the header."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    suffix = _suffix(p)
+    if suffix in (".tfm", ".h5", ".hdf5", ".mat"):
+        return True
+    if suffix == ".txt":
+        try:
+            head = p.read_text(encoding="utf-8", errors="replace")[:4096]
+        except OSError:
+            return False
+        return _looks_like_elastix(p) or head.lstrip().startswith("#Insight Transform File")
+    if suffix in DISPLACEMENT_FIELD_EXTENSIONS:
+        from regviewer.core.errors import ImageReadError
+        from regviewer.core.imaging.header_checks import check_header_fields
+
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(p))
+        try:
+            check_header_fields(p, suffix)  # some damaged headers crash ITK's reader
+            reader.ReadImageInformation()
+        except (RuntimeError, ImageReadError, OSError):
+            return False
+        return reader.GetDimension() in (2, 3) and reader.GetNumberOfComponents() == reader.GetDimension() \
+            and reader.GetPixelID() in (sitk.sitkVectorFloat32, sitk.sitkVectorFloat64)
+    return False
+
+
 __all__ = [
+    "is_transform_file",
     "read_transform",
     "write_transform",
     "read_displacement_field",

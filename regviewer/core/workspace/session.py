@@ -30,6 +30,7 @@ import SimpleITK as sitk
 
 from regviewer.core.atomic import atomic_write_text
 from regviewer.core.errors import SessionError
+from regviewer.core.transforms.storable import storable
 
 SESSION_FORMAT = "regviewer-session"
 SESSION_VERSION = 1
@@ -40,7 +41,10 @@ _TEXT_TRANSFORM_MAX_PARAMETERS = 5000
 
 # --------------------------------------------------------------------------- transforms
 def transform_to_json(transform: sitk.Transform) -> dict[str, str]:
-    """Encode a transform (fixed→moving) losslessly for a JSON document."""
+    """Encode a transform (fixed→moving) losslessly for a JSON document. Nested
+    composites (two applied runs, a fit on a run) are flattened first: ITK's files
+    cannot hold a composite inside a composite."""
+    transform = storable(transform)
     with tempfile.TemporaryDirectory(prefix="regviewer-tx-") as tmp:
         large = transform.GetNumberOfParameters() > _TEXT_TRANSFORM_MAX_PARAMETERS
         path = Path(tmp) / ("t.h5" if large else "t.tfm")

@@ -70,6 +70,7 @@ class UndoStack:
         self._group_depth = 0
         self._clean_id: int | None = 0  # 0 = "the empty history" is clean
         self._subscribers: list[Callback] = []
+        self.last_change = ""  # what the last notification was about: push, merge, undo, redo, clear, clean
 
     # --- recording --------------------------------------------------------------
     def push(self, command: Command) -> None:
@@ -86,10 +87,12 @@ class UndoStack:
             and top.id != self._clean_id  # merging into the saved state would hide an unsaved change
         ):
             top.commands.append(command)
+            self.last_change = "merge"
         else:
             self._done.append(_Step(command.description, [command], command.merge_key))
             if self._limit is not None and len(self._done) > self._limit:
                 del self._done[0]
+            self.last_change = "push"
         self._undone.clear()
         self._notify()
 
@@ -121,6 +124,7 @@ class UndoStack:
             if self._limit is not None and len(self._done) > self._limit:
                 del self._done[0]
             self._undone.clear()
+            self.last_change = "push"
             self._notify()
 
     # --- undo / redo -------------------------------------------------------------
@@ -132,6 +136,7 @@ class UndoStack:
         step = self._done.pop()
         step.undo()
         self._undone.append(step)
+        self.last_change = "undo"
         self._notify()
         return step.description
 
@@ -143,6 +148,7 @@ class UndoStack:
         step = self._undone.pop()
         step.redo()
         self._done.append(step)
+        self.last_change = "redo"
         self._notify()
         return step.description
 
@@ -166,17 +172,39 @@ class UndoStack:
     def __len__(self) -> int:
         return len(self._done)
 
+    @property
+    def top_id(self) -> int:
+        """An id of the step Ctrl+Z would revert (0 when none); stable while that step lives."""
+        return self._done[-1].id if self._done else 0
+
+    def steps(self) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        """(done, undone) as (id, description) lists: done oldest first, undone in redo order."""
+        return ([(s.id, s.description) for s in self._done],
+                [(s.id, s.description) for s in reversed(self._undone)])
+
     def clear(self) -> None:
         """Forget the whole history (e.g. after loading a new file); the state is kept."""
         self._done.clear()
         self._undone.clear()
         self._clean_id = 0
+        self.last_change = "clear"
+        self._notify()
+
+    def load(self, done: list[Command], undone: list[Command]) -> None:
+        """Replace the history with recorded steps WITHOUT running them (a session's saved
+        history; the model is already in the state after `done`). `undone` is in redo order."""
+        self._check_not_grouping("load")
+        self._done = [_Step(c.description, [c]) for c in done]
+        self._undone = [_Step(c.description, [c]) for c in reversed(undone)]
+        self._clean_id = self._done[-1].id if self._done else 0
+        self.last_change = "load"
         self._notify()
 
     # --- saved state ---------------------------------------------------------------
     def set_clean(self) -> None:
         """Mark the current state as saved (see `is_clean`)."""
         self._clean_id = self._done[-1].id if self._done else 0
+        self.last_change = "clean"
         self._notify()
 
     @property

@@ -1,7 +1,8 @@
 """The landmark dock: pick pairs by clicking, see each one's error, fit live, undo.
 
-Thin Qt over `regviewer.core.landmarks.model`: every button is one LandmarkSet command (so
-Ctrl+Z in the window and `undo_stack.undo()` in Python are the same thing) or one
+Thin Qt over the Workspace's landmarks (`ws.landmarks`): every button is one LandmarkSet
+command on the Workspace's ONE undo history (so Ctrl+Z in the window and `ws.undo()` in
+Python are the same thing, and undo landmark and transform edits in order) or one
 `fit(...)` call. Points in the table are physical LPS mm; fixed points live in the
 fixed image's space, moving points in the moving image's space. The fit maps FIXED
 points to MOVING points and, with "Apply fit live", becomes the window's current
@@ -9,32 +10,30 @@ transform after every edit.
 
 Clicks (from the host's slice views, in landmark mode, as FIXED-frame points p):
 - "fixed" view: a fixed point p.
-- "moving" view (side by side, moving image resampled into the fixed frame by the
-  current T): the moving point T(p).
+- "moving" view in the moving image's own space (Fixed | Moving layout,
+  `view.space == "moving"`): the click IS the moving point, no transform involved.
+- "moving" view in the fixed frame (moving image resampled by the current T): T(p).
 - "overlay" view: a fixed point p; if the last pair still lacks its moving point, the
   click is that moving point, T(p).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
-from pathlib import Path
 from typing import Any
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.landmarks import model as lm
 from regviewer.core.errors import RegviewerError
+from regviewer.core.workspace.state import TransformSource
+from regviewer.gui.background import LatestResult
+from regviewer.gui.panels.landmark_files import LandmarkFiles
 from regviewer.gui.views.landmark_markers import LandmarkMarkers, PointMapper, error_classes
 
 MODELS = ("translation", "rigid", "similarity", "affine", "tps", "bspline")
 SLOW_FIT_SECONDS = 0.05  # fits slower than this (one frame or so) run off the GUI thread
 COLUMNS = ("On", "Name", "Fixed (LPS mm)", "Moving (LPS mm)", "Residual mm", "LOO mm")
-IMPORT_FILTERS = ("Landmark CSV (*.csv);;BigWarp landmarks (*.csv);;3D Slicer markups (*.mrk.json *.json);;"
-                  "3D Slicer fiducials (*.fcsv);;All files (*)")
-EXPORT_FILTERS = ("Landmark CSV (*.csv);;BigWarp landmarks (*.csv);;3D Slicer markups (*.mrk.json);;"
-                  "3D Slicer fiducials (*.fcsv)")
 
 
 def _format_point(point) -> str:
@@ -45,53 +44,7 @@ def _format_error(value) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-class _FitRunner(QtCore.QObject):
-    """Runs `lm.fit` on a snapshot of the set: inline while fits are quick, in a worker
-    thread once a fit of this model took longer than `SLOW_FIT_SECONDS`. Only the
-    newest request's result is delivered (older ones are skipped or dropped)."""
-
-    done = QtCore.pyqtSignal(int, object, object)  # generation, LandmarkFit | None, error | None
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.generation = 0
-        # Deformable fits with leave-one-out take 0.1-1 s: off the GUI thread from the start.
-        self._slow: dict[str, bool] = {"tps": True, "bspline": True}
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="landmark-fit")
-        self._future: concurrent.futures.Future | None = None
-
-    def request(self, landmark_set, model: str, reference) -> int:
-        self.generation += 1
-        snapshot = type(landmark_set).from_dict(landmark_set.to_dict())
-        if self._slow.get(model):
-            self._future = self._executor.submit(self._run, self.generation, snapshot, model, reference)
-        else:
-            self._run(self.generation, snapshot, model, reference)
-        return self.generation
-
-    def wait(self, timeout: float = 30.0) -> None:
-        """Block until a threaded fit finishes (tests, closing)."""
-        if self._future is not None:
-            concurrent.futures.wait([self._future], timeout=timeout)
-
-    def _run(self, generation: int, snapshot, model: str, reference) -> None:
-        if generation != self.generation:
-            return  # a newer edit already asked for another fit
-        start = time.perf_counter()
-        try:
-            result, error = lm.fit(snapshot, model, reference=reference), None
-        except RegviewerError as exc:
-            result, error = None, exc
-        except Exception as exc:  # never let a numeric failure escape into Qt
-            result, error = None, RegviewerError(f"The {model} fit failed: {exc}")
-        self._slow[model] = time.perf_counter() - start > SLOW_FIT_SECONDS
-        self.done.emit(generation, result, error)
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-class LandmarkDock(QtWidgets.QDockWidget):
+class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
     """Landmark table, model chooser, live fit, import/export; markers in the views."""
 
     edited = QtCore.pyqtSignal()  # any change to the landmark set (autosave hooks here)
@@ -106,28 +59,35 @@ class LandmarkDock(QtWidgets.QDockWidget):
         self.fit_error: BaseException | None = None
         self._restoring = False
         self._connected_views: set[int] = set()
-        self._set = self._new_set()
-        self._set.subscribe(self._make_listener(self._set))
-        self._runner = _FitRunner(self)
-        self._runner.done.connect(self._on_fit_done)
+        host.bridge.landmarksChanged.connect(lambda _set: self._on_set_changed())  # the Workspace's, on the GUI thread
+        self._background = getattr(host, "background", None) or LatestResult(self)
+        # Deformable fits with leave-one-out take 0.1-1 s: off the GUI thread from the start;
+        # other models move there once a fit took longer than SLOW_FIT_SECONDS.
+        self._slow_fits: dict[str, bool] = {"tps": True, "bspline": True}
         self.markers = LandmarkMarkers(host, self._on_marker_dragged, self.select)
         self._build_ui()
         self._install_shortcuts(window or self)
         self._follow_window_mode()
-        host.landmark_set = self.landmark_set  # other panels (live registration) find it here
         host.on_images_changed(self._on_images_changed)
         host.on_transform_changed(self.markers.transform_changed)
         register = getattr(host, "register_session_part", None)
         if register is not None:
-            register("landmarks", self.landmark_state, self.restore_landmark_state)
             register("landmark_panel", self.panel_state, self.restore_panel_state)
         self._connect_views()
         self._refresh_all()
+        # Guided picking (prompt, jump to the prediction, Esc) and the Fit / Apply buttons.
+        from regviewer.gui.panels.landmark_picking import LandmarkPicking
+
+        self.picking = LandmarkPicking(self, host)
 
     # ------------------------------------------------------------------ public API
     def landmark_set(self):
-        """The LandmarkSet this dock edits (pairs in LPS mm; fixed and moving spaces)."""
-        return self._set
+        """The Workspace's LandmarkSet, which this dock edits (pairs in LPS mm)."""
+        return self.host.workspace.landmarks
+
+    @property
+    def _set(self):
+        return self.host.workspace.landmarks
 
     @property
     def model(self) -> str:
@@ -157,10 +117,13 @@ class LandmarkDock(QtWidgets.QDockWidget):
         else:
             self._set.set_moving(index, tuple(point))
 
-    def handle_click(self, point, role: str, modifiers: Any = None) -> None:
-        """A landmark-mode click from a slice view (point in the FIXED frame, LPS mm)."""
+    def handle_click(self, point, role: str, modifiers: Any = None, space: str = "fixed") -> None:
+        """A landmark-mode click from a slice view; `point` is in `space` (the view's,
+        LPS mm): the moving image's own space, or the fixed frame."""
         try:
-            if role == "moving":
+            if role == "moving" and space == "moving":
+                self.place_moving(point)
+            elif role == "moving":
                 self.place_moving(PointMapper(self.host.current_transform()).to_moving(point))
             elif role == "fixed" or self._pending("moving") is None:
                 self.place_fixed(point)
@@ -170,12 +133,11 @@ class LandmarkDock(QtWidgets.QDockWidget):
             self.host.show_error(exc)
 
     def undo(self) -> None:
-        if self._can("can_undo"):
-            self._set.undo_stack.undo()
+        """The Workspace's undo: the last edit, landmark or transform."""
+        self.host.workspace.undo()
 
     def redo(self) -> None:
-        if self._can("can_redo"):
-            self._set.undo_stack.redo()
+        self.host.workspace.redo()
 
     def delete_selected(self) -> None:
         index = self.selected_index()
@@ -199,47 +161,10 @@ class LandmarkDock(QtWidgets.QDockWidget):
         self._request_fit(apply=self.apply_live_box.isChecked())
 
     def wait_for_fit(self, timeout: float = 30.0) -> None:
-        self._runner.wait(timeout)
+        self._background.wait("landmark-fit", timeout)
         QtWidgets.QApplication.processEvents()
 
-    def import_landmarks(self, path: str | Path, moving_path: str | Path | None = None,
-                         format: str | None = None) -> None:
-        """Replace the landmarks with a file's (formats of `core.landmarks.load_landmarks`;
-        `format` as there, e.g. "bigwarp"); one undo step."""
-        loaded = lm.load_landmarks(path, moving_path, format=format)
-        if loaded.dimension == self._set.dimension:
-            self._set.replace_all(loaded.pairs, f"Import landmarks from {Path(path).name}")  # one undo step
-        else:
-            self._replace_set(loaded)
-        self.host.show_message(f"Loaded {len(loaded.pairs)} landmark pairs from {Path(path).name}")
-
-    def export_landmarks(self, path: str | Path, moving_path: str | Path | None = None,
-                         format: str | None = None) -> None:
-        self._set.save(path, moving_path, format=format)
-        self.host.show_message(f"Saved {len(self._set.pairs)} landmark pairs to {Path(path).name}")
-
-    def export_fit_transform(self, path: str | Path) -> None:
-        """Save the current fit (fixed→moving) as an ITK transform file."""
-        from regviewer.core.transforms.io import write_transform
-
-        if self.fit_result is None:
-            raise RegviewerError("There is no landmark fit to save yet: place enough enabled pairs first")
-        write_transform(self.fit_result.transform, path)
-        self.host.show_message(f"Saved the {self.model} landmark fit (fixed→moving) to {Path(path).name}")
-
-    # ---- session parts
-    def landmark_state(self) -> dict:
-        return self._set.to_dict()
-
-    def restore_landmark_state(self, state: dict | None) -> None:
-        """Replace the set from a session; refit for display without changing the
-        window's transform (the session restores that itself)."""
-        self._restoring = True
-        try:
-            self._replace_set(type(self._set).from_dict(state) if state else self._new_set())
-        finally:
-            self._restoring = False
-
+    # ---- session parts (the pairs themselves are the Workspace's)
     def panel_state(self) -> dict:
         return {"model": self.model, "apply_live": self.apply_live_box.isChecked()}
 
@@ -331,31 +256,12 @@ class LandmarkDock(QtWidgets.QDockWidget):
             action.toggled.connect(self.pick_button.setChecked)
 
     def _install_shortcuts(self, window: QtWidgets.QWidget) -> None:
-        self.undo_shortcut = QtGui.QShortcut(QtGui.QKeySequence("Ctrl+Z"), window)
-        self.redo_shortcut = QtGui.QShortcut(QtGui.QKeySequence("Ctrl+Shift+Z"), window)
+        # Ctrl+Z / Ctrl+Shift+Z belong to the window's Edit menu (one history for every edit).
         self.delete_shortcut = QtGui.QShortcut(QtGui.QKeySequence.StandardKey.Delete, self.table)
-        for shortcut, slot in ((self.undo_shortcut, self.undo), (self.redo_shortcut, self.redo),
-                               (self.delete_shortcut, self.delete_selected)):
-            shortcut.setContext(QtCore.Qt.ShortcutContext.WindowShortcut
-                                if shortcut is not self.delete_shortcut else QtCore.Qt.ShortcutContext.WidgetShortcut)
-            shortcut.activated.connect(slot)
+        self.delete_shortcut.setContext(QtCore.Qt.ShortcutContext.WidgetShortcut)
+        self.delete_shortcut.activated.connect(self.delete_selected)
 
     # ------------------------------------------------------------------ model plumbing
-    def _new_set(self):
-        volume = self.host.fixed_volume()
-        return lm.LandmarkSet(dimension=volume.dimension if volume is not None else 3)
-
-    def _make_listener(self, landmark_set):
-        def listener(*_args, **_kwargs) -> None:
-            if landmark_set is self._set:
-                self._on_set_changed()
-        return listener
-
-    def _replace_set(self, new_set) -> None:
-        self._set = new_set
-        self._set.subscribe(self._make_listener(new_set))
-        self._on_set_changed()
-
     def _pending(self, missing: str) -> int | None:
         """The newest pair whose `missing` point ("fixed" or "moving") is not yet placed."""
         other = "moving" if missing == "fixed" else "fixed"
@@ -363,12 +269,6 @@ class LandmarkDock(QtWidgets.QDockWidget):
         if pairs and getattr(pairs[-1], missing) is None and getattr(pairs[-1], other) is not None:
             return len(pairs) - 1
         return None
-
-    def _can(self, name: str) -> bool:
-        attr = getattr(self._set.undo_stack, name, None)
-        if attr is None:
-            return True
-        return bool(attr() if callable(attr) else attr)
 
     def _move_selected(self, step: int) -> None:
         index = self.selected_index()
@@ -381,24 +281,47 @@ class LandmarkDock(QtWidgets.QDockWidget):
 
     def _on_set_changed(self) -> None:
         self._refresh_all()
-        if not self._restoring:
+        ws = self.host.workspace
+        if not self._restoring and not ws.loading and (ws.replaying or ws.history.can_undo):  # an edit
             self.host.mark_modified()
             self.edited.emit()
-        self._request_fit(apply=self.apply_live_box.isChecked() and not self._restoring)
+        # Undo/redo replays a landmark edit: refit for display, but a new "Landmark fit"
+        # step would wipe the redo history.
+        # (Nor may loading a session or opening images move the transform.)
+        quiet = self._restoring or ws.replaying or ws.loading
+        self._request_fit(apply=self.apply_live_box.isChecked() and not quiet)
 
     def _request_fit(self, apply: bool) -> None:
         self._apply_next = apply
         reference = self.host.fixed_volume()
-        self._runner.request(self._set, self.model, reference.sitk if reference is not None else None)
+        reference = reference.sitk if reference is not None else None
+        snapshot, model = lm.LandmarkSet.from_dict(self._set.to_dict()), self.model  # the worker's own copy
 
-    def _on_fit_done(self, generation: int, result, error) -> None:
-        if generation != self._runner.generation:
-            return
+        def work():
+            start = time.perf_counter()
+            try:
+                return lm.fit(snapshot, model, reference=reference)
+            except RegviewerError:
+                raise
+            except Exception as exc:  # never let a numeric failure escape into Qt
+                raise RegviewerError(f"The {model} fit failed: {exc}") from None
+            finally:
+                self._slow_fits[model] = time.perf_counter() - start > SLOW_FIT_SECONDS
+
+        self._background.submit("landmark-fit", work, self._on_fit_done, inline=not self._slow_fits.get(model))
+
+    def _on_fit_done(self, result, error) -> None:
+        if error is not None and not isinstance(error, RegviewerError):
+            error = RegviewerError(f"The landmark fit failed: {error}")
         self.fit_result, self.fit_error = result, error
         self._refresh_all()
         self.fitted.emit(result)
         if result is not None and getattr(self, "_apply_next", False):
-            self.host.set_current_transform(result.transform, "Landmark fit")
+            try:
+                self.host.workspace.set_transform(result.transform, "Landmark fit",
+                                                  TransformSource("landmark-fit", model=result.model))
+            except RegviewerError as exc:
+                self.host.show_error(exc)
 
     # ------------------------------------------------------------------ view plumbing
     def _connect_views(self) -> None:
@@ -408,21 +331,14 @@ class LandmarkDock(QtWidgets.QDockWidget):
             self._connected_views.add(id(view))
             clicked = getattr(view, "clicked", None)
             if clicked is not None:
-                clicked.connect(self.handle_click)
+                clicked.connect(lambda point, role, mods, v=view: self.handle_click(
+                    point, role, mods, getattr(v, "space", "fixed")))
             changed = getattr(view, "sliceChanged", None)
             if changed is not None:
                 changed.connect(lambda v=view: self.markers.refresh_view(v))
 
     def _on_images_changed(self) -> None:
         self._connect_views()
-        volume = self.host.fixed_volume()
-        if volume is not None and self._set.dimension != volume.dimension:
-            # Points of another dimension cannot be drawn or fitted here; the session file
-            # and the autosave still hold them.
-            dropped = len(self._set.pairs)
-            self._replace_set(self._new_set())
-            if dropped:
-                self.host.show_message(f"Set aside {dropped} landmark pairs made on {3 if volume.dimension == 2 else 2}D images")
         self.markers.refresh()
 
     def _on_marker_dragged(self, index: int, which: str, point: tuple) -> None:
@@ -534,41 +450,7 @@ class LandmarkDock(QtWidgets.QDockWidget):
             return str(self.fit_error)
         return "Click the fixed view, then the moving view, to make a pair."
 
-    # ------------------------------------------------------------------ dialogs
-    def _import_dialog(self) -> None:
-        path, chosen = QtWidgets.QFileDialog.getOpenFileName(self, "Import landmarks", "", IMPORT_FILTERS)
-        if not path:
-            return
-        moving_path = None
-        if "Slicer" in chosen or path.endswith((".mrk.json", ".fcsv")):
-            moving_path, _ = QtWidgets.QFileDialog.getOpenFileName(
-                self, "The MOVING image's landmarks (pairs are matched by label)", str(Path(path).parent), IMPORT_FILTERS)
-            if not moving_path:
-                return
-        try:
-            self.import_landmarks(path, moving_path, format="bigwarp" if "BigWarp" in chosen else None)
-        except RegviewerError as exc:
-            self.host.show_error(exc)
-
-    def _export_dialog(self) -> None:
-        filters = EXPORT_FILTERS + ";;Fitted transform, fixed→moving (*.tfm *.h5)"
-        path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, "Export landmarks", "", filters)
-        if not path:
-            return
-        try:
-            if "transform" in chosen or path.endswith((".tfm", ".h5", ".txt")):
-                self.export_fit_transform(path)
-                return
-            moving_path = None
-            if "Slicer" in chosen or path.endswith((".mrk.json", ".fcsv")):
-                moving_path, _ = QtWidgets.QFileDialog.getSaveFileName(
-                    self, "Save the MOVING image's landmarks as", str(Path(path).parent), EXPORT_FILTERS)
-                if not moving_path:
-                    return
-            self.export_landmarks(path, moving_path, format="bigwarp" if "BigWarp" in chosen else None)
-        except RegviewerError as exc:
-            self.host.show_error(exc)
-
     def shutdown(self) -> None:
         """Stop the fit worker (the window calls this when it closes)."""
-        self._runner.shutdown()
+        if self._background.parent() is self:
+            self._background.shutdown()

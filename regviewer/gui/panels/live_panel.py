@@ -2,16 +2,17 @@
 
 Thin Qt over core: the engine runs in `gui.worker`; the grid geometry comes from
 `core.grid` (computed on the worker thread for each snapshot, the GUI only sets data);
-runs are kept in `core.run_history`; "Copy as Python / command line" text comes from
-`core.reproduce`. The dock talks to the main window only through the
+runs are kept in the Workspace's run history (`ws.runs`), shown by the History tab
+(`run_history_tab.py`, which also writes the "Copy as Python / command line" text). The
+dock talks to the main window only through the
 `RegistrationHost` protocol (`gui/host.py`).
 
 A run starts from the user's current transform (manual alignment or landmark fit;
 fixed → moving) when there is one, else from the first stage's initializer. While it
 runs, the overlay shows each snapshot (checkerboard by default), the deformation grid
 bends in every slice view and the 3D view, and the metric plot grows. When it ends the
-result is previewed; Apply makes it the current transform (one undoable step), Revert
-returns to the transform from before the run.
+result is previewed (the Workspace's preview); Apply makes it the current transform (one
+undoable step of the Workspace), Revert drops the preview, or undoes that Apply.
 """
 
 from __future__ import annotations
@@ -21,20 +22,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PyQt6 import QtCore, QtGui, QtWidgets
+from PyQt6 import QtCore, QtWidgets
 
 from regviewer.core.errors import ParameterError, RegviewerError
-from regviewer.core.registration.params import Pipeline
-from regviewer.core.registration.reproduce import RunSpec, as_command_line, as_python, is_identity, is_linear, save_initial_transform
-from regviewer.core.workspace.run_history import RunHistory, landmark_tre
+from regviewer.core.registration.reproduce import is_identity
+from regviewer.core.workspace.run_history import landmark_tre
 from regviewer.gui.views.grid_item import DeformationGridItem
 from regviewer.gui.views.live_grid import DutyCycle, LiveGrid
 from regviewer.gui.panels.metric_plot import MetricPlot
 from regviewer.gui.panels.params_panel import ParamsPanel
+from regviewer.gui.panels.run_history_tab import RunHistoryTab
 from regviewer.gui.worker import LiveSnapshot, RegistrationJob, RegistrationWorker
 
 LIVE_RATE_HZ = 10.0  # snapshots per second: what the eye needs, and the engine keeps the CPU
-_HISTORY_COLUMNS = ("Run", "Preset", "Stages", "Final metric", "Time (s)", "TRE mean / max (mm)", "Status")
 
 
 class _LandmarkCopy:
@@ -56,7 +56,7 @@ def describe_progress(progress: Any, n_stages: int) -> str:
             f"{progress.elapsed:.1f} s")
 
 
-class LiveRegistrationDock(QtWidgets.QDockWidget):
+class LiveRegistrationDock(RunHistoryTab, QtWidgets.QDockWidget):
     """See the module docstring. `run()`, `cancel()`, `apply()`, `revert()` are the buttons' actions."""
 
     runFinished = QtCore.pyqtSignal(object)  # the RunRecord added to the history
@@ -65,11 +65,10 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         super().__init__("Registration", parent)
         self.setObjectName("LiveRegistrationDock")
         self.host = host
-        self.history = RunHistory()
+        self.workspace = host.workspace
+        self.history = self.workspace.runs  # the Workspace's run history (sessions save it)
         self.worker: RegistrationWorker | None = None
-        self._result: Any = None  # last result not yet applied or reverted
-        self._before: Any = None  # the current transform when the last run started
-        self._applied = False
+        self._shown_run: int | None = None  # the run whose result is previewed, not yet applied
         self._discard_run = False
         self._run_context: dict = {}
         self._landmark_copy: _LandmarkCopy | None = None
@@ -155,30 +154,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         progress_layout.addLayout(switches)
         self.tabs.addTab(progress_page, "Progress")
 
-        # History tab.
-        history_page = QtWidgets.QWidget()
-        history_layout = QtWidgets.QVBoxLayout(history_page)
-        history_layout.setContentsMargins(0, 0, 0, 0)
-        self.history_table = QtWidgets.QTableWidget(0, len(_HISTORY_COLUMNS))
-        self.history_table.setHorizontalHeaderLabels(_HISTORY_COLUMNS)
-        self.history_table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.history_table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
-        self.history_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.history_table.verticalHeader().hide()
-        self.history_table.horizontalHeader().setStretchLastSection(True)
-        self.history_table.itemSelectionChanged.connect(self._on_history_selected)
-        history_layout.addWidget(self.history_table, 1)
-        row = QtWidgets.QHBoxLayout()
-        self.use_run_button = QtWidgets.QPushButton("Use this run")
-        self.use_run_button.setToolTip("Make the selected run's transform the current one (undoable)")
-        self.use_run_button.clicked.connect(lambda: self.use_run(self.selected_run()))
-        self.params_from_run_button = QtWidgets.QPushButton("Load its parameters")
-        self.params_from_run_button.clicked.connect(lambda: self.load_run_parameters(self.selected_run()))
-        row.addWidget(self.use_run_button)
-        row.addWidget(self.params_from_run_button)
-        row.addStretch(1)
-        history_layout.addLayout(row)
-        self.tabs.addTab(history_page, "History")
+        self.tabs.addTab(self._build_history_page(), "History")
 
         # Always visible: status, buttons, copy actions.
         self.status = QtWidgets.QLabel("Ready")
@@ -221,14 +197,14 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         except RegviewerError as exc:
             self.host.show_error(exc)
             return False
-        self._before = self.host.current_transform()
-        self._result = None
-        self._applied = False
+        self._shown_run = None
         self.plot.reset()
         landmark_set = self._landmark_set()
         self._landmark_copy = _LandmarkCopy(landmark_set) if landmark_set is not None else None
         if self._landmark_copy is not None and not self._landmark_copy.pairs:
             self._landmark_copy = None
+        self.workspace.set_settings(preset=self.params.preset_name(), pipeline=job.params.to_dict(), seed=job.seed,
+                                    fixed_mask=self._inputs()["fixed_mask"], moving_mask=self._inputs()["moving_mask"])
         self._run_context = {"initial": job.initial_transform, "preset": self.params.preset_name(),
                              "seed": job.seed, "inputs": self._inputs(), "n_stages": len(job.params.stages),
                              "started_at": time.time()}
@@ -260,25 +236,33 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
             self.cancel_button.setEnabled(False)
 
     def apply(self) -> None:
-        if self._result is None:
+        """The previewed run becomes the current transform (one undo step)."""
+        if self._shown_run is None:
             return
-        self.host.show_preview_transform(None)
-        self.host.set_current_transform(self._result.transform, "Apply registration")
-        self._applied = True
-        self._result = None
-        self.status.setText("Registration applied")
+        record = self.history.get(self._shown_run)
+        self._shown_run = None
+        try:
+            self.workspace.apply_run(record)
+        except RegviewerError as exc:
+            self.host.show_error(exc)
+        self.status.setText(f"{record.label} applied")
         self._update_buttons()
         self.refresh_grid()
 
     def revert(self) -> None:
-        if self._applied and self._before is not None:
-            self.host.set_current_transform(self._before, "Revert registration")
-        self.host.show_preview_transform(None)
-        self._result = None
-        self._applied = False
+        """Drop the previewed result, or undo the Apply that made it current."""
+        if self._shown_run is not None:
+            self._shown_run = None
+            self.workspace.set_preview(None)
+        elif self._applied_last():
+            self.workspace.undo()
         self.status.setText("Back to the transform from before the run")
         self._update_buttons()
         self.refresh_grid()
+
+    def _applied_last(self) -> bool:
+        """True when the last undo step is this panel's Apply of a run."""
+        return self.workspace.source.kind == "run" and self.workspace.history.undo_text.startswith("Apply Run")
 
     def _make_job(self) -> RegistrationJob:
         fixed, moving = self.host.fixed_volume(), self.host.moving_volume()
@@ -298,7 +282,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
                                seed=int(self.seed_spin.value()), landmarks=landmarks)
 
     def _landmark_set(self) -> Any:
-        return getattr(self.host, "landmark_set", lambda: None)()
+        return self.workspace.landmarks
 
     def set_mask(self, which: str, mask: Any) -> None:
         """Use `mask` (a path, Volume or sitk image; None for none) as the fixed or moving mask."""
@@ -358,7 +342,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
             result, initial_transform=self._run_context.get("initial"), preset=self._run_context.get("preset"),
             seed=self._run_context.get("seed", 0), landmarks=self._landmark_set(),
             started_at=self._run_context.get("started_at"), inputs=self._run_context.get("inputs"))
-        self._result = result
+        self._shown_run = record.number
         self.host.show_preview_transform(result.transform)
         what = "Cancelled" if result.cancelled else "Finished"
         metric = "" if record.final_metric is None else f", final metric {record.final_metric:.5g}"
@@ -376,7 +360,7 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
     def _on_failed(self, error: BaseException) -> None:
         self._discard_run = False
         self.host.show_preview_transform(None)
-        self._result = None
+        self._shown_run = None
         self.status.setText(f"Registration failed: {error}")
         self._update_buttons()
         self.refresh_grid()
@@ -386,8 +370,8 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         running = self.is_running()
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        self.apply_button.setEnabled(not running and self._result is not None)
-        self.revert_button.setEnabled(not running and (self._result is not None or self._applied))
+        self.apply_button.setEnabled(not running and self._shown_run is not None)
+        self.revert_button.setEnabled(not running and (self._shown_run is not None or self._applied_last()))
         self.params.setEnabled(not running)
 
     def _on_quit(self) -> None:
@@ -404,10 +388,10 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         step and covered the images; the QA panel draws that grid on request."""
         if self.is_running():
             return  # the next snapshot redraws it
-        if self._result is None:
+        if self._shown_run is None:
             self.grid.hide()
             return
-        self.grid.draw(self._result.transform, {}, force_3d=True)
+        self.grid.draw(self.history.get(self._shown_run).transform, {}, force_3d=True)
 
     def grid_item(self, index: int) -> DeformationGridItem:
         """The grid item of `host.slice_views()[index]` (tests, screenshots)."""
@@ -420,100 +404,16 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         self.grid.auto_spacing()
         self.grid.sync_views()
         self.grid.update_targets()
-        self._result = None
+        self._shown_run = None
         self.refresh_grid()
         self._update_buttons()
 
     def _on_transform_changed(self) -> None:
         if not self.is_running():
+            if self._shown_run is not None and self.workspace.preview is None:
+                self._shown_run = None  # another edit replaced the previewed result
             self.refresh_grid()
-
-    # --- history ----------------------------------------------------------------------------------------
-    def _refresh_history(self) -> None:
-        rows = self.history.table()
-        self.history_table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            tre = "—" if row["tre_mean_mm"] is None else f"{row['tre_mean_mm']:.2f} / {row['tre_max_mm']:.2f}"
-            metric = "—" if row["final_metric"] is None else f"{row['final_metric']:.5g}"
-            values = (str(row["run"]), row["preset"], row["stages"], metric, f"{row['time_s']:.1f}", tre, row["status"])
-            for c, text in enumerate(values):
-                item = QtWidgets.QTableWidgetItem(text)
-                if c == 6 and row["stop_reason"]:
-                    item.setToolTip(row["stop_reason"])
-                self.history_table.setItem(r, c, item)
-        self.history_table.resizeColumnsToContents()
-
-    def selected_run(self) -> int | None:
-        rows = self.history_table.selectionModel().selectedRows() if self.history_table.selectionModel() else []
-        if not rows:
-            return self.history.records[-1].number if len(self.history) else None
-        return int(self.history_table.item(rows[0].row(), 0).text())
-
-    def _on_history_selected(self) -> None:
-        number = self.selected_run()
-        if number is None or self.is_running():
-            return
-        record = self.history.get(number)
-        names = [s.get("name", f"stage {i + 1}") for i, s in enumerate(record.params.get("stages", []))]
-        self.plot.show_curve(record.metric_curve, names)
-
-    def use_run(self, number: int | None) -> None:
-        """Go back to a run: its transform becomes the current one (undoable)."""
-        if number is None or self.is_running():
-            return
-        record = self.history.get(number)
-        self.host.show_preview_transform(None)
-        self._result = None
-        self.host.set_current_transform(record.transform, f"Use registration {record.label}")
-        self.status.setText(f"{record.label} is now the current transform")
-        self._update_buttons()
-
-    def load_run_parameters(self, number: int | None) -> None:
-        if number is None:
-            return
-        record = self.history.get(number)
-        self.params.set_pipeline(Pipeline.from_dict(record.params), preset=record.preset)
-        self.seed_spin.setValue(record.seed)
-
-    # --- reproducibility ----------------------------------------------------------------------------------
-    def run_spec(self, number: int | None = None) -> RunSpec:
-        """The selected (or given) run's inputs and parameters; the panel's own when there is no run."""
-        number = self.selected_run() if number is None else number
-        if number is None:
-            inputs = self._inputs()
-            current = self.host.current_transform()
-            return RunSpec(inputs["fixed"], inputs["moving"], self.params.pipeline(), preset=self.params.preset_name(),
-                           seed=int(self.seed_spin.value()), fixed_mask=inputs["fixed_mask"],
-                           moving_mask=inputs["moving_mask"], initial_transform=current,
-                           initial_transform_path=self._saved_initial(current, 0))
-        record = self.history.get(number)
-        inputs = record.inputs
-        return RunSpec(inputs.get("fixed"), inputs.get("moving"), record.params, preset=record.preset, seed=record.seed,
-                       fixed_mask=inputs.get("fixed_mask"), moving_mask=inputs.get("moving_mask"),
-                       initial_transform=record.initial_transform,
-                       initial_transform_path=self._saved_initial(record.initial_transform, record.number))
-
-    def _saved_initial(self, transform: Any, number: int) -> str | None:
-        """A non-linear starting transform cannot be written inline: save it where the text can refer to it."""
-        if transform is None or is_linear(transform):
-            return None
-        folder = Path(QtCore.QStandardPaths.writableLocation(
-            QtCore.QStandardPaths.StandardLocation.AppDataLocation) or Path.home() / ".regviewer") / "runs"
-        try:
-            return str(save_initial_transform(transform, folder, number))
-        except RegviewerError as exc:
-            self.host.show_error(exc)
-            return None
-
-    def python_text(self, number: int | None = None) -> str:
-        return as_python(self.run_spec(number))
-
-    def command_line_text(self, number: int | None = None) -> str:
-        return as_command_line(self.run_spec(number))
-
-    def _copy(self, text: str) -> None:
-        QtGui.QGuiApplication.clipboard().setText(text)
-        self.host.show_message("Copied to the clipboard")
+            self._update_buttons()
 
     # --- session ---------------------------------------------------------------------------------------------
     def get_state(self) -> dict:
@@ -523,7 +423,6 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
             "seed": int(self.seed_spin.value()),
             "grid": {"visible": self.grid_check.isChecked(), "spacing_mm": self.grid.spacing_mm},
             "checkerboard_while_running": self.checker_check.isChecked(),
-            "history": self.history.to_dict(),
         }
 
     def set_state(self, state: dict) -> None:
@@ -541,5 +440,5 @@ class LiveRegistrationDock(QtWidgets.QDockWidget):
         if isinstance(spacing, (int, float)) and math.isfinite(spacing):
             self.grid_spacing.setValue(float(spacing))
         self.checker_check.setChecked(bool(state.get("checkerboard_while_running", True)))
-        if "history" in state:
+        if "history" in state and not len(self.history):  # sessions written before the Workspace held runs
             self.history.load_dict(state["history"])

@@ -1,12 +1,13 @@
 """The manual-alignment dock: sliders, numeric fields and mouse drags that move the
-moving image, thin Qt over `core.manual.ManualAlignment`.
+moving image, thin Qt over `core.manual.ManualAlignment` and the Workspace.
 
 The numbers are the *visible motion of the moving image in the fixed frame*
 (translation mm, rotations ° about LPS x/y/z, scale, about `centre`); the transform
-made current is base ∘ M⁻¹ (fixed→moving), where base is the transform that was
-current when manual editing began. While the user drags, only a preview is drawn
-(the visible slices are resampled); the transform becomes current (one undoable
-step, listeners notified) when the drag ends or the sliders rest for 250 ms.
+made current is base ∘ M⁻¹ (fixed→moving), where base is the transform the move nudges
+(identity, a run, a fit, a file). The fields always show the Workspace's current step
+(`ws.manual`), so after Ctrl+Z they match the image. While the user drags, only a
+preview is drawn; the move becomes current (ONE undo step, "Move moving image") when the
+drag ends or the sliders rest for 250 ms. Reset returns to identity (undoable).
 """
 
 from __future__ import annotations
@@ -41,10 +42,8 @@ class ManualAlignDock(QtWidgets.QDockWidget):
         super().__init__("Manual alignment", parent)
         self.setObjectName("ManualAlignDock")
         self.host = host
-        self.alignment = ManualAlignment()
-        self.base: sitk.Transform | None = None
+        self.alignment = host.workspace.manual  # what the fields show (ahead of the Workspace mid-drag)
         self._drag_start: ManualAlignment | None = None
-        self._own_change = False
         self._commit_timer = QtCore.QTimer(self)
         self._commit_timer.setSingleShot(True)
         self._commit_timer.setInterval(250)
@@ -87,7 +86,7 @@ class ManualAlignDock(QtWidgets.QDockWidget):
         self.mass_button.setToolTip("Translate so the intensity centres of mass coincide")
         self.mass_button.clicked.connect(self.align_centres_of_mass)
         self.reset_button = QtWidgets.QPushButton("Reset")
-        self.reset_button.setToolTip("Undo all manual moves since the last other change of the transform")
+        self.reset_button.setToolTip("Back to identity: no transform at all (Ctrl+Z undoes it)")
         self.reset_button.clicked.connect(self.reset)
         for b in (self.centre_button, self.mass_button, self.reset_button):
             buttons.addWidget(b)
@@ -120,7 +119,9 @@ class ManualAlignDock(QtWidgets.QDockWidget):
             for w in (spin, slider):
                 w.blockSignals(False)
         c = self.alignment.centre[: self.alignment.dimension]
-        self.centre_label.setText("Centre of rotation/scale: (" + ", ".join(f"{v:.1f}" for v in c) + ") mm")
+        source = self.host.workspace.source
+        on_top = "" if source.kind in ("manual", "identity") else f"\nMoves on top of the {source.describe()}"
+        self.centre_label.setText("Centre of rotation/scale: (" + ", ".join(f"{v:.1f}" for v in c) + ") mm" + on_top)
 
     def _with_value(self, key: str, value: float) -> ManualAlignment:
         a = self.alignment
@@ -140,9 +141,13 @@ class ManualAlignDock(QtWidgets.QDockWidget):
         self._commit_timer.start()
 
     # --- state --------------------------------------------------------------------------------------
+    @property
+    def workspace(self):
+        return self.host.workspace
+
     def transform(self) -> sitk.Transform:
-        """The fixed→moving transform these settings give (base ∘ M⁻¹)."""
-        return self.alignment.transform_fixed_to_moving(self.base)
+        """The fixed→moving transform the fields give (the Workspace's base ∘ M⁻¹)."""
+        return self.workspace.manual_transform(self.alignment)
 
     def set_alignment(self, alignment: ManualAlignment, commit: bool = True) -> None:
         """Show `alignment`; preview it, or (commit=True) make it the current transform."""
@@ -153,21 +158,26 @@ class ManualAlignDock(QtWidgets.QDockWidget):
         if commit:
             self.commit()
         else:
-            self.host.show_preview_transform(self.transform())
+            self.workspace.set_preview(self.transform())
 
     def commit(self) -> None:
+        """The fields' move becomes current: one undo step ("Move moving image")."""
         self._commit_timer.stop()
         if self.host.fixed_volume() is None:
             return
-        self._own_change = True
+        if self.alignment == self.workspace.manual:
+            self.workspace.set_preview(None)
+            return
         try:
-            self.host.set_current_transform(self.transform(), "Manual alignment")
-        finally:
-            self._own_change = False
-        self.host.show_preview_transform(None)
+            self.workspace.move_manually(self.alignment)
+        except RegviewerError as exc:
+            self.host.show_error(exc)
 
     def reset(self) -> None:
-        self.set_alignment(replace(self.alignment, translation=(0, 0, 0), rotation_deg=(0, 0, 0), scale=1.0))
+        """Back to identity (undoable)."""
+        self._commit_timer.stop()
+        if self.host.fixed_volume() is not None:
+            self.workspace.reset_transform()
 
     def align_centres(self) -> None:
         fixed, moving = self.host.fixed_volume(), self.host.moving_volume()
@@ -183,7 +193,8 @@ class ManualAlignDock(QtWidgets.QDockWidget):
 
     def _align(self, fixed_point: Sequence[float], moving_point: Sequence[float]) -> None:
         try:
-            self.set_alignment(aligned_to_points(self.alignment, fixed_point, moving_point, self.base))
+            base = self.workspace.transform_state.manual_base
+            self.set_alignment(aligned_to_points(self.alignment, fixed_point, moving_point, base))
         except RegviewerError as exc:
             self.host.show_error(exc)
 
@@ -211,26 +222,21 @@ class ManualAlignDock(QtWidgets.QDockWidget):
         if setter is not None:
             setter(active)
 
-    # --- host events ------------------------------------------------------------------------------------
+    # --- Workspace events ------------------------------------------------------------------------------
     def _on_images_changed(self) -> None:
         fixed = self.host.fixed_volume()
         dim = fixed.dimension if fixed is not None else 3
         for key in ("tz", "rx", "ry"):
             for w in self._rows[key]:
                 w.setVisible(dim == 3)
-        centre = fixed.center_physical() if fixed is not None else (0.0, 0.0, 0.0)
-        self.base = None
-        self.alignment = ManualAlignment(dimension=dim, centre=centre)
-        self._show_values()
+        self._on_transform_changed()
 
     def _on_transform_changed(self) -> None:
-        if self._own_change:
-            return
-        # Someone else (landmark fit, registration, undo, session) set the transform:
-        # nudge from there on.
-        current = self.host.current_transform()
-        self.base = current
-        self.alignment = replace(self.alignment, translation=(0, 0, 0), rotation_deg=(0, 0, 0), scale=1.0)
+        """Any change (a move, Apply, a fit, undo, a session): show the current step's move."""
+        if self._drag_start is not None:
+            return  # mid-drag: the fields follow the mouse
+        self._commit_timer.stop()
+        self.alignment = self.workspace.manual
         self._show_values()
 
     def state(self) -> dict:

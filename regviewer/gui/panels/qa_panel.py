@@ -13,45 +13,18 @@ from __future__ import annotations
 
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+
 
 import numpy as np
 import pyqtgraph as pg
-import SimpleITK as sitk
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.errors import RegviewerError
+from regviewer.gui.background import LatestResult
 from regviewer.gui.views.qa_overlay import QAOverlays
 
 AUTO_DELAY_MS = 400  # wait for the transform to settle before re-evaluating
 HISTOGRAM_BINS = 80
-
-
-class _Signals(QtCore.QObject):
-    done = QtCore.pyqtSignal(str, int, object)  # kind ("evaluation" or "report"), sequence, result
-    failed = QtCore.pyqtSignal(str, int, object)  # kind, sequence, exception
-
-
-class _Task(QtCore.QRunnable):
-    """Run `fn()` on a pool thread; report through queued signals (GUI thread receives)."""
-
-    def __init__(self, kind: str, sequence: int, fn: Callable[[], Any], signals: _Signals) -> None:
-        super().__init__()
-        self.kind, self.sequence, self.fn, self.signals = kind, sequence, fn, signals
-
-    def run(self) -> None:  # noqa: D401 - Qt API
-        try:
-            result = self.fn()
-        except BaseException as exc:  # noqa: BLE001 - delivered to the GUI thread, shown as a message
-            if not isinstance(exc, RegviewerError):
-                exc = RegviewerError(f"Evaluation failed: {exc}\n{traceback.format_exc(limit=3)}")
-            outcome = (self.signals.failed, exc)
-        else:
-            outcome = (self.signals.done, result)
-        try:
-            outcome[0].emit(self.kind, self.sequence, outcome[1])
-        except RuntimeError:  # the dock was deleted while we worked (window closed)
-            pass
 
 
 class QADock(QtWidgets.QDockWidget):
@@ -59,6 +32,7 @@ class QADock(QtWidgets.QDockWidget):
 
     evaluated = QtCore.pyqtSignal(object)  # the core Evaluation
     reportWritten = QtCore.pyqtSignal(str)
+    failed = QtCore.pyqtSignal(object)  # the error of an evaluation or report
 
     def __init__(self, host, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("Quality (QA)", parent if parent is not None else (host if isinstance(host, QtWidgets.QWidget) else None))
@@ -69,15 +43,8 @@ class QADock(QtWidgets.QDockWidget):
         self.labels_fixed_path: str | None = None
         self.labels_moving_path: str | None = None
         self._log2_range = 1.0
-        self._sequence = 0
-        self._busy = 0
-        self._pool = QtCore.QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._signals = _Signals(self)
-        self._signals.done.connect(self._on_done)
-        self._signals.failed.connect(self._on_failed)
+        self._background = getattr(host, "background", None) or LatestResult(self)
         self.overlays = QAOverlays(host)
-        self._last_run = None
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(AUTO_DELAY_MS)
@@ -87,7 +54,6 @@ class QADock(QtWidgets.QDockWidget):
         host.on_images_changed(self._on_images_changed)
         self.visibilityChanged.connect(self._on_visibility_changed)
         host.register_session_part("qa", self.state, self.restore_state)
-        self._watch_live_runs()
 
     # ------------------------------------------------------------------ widgets
     def _build(self) -> None:
@@ -221,38 +187,23 @@ class QADock(QtWidgets.QDockWidget):
             parts.append(f"labels: {Path(self.labels_fixed_path).name} / {Path(self.labels_moving_path or '').name}")
         self.inputs_label.setText(", ".join(parts))
 
-    def _watch_live_runs(self) -> None:
-        """Remember the live panel's latest run so the report can show its metric curve."""
-        live = getattr(self.host, "panels", {}).get("LiveRegistrationDock") if hasattr(self.host, "panels") else None
-        signal = getattr(live, "runFinished", None)
-        if signal is not None:
-            signal.connect(self._on_run_finished)
-
-    def _on_run_finished(self, record) -> None:
-        self._last_run = record
-
-    def _run_extras(self, transform: sitk.Transform, fixed) -> tuple[list | None, dict | None]:
-        """History and parameters of the live run that produced `transform`, if it did."""
-        record = self._last_run
-        if record is None or record.transform is None or record.transform.GetDimension() != transform.GetDimension():
+    def _run_extras(self) -> tuple[list | None, dict | None]:
+        """Metric curve and parameters of the run the current transform came from, when
+        it came from one (the Workspace records the source of every transform)."""
+        ws = self.host.workspace
+        if ws.source.kind != "run" or ws.source.run is None:
             return None, None
-        corners = fixed.corners_physical()
-        for p in corners:
-            a = np.asarray(transform.TransformPoint(tuple(p)))
-            b = np.asarray(record.transform.TransformPoint(tuple(p)))
-            if np.linalg.norm(a - b) > 1e-3:
-                return None, None
+        try:
+            record = ws.runs.get(ws.source.run)
+        except KeyError:
+            return None, None
         history = [{"stage": s, "stage_name": None, "level": lvl, "iteration": it, "metric": m, "elapsed": None}
                    for s, lvl, it, m in record.metric_curve]
         return history or None, record.params
 
     def _landmarks(self):
-        docks = getattr(self.host, "panels", {}) if hasattr(self.host, "panels") else {}
-        dock = docks.get("LandmarkDock")
-        if dock is None or not hasattr(dock, "landmark_set"):
-            return None
-        landmark_set = dock.landmark_set()
-        complete = [p for p in getattr(landmark_set, "pairs", []) if p.fixed is not None and p.moving is not None]
+        landmark_set = self.host.workspace.landmarks
+        complete = [p for p in landmark_set.pairs if p.fixed is not None and p.moving is not None]
         return landmark_set if complete else None
 
     # ------------------------------------------------------------------ evaluation
@@ -297,7 +248,7 @@ class QADock(QtWidgets.QDockWidget):
         from regviewer.core.transforms.ops import copy_transform
 
         transform = copy_transform(self.host.current_transform())  # the worker owns its own copy
-        history, params = self._run_extras(transform, fixed)
+        history, params = self._run_extras()
         landmarks = self._landmarks()
         kwargs = dict(mask=self.mask_path, landmarks=landmarks, history=history, params=params)
         if self.labels_fixed_path and self.labels_moving_path:
@@ -310,24 +261,32 @@ class QADock(QtWidgets.QDockWidget):
             values = evaluation.jacobian_values()
             return evaluation, jacobian_log2_range(values), _histogram(values)
 
-        self._sequence += 1
-        self._busy += 1
         self.status_label.setText("Evaluating…")
-        self._pool.start(_Task("evaluation", self._sequence, work, self._signals))
+        self._background.submit("qa-evaluation", work, lambda result, error: self._finished("evaluation", result, error))
         return True
 
     def busy(self) -> bool:
-        return self._busy > 0
+        return self._background.busy("qa-evaluation") or self._background.busy("qa-report")
 
-    def _on_done(self, kind: str, sequence: int, result) -> None:
-        self._busy -= 1
+    def wait(self, timeout: float = 30.0) -> None:
+        """Block until the newest evaluation and report are delivered (tests, scripts)."""
+        for kind in ("qa-evaluation", "qa-report"):
+            self._background.wait(kind, timeout)
+
+    def _finished(self, kind: str, result, error) -> None:
+        if error is None:
+            self._on_done(kind, result)
+            return
+        if not isinstance(error, RegviewerError):
+            error = RegviewerError(f"Evaluation failed: {error}\n{''.join(traceback.format_exception(error, limit=3))}")
+        self._on_failed(kind, error)
+
+    def _on_done(self, kind: str, result) -> None:
         if kind == "report":
             self.status_label.setText(f"Report written: {result}")
             self.host.show_message(f"QA report written to {result}")
             self.reportWritten.emit(result)
             return
-        if sequence != self._sequence:
-            return  # a newer evaluation is on its way
         evaluation, self._log2_range, (centres, counts, width) = result
         self.evaluation = evaluation
         self.status_label.setText(f"Evaluated in {evaluation.elapsed_s:.1f} s")
@@ -343,10 +302,8 @@ class QADock(QtWidgets.QDockWidget):
         self._refresh_overlays()
         self.evaluated.emit(evaluation)
 
-    def _on_failed(self, kind: str, sequence: int, error) -> None:
-        self._busy -= 1
-        if kind == "evaluation" and sequence != self._sequence:
-            return
+    def _on_failed(self, kind: str, error) -> None:
+        self.failed.emit(error)
         self.status_label.setText("Evaluation failed" if kind == "evaluation" else "The report could not be written")
         self.host.show_error(error)
 
@@ -412,9 +369,8 @@ class QADock(QtWidgets.QDockWidget):
 
             return str(write_report(evaluation, path))
 
-        self._busy += 1
         self.status_label.setText("Writing the report…")
-        self._pool.start(_Task("report", 0, work, self._signals))
+        self._background.submit("qa-report", work, lambda result, error: self._finished("report", result, error))
         return True
 
 

@@ -2,10 +2,14 @@
 
 Where markers go, per view role (see `host.SliceViewLike`):
 - "fixed" view: the fixed points (LPS mm of the fixed image) at their plane position.
-- "moving" view (side by side): it shows the moving image resampled into the fixed
-  frame under the current transform T (fixed→moving), so a moving point m is drawn at
-  T⁻¹(m), the fixed-frame point that T sends to m.
+- "moving" view in the moving image's own space (`view.space == "moving"`, the
+  Fixed | Moving layout): the moving points as they are, no transform involved.
+- "moving" view in the fixed frame (moving image resampled under T, fixed→moving): a
+  moving point m is drawn at T⁻¹(m), the fixed-frame point that T sends to m.
 - "overlay" view: both; fixed points as circles, moving points (at T⁻¹(m)) as squares.
+
+T is the transform the views DRAW (`host.displayed_transform()`: a running
+registration's preview while there is one), so markers stay on the anatomy.
 
 A marker is shown only when its point lies within a few slice steps of the view's
 depth. Dragging a marker and releasing it reports one move (one undoable command).
@@ -167,7 +171,7 @@ class LandmarkMarkers:
         """One mapper per current transform, so slice steps re-use its inverse mappings
         (an inverse of a deformable transform is an iterative solve per point)."""
         try:
-            transform = self.host.current_transform()
+            transform = _displayed_transform(self.host)
         except Exception:  # no images yet: nothing sensible to map with
             return PointMapper(None)
         mapper = self._cached_mapper
@@ -215,13 +219,14 @@ class LandmarkMarkers:
             plane = view.plane
             tolerance = DEPTH_TOLERANCE_STEPS * float(plane.depth_step)
             role = getattr(view, "role", "overlay")
+            own_space = getattr(view, "space", "fixed") == "moving"
             wanted = {"fixed": ("fixed",), "moving": ("moving",)}.get(role, ("fixed", "moving"))
             for index, pair in enumerate(self._pairs):
                 for which in wanted:
                     point = getattr(pair, which)
                     if point is None:
                         continue
-                    shown = point if which == "fixed" else mapper.to_fixed(point)
+                    shown = point if (which == "fixed" or own_space) else mapper.to_fixed(point)
                     col, row, depth = plane.to_plane(shown)
                     if plane.dimension == 3 and abs(depth - float(view.depth)) > tolerance:
                         continue
@@ -277,8 +282,14 @@ class LandmarkMarkers:
         becomes the landmark's point (mapped to moving space for moving markers)."""
         pos = marker.pos()
         point = view.plane.to_physical(pos.x(), pos.y(), marker.depth)
-        if marker.which == "moving":
-            point = PointMapper(self.host.current_transform()).to_moving(point)
+        if marker.which == "moving" and getattr(view, "space", "fixed") != "moving":
+            point = PointMapper(_displayed_transform(self.host)).to_moving(point)
         index, which = marker.index, marker.which
         # Defer: the callback redraws the markers, including the one being dragged.
         QtCore.QTimer.singleShot(0, lambda: self.on_drag(index, which, tuple(point)))
+
+
+def _displayed_transform(host) -> sitk.Transform:
+    """What the host's views are drawn with (the preview during a run), else its current one."""
+    displayed = getattr(host, "displayed_transform", None)
+    return displayed() if displayed is not None else host.current_transform()

@@ -5,9 +5,13 @@ frame. Its `role` says what it draws:
 
 * "overlay": fixed and moving composited by the current overlay mode;
 * "fixed":   the fixed image alone (side-by-side layout, left);
-* "moving":  the moving image resampled INTO THE FIXED FRAME under the current
-  fixed→moving transform T (side-by-side layout, right). So a click at fixed-frame
-  point p in this view means moving-image point T(p); `clicked` always reports p.
+* "moving":  the moving image (side-by-side layout, right). With `space == "moving"`
+  (the window's Fixed | Moving layout, `views.moving_space`) the plane is one of the
+  MOVING image's own grid and every point the view reports is in moving LPS mm;
+  with `space == "fixed"` it is the moving image resampled into the fixed frame.
+
+`space` ("fixed" or "moving") names the physical space of the plane and of every point
+the view emits (clicks, crosshair requests, hover).
 
 `view_box` is in plane pixel units: x = col, y = row (pixel centres at integers; see
 `PlaneGeometry.to_physical`), aspect locked to the physical pixel spacing, y pointing
@@ -94,7 +98,8 @@ class SliceView(QtWidgets.QWidget):
     * cursorRequested(point_lps): the user moved the crosshair here;
     * hovered(point_lps): the mouse is over this fixed-frame point;
     * manualDrag(kind, start_lps, now_lps, finished): Shift/Ctrl drag ("translate"/"rotate");
-    * windowLevelDrag(dx_px, dy_px): a drag in window/level mode.
+    * windowLevelDrag(dx_px, dy_px): a drag in window/level mode;
+* regionDrag(start_lps, now_lps, finished): a drag in "roi" mode (`gui.views.roi_item`).
     """
 
     sliceChanged = QtCore.pyqtSignal()
@@ -103,6 +108,8 @@ class SliceView(QtWidgets.QWidget):
     hovered = QtCore.pyqtSignal(object)
     manualDrag = QtCore.pyqtSignal(str, object, object, bool)
     windowLevelDrag = QtCore.pyqtSignal(float, float)
+    regionDrag = QtCore.pyqtSignal(object, object, bool)  # "roi" mode: start, now (LPS mm, `space`), finished
+    space = "fixed"  # the physical space of `plane` (the window sets "moving": see the module docstring)
 
     def __init__(self, role: str, plane: PlaneGeometry, render: Callable[["SliceView"], np.ndarray],
                  mode: Callable[[], str] = lambda: "navigate", parent: QtWidgets.QWidget | None = None) -> None:
@@ -254,7 +261,8 @@ class SliceView(QtWidgets.QWidget):
             self.curtain_line.blockSignals(False)
 
     def _update_title(self) -> None:
-        name = {"overlay": "", "fixed": "fixed  ", "moving": "moving (in fixed frame)  "}[self.role]
+        name = {"overlay": "", "fixed": "fixed  ",
+                "moving": "moving (own space)  " if self.space == "moving" else "moving (in fixed frame)  "}[self.role]
         if self.plane.dimension == 3:
             self._title.setText(f"{name}{self.plane.orientation}  {self.depth:.1f} mm")
         else:
@@ -303,6 +311,8 @@ class SliceView(QtWidgets.QWidget):
             self.windowLevelDrag.emit(float(screen_delta.x()), float(screen_delta.y()))
         elif kind == "navigate":
             self.cursorRequested.emit(self.to_physical(*now))
+        elif kind == "roi":
+            self.regionDrag.emit(self.to_physical(*start), self.to_physical(*now), is_finish)
         # landmark mode: drags belong to markers; an empty-space drag does nothing.
 
     def _on_mouse_moved(self, scene_pos) -> None:

@@ -1,6 +1,6 @@
 """The 3D view (VTK): the three slice planes, textured with what the 2D views show,
 the fixed image's bounding box, and named polylines from panels (e.g. a deformation
-grid), all in fixed physical space (LPS mm).
+grid, drawn over the planes), all in fixed physical space (LPS mm).
 
 VTK's Qt widget needs a real (or virtual, Xvfb) X display with OpenGL; under
 ``QT_QPA_PLATFORM=offscreen`` it cannot create a GL context. `make_volume_view`
@@ -54,6 +54,15 @@ class VolumeView(QtWidgets.QWidget):
         self.renderer.SetBackground(0.08, 0.08, 0.1)
         self.render_window = self.interactor.GetRenderWindow()
         self.render_window.AddRenderer(self.renderer)
+        # Polylines (the deformation grid) are drawn in a second layer, over the textured
+        # planes: a warped grid leaves its plane by the displacement's normal part, and
+        # half of it would otherwise be hidden behind (or z-fight with) the opaque slices.
+        self.line_renderer = vtk.vtkRenderer()
+        self.line_renderer.SetLayer(1)
+        self.line_renderer.SetActiveCamera(self.renderer.GetActiveCamera())
+        self.line_renderer.InteractiveOff()
+        self.render_window.SetNumberOfLayers(2)
+        self.render_window.AddRenderer(self.line_renderer)
         self.interactor.SetInteractorStyle(vtk.vtkInteractorStyleTrackballCamera())
         self._planes: dict[str, tuple] = {}
         self._polylines: dict[str, object] = {}
@@ -71,7 +80,7 @@ class VolumeView(QtWidgets.QWidget):
         vtk = self._vtk
         old = self._polylines.pop(name, None)
         if old is not None:
-            self.renderer.RemoveActor(old)
+            self.line_renderer.RemoveActor(old)
         arrays = [np.asarray(line, dtype=float) for line in (lines or [])]
         arrays = [a if a.shape[1] == 3 else np.column_stack([a, np.zeros(len(a))]) for a in arrays
                   if a.ndim == 2 and len(a) >= 2 and a.shape[1] in (2, 3)]
@@ -92,7 +101,7 @@ class VolumeView(QtWidgets.QWidget):
             actor = vtk.vtkActor()
             actor.SetMapper(mapper)
             actor.GetProperty().SetColor(*color)
-            self.renderer.AddActor(actor)
+            self.line_renderer.AddActor(actor)
             self._polylines[name] = actor
         self.schedule_render()
 

@@ -1,0 +1,237 @@
+"""Drawing a region of interest in the slice views, and handing its mask to every run.
+
+In "roi" interaction mode a left drag in a fixed-frame slice view sets the box's extent
+along that view's two axes (the third axis keeps its extent: the whole image at first),
+or, with the Paint tool, paints balls of the brush radius along the drag. The region
+(`core.imaging.roi.RegionOfInterest`, fixed LPS mm) is drawn as an outline in every
+fixed-frame view it crosses, saved with the session (part "roi"), and written as a mask
+file (`core.imaging.roi.write_mask`) that the registration dock uses as its fixed mask,
+so every run and Copy as Python see it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from regviewer.core.errors import RegviewerError
+from regviewer.core.imaging.roi import RegionOfInterest, write_mask
+
+if TYPE_CHECKING:
+    from regviewer.gui.main_window import MainWindow
+
+_PEN = pg.mkPen((255, 150, 0), width=3)
+_PAINT_BRUSH = pg.mkBrush(255, 140, 0, 70)
+
+
+def roi_dir() -> Path:
+    """Where the window writes the region's mask: $REGVIEWER_ROI_DIR, else the user's
+    application data folder (a run, a session and Copy as Python all refer to the file)."""
+    override = os.environ.get("REGVIEWER_ROI_DIR")
+    base = Path(override) if override else Path(QtCore.QStandardPaths.writableLocation(
+        QtCore.QStandardPaths.StandardLocation.AppDataLocation) or Path.home() / ".regviewer") / "roi"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+class RoiController(QtCore.QObject):
+    """The window's region of interest: drawing, outlines, mask file, session part."""
+
+    changed = QtCore.pyqtSignal()
+
+    def __init__(self, window: "MainWindow") -> None:
+        super().__init__(window)
+        self.window = window
+        self.roi = RegionOfInterest()
+        self.mask_path: Path | None = None
+        self.tool = "box"
+        self.brush_mm = 6.0
+        self._drag_start = None
+        self._preview: RegionOfInterest | None = None
+        self._items: dict[int, tuple[pg.PlotCurveItem, pg.ScatterPlotItem]] = {}
+        self._connected: set[int] = set()
+        self.toolbar = self._build_toolbar()
+        window.on_images_changed(self._on_images_changed)
+        window.register_session_part("roi", self.state, self.restore_state)
+
+    # ------------------------------------------------------------------ public API
+    def set_box(self, a, b, thickness_mm: float | None = None) -> None:
+        """A box from corner `a` to `b` (fixed LPS mm); with `thickness_mm`, `a`/`b` lie on
+        one axial plane and the box spans that much around it (scripts, tests)."""
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        if thickness_mm is not None:
+            a, b = a - (0, 0, thickness_mm / 2), b + (0, 0, thickness_mm / 2)
+        self._commit(self.roi.with_box(a, b))
+
+    def paint(self, centre, radius_mm: float | None = None) -> None:
+        self._commit(self.roi.with_ball(centre, radius_mm or self.brush_mm))
+
+    def clear(self) -> None:
+        """Forget the region; the registration dock stops using its mask."""
+        had_mask = self.mask_path is not None
+        self.roi = RegionOfInterest()
+        self._redraw()
+        if had_mask:
+            self._use_mask(None)
+        self.mask_path = None
+        self.window.mark_modified()
+        self.changed.emit()
+
+    def save_mask(self, path: str | Path) -> Path:
+        """Write the mask to `path` and make that file the one runs use."""
+        fixed = self.window.fixed_volume()
+        if fixed is None or self.roi.is_empty:
+            raise RegviewerError("Draw a region of interest on an open fixed image first (ROI mode: drag a box)")
+        self.mask_path = write_mask(self.roi, fixed.sitk, path)
+        self._use_mask(self.mask_path)
+        return self.mask_path
+
+    def state(self) -> dict:
+        return {"region": self.roi.to_json(), "mask": str(self.mask_path) if self.mask_path else None}
+
+    def restore_state(self, state: dict | None) -> None:
+        try:
+            roi = RegionOfInterest.from_json((state or {}).get("region"))
+        except RegviewerError as exc:
+            self.window.show_error(exc)
+            return
+        self.roi = roi
+        mask = (state or {}).get("mask")
+        # Re-written from the region (the file may be gone); its folder may be gone too.
+        self.mask_path = Path(mask) if mask and Path(mask).parent.is_dir() else None
+        if not roi.is_empty:
+            self._write_and_use(self.mask_path)
+        self._redraw()
+
+    # ------------------------------------------------------------------ mouse
+    def on_drag(self, view, start, now, finished: bool) -> None:
+        """A drag in ROI mode from fixed LPS point `start` to `now`."""
+        if getattr(view, "space", "fixed") != "fixed" or self.window.fixed_volume() is None:
+            return
+        if self.tool == "paint":
+            self._preview = (self._preview or self.roi).with_ball(now, self.brush_mm)
+        else:
+            corners = self.window.fixed_volume().corners_physical()
+            full = (corners.min(axis=0), corners.max(axis=0))
+            self._preview = self.roi.with_box_in_plane(start, now, (view.plane.u, view.plane.v), full)
+        if finished:
+            preview, self._preview = self._preview, None
+            self._commit(preview)
+        else:
+            self._redraw()
+
+    # ------------------------------------------------------------------ internals
+    def _commit(self, roi: RegionOfInterest) -> None:
+        self.roi = roi
+        self._redraw()
+        self._write_and_use(self.mask_path)
+        self.window.mark_modified()
+        self.changed.emit()
+
+    def _write_and_use(self, path: Path | None) -> None:
+        fixed = self.window.fixed_volume()
+        if fixed is None or self.roi.is_empty:
+            return
+        try:
+            self.save_mask(path or roi_dir() / f"roi-mask-{os.getpid()}.nii.gz")
+        except (RegviewerError, OSError) as exc:
+            self.window.show_error(exc if isinstance(exc, RegviewerError) else RegviewerError(str(exc)))
+
+    def _use_mask(self, path: Path | None) -> None:
+        live = getattr(self.window, "panels", {}).get("LiveRegistrationDock")
+        if live is not None:
+            live.set_mask("fixed", str(path) if path is not None else None)
+        if path is not None:
+            self.window.show_message(f"Region of interest: runs use the fixed mask {path.name}")
+
+    def _on_images_changed(self) -> None:
+        for view in self.window.slice_views():
+            if id(view) not in self._connected:
+                self._connected.add(id(view))
+                view.regionDrag.connect(lambda a, b, done, v=view: self.on_drag(v, a, b, done))
+                view.sliceChanged.connect(lambda v=view: self._draw(v))
+        self._redraw()
+
+    def _redraw(self) -> None:
+        for view in self.window.slice_views():
+            self._draw(view)
+
+    def _draw(self, view) -> None:
+        outline, balls = self._items_for(view)
+        roi = self._preview or self.roi
+        shown = view.isVisible() and getattr(view, "space", "fixed") == "fixed"
+        xs, ys, spots = [], [], []
+        if shown and roi.box is not None:
+            lo, hi = np.asarray(roi.box[0]), np.asarray(roi.box[1])
+            depth_point = np.asarray(view.plane.to_physical(0, 0, view.depth))
+            n_axis = int(np.argmax(np.abs(view.plane.n))) if view.plane.dimension == 3 else None
+            if n_axis is None or lo[n_axis] - 1e-6 <= depth_point[n_axis] <= hi[n_axis] + 1e-6:
+                corners = []
+                for cu, cv in ((0, 0), (1, 0), (1, 1), (0, 1), (0, 0)):
+                    p = depth_point.copy()
+                    u_axis = int(np.argmax(np.abs(view.plane.u)))
+                    v_axis = int(np.argmax(np.abs(view.plane.v)))
+                    p[u_axis] = (lo, hi)[cu][u_axis]
+                    p[v_axis] = (lo, hi)[cv][v_axis]
+                    corners.append(view.plane.to_plane(p)[:2])
+                xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+        if shown:
+            for centre, radius in roi.balls:
+                col, row, depth = view.plane.to_plane(centre)
+                if abs(depth - view.depth) < radius:
+                    r = np.sqrt(radius ** 2 - (depth - view.depth) ** 2)
+                    spots.append({"pos": (col, row), "size": 2 * r / view.plane.spacing[0]})
+        outline.setData(xs, ys)
+        balls.setData(spots)
+
+    def _items_for(self, view) -> tuple[pg.PlotCurveItem, pg.ScatterPlotItem]:
+        items = self._items.get(id(view))
+        if items is None:
+            outline = pg.PlotCurveItem(pen=_PEN)
+            balls = pg.ScatterPlotItem(pen=None, brush=_PAINT_BRUSH, pxMode=False)
+            for item in (outline, balls):
+                item.setZValue(30)
+                view.view_box.addItem(item, ignoreBounds=True)
+            items = self._items[id(view)] = (outline, balls)
+        return items
+
+    def _build_toolbar(self) -> QtWidgets.QToolBar:
+        bar = QtWidgets.QToolBar("Region of interest")
+        bar.setObjectName("roi_toolbar")
+        bar.addWidget(QtWidgets.QLabel(" ROI: "))
+        self.tool_box = QtWidgets.QComboBox()
+        self.tool_box.addItems(["box", "paint"])
+        self.tool_box.setToolTip("In ROI mode (R), a drag in a slice view draws a box (its extent in that "
+                                 "view's two directions) or paints with the brush")
+        self.tool_box.currentTextChanged.connect(lambda t: setattr(self, "tool", t))
+        bar.addWidget(self.tool_box)
+        self.brush_spin = QtWidgets.QDoubleSpinBox()
+        self.brush_spin.setRange(0.5, 100.0)
+        self.brush_spin.setValue(self.brush_mm)
+        self.brush_spin.setSuffix(" mm")
+        self.brush_spin.setToolTip("Brush radius for painting")
+        self.brush_spin.valueChanged.connect(lambda v: setattr(self, "brush_mm", float(v)))
+        bar.addWidget(self.brush_spin)
+        clear = QtGui.QAction("Clear", bar)
+        clear.setToolTip("Forget the region; runs use the whole image again")
+        clear.triggered.connect(lambda _=False: self.clear())
+        bar.addAction(clear)
+        save = QtGui.QAction("Save mask…", bar)
+        save.setToolTip("Write the region as a mask image (the file runs and Copy as Python then use)")
+        save.triggered.connect(lambda _=False: self._save_dialog())
+        bar.addAction(save)
+        return bar
+
+    def _save_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.window, "Save the region as a mask", "roi_mask.nii.gz",
+                                                        "Images (*.nii.gz *.nii *.nrrd *.mha)")
+        if path:
+            try:
+                self.save_mask(path)
+            except RegviewerError as exc:
+                self.window.show_error(exc)

@@ -1,0 +1,86 @@
+"""Region of interest drawn with the mouse in the real window: the box follows the drag,
+is outlined, becomes the fixed mask of every run and of Copy as Python, and comes back
+with the session."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from .conftest import drag
+
+
+def test_drag_a_box_and_paint_and_every_run_uses_the_mask(qtbot, make_window, brain_paths, tmp_path, monkeypatch):
+    monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
+    w = make_window(*brain_paths, panels=True, sessions=True)
+    w.apply_layout("single", "axial")
+    w.set_interaction_mode("roi")
+    qtbot.wait(50)  # the new layout settles its geometry
+    view = w.visible_slice_views()[0]
+    drag(qtbot, view, (20, 30), (60, 70))
+    box = w.roi.roi.box
+    a, b = np.asarray(view.to_physical(20, 30)), np.asarray(view.to_physical(60, 70))
+    assert np.allclose(box[0][:2], np.minimum(a, b)[:2], atol=0.6)
+    assert np.allclose(box[1][:2], np.maximum(a, b)[:2], atol=0.6)
+    corners = w.fixed_volume().corners_physical()
+    assert np.isclose(box[0][2], corners[:, 2].min()) and np.isclose(box[1][2], corners[:, 2].max())
+    xs, _ys = w.roi._items[id(view)][0].getData()
+    assert len(xs) == 5  # the outline is drawn on this slice
+
+    # The mask file on the fixed grid, 1 inside the box.
+    path = w.roi.mask_path
+    mask = sitk.ReadImage(str(path))
+    assert mask.GetSize() == w.fixed_volume().sitk.GetSize()
+    centre = (a + b) / 2
+    assert mask[mask.TransformPhysicalPointToIndex(tuple(centre))] == 1
+    assert mask[mask.TransformPhysicalPointToIndex(tuple(view.to_physical(5, 5)))] == 0
+
+    # Every run and Copy as Python use it as the fixed mask.
+    live = w.panels["LiveRegistrationDock"]
+    assert live._make_job().fixed_mask == str(path)
+    assert str(path) in live.python_text()
+
+    # A coronal drag narrows the box's superior-inferior extent; painting adds to it.
+    w.apply_layout("single", "coronal")
+    qtbot.wait(50)
+    coronal = w.visible_slice_views()[0]
+    drag(qtbot, coronal, (30, 40), (50, 60))
+    lo, hi = w.roi.roi.box
+    assert hi[2] - lo[2] < corners[:, 2].max() - corners[:, 2].min() - 10
+    w.roi.tool_box.setCurrentText("paint")
+    drag(qtbot, coronal, (10, 10), (14, 10))
+    assert len(w.roi.roi.balls) >= 2
+
+    # Saved with the session, restored on open.
+    saved = w.roi.roi
+    session_path = w.session_controller.save_session(tmp_path / "case.rvsession")
+    w.roi.clear()
+    assert w.roi.roi.is_empty and live._mask("fixed") is None
+    w.session_controller.open_session(session_path)
+    assert w.roi.roi == saved and live._mask("fixed") == str(path)
+
+
+def test_a_box_on_a_2d_pair(qtbot, make_window, retina_paths, tmp_path, monkeypatch):
+    monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
+    w = make_window(*retina_paths, panels=True)
+    w.set_interaction_mode("roi")
+    qtbot.wait(50)
+    view = w.visible_slice_views()[0]
+    drag(qtbot, view, (100, 120), (300, 260))
+    xs, _ys = w.roi._items[id(view)][0].getData()
+    assert len(xs) == 5
+    mask = sitk.ReadImage(str(w.roi.mask_path))
+    assert mask.GetDimension() == 2 and mask.GetSize() == w.fixed_volume().sitk.GetSize()
+    inside = sitk.GetArrayFromImage(mask)
+    assert 0.1 < inside.mean() < 0.5
+
+
+def test_a_session_whose_mask_folder_is_gone_writes_the_mask_afresh(make_window, brain_paths, tmp_path, monkeypatch):
+    from regviewer.core.imaging.roi import RegionOfInterest
+
+    monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
+    w = make_window(*brain_paths, panels=True)
+    region = RegionOfInterest().with_box((-20, -20, -20), (20, 20, 20))
+    w.roi.restore_state({"region": region.to_json(), "mask": str(tmp_path / "gone" / "roi.nii.gz")})
+    assert w.roi.roi == region and w.roi.mask_path.parent == tmp_path / "roi"
+    assert w.roi.mask_path.exists() and w.last_error is None
