@@ -148,6 +148,13 @@ def test_one_voxel_3d_image_is_not_called_2d(tmp_path):
 
 
 def _dicom_series(folder, uid: str, description: str, n: int = 3):
+    from regviewer.core.imaging.dicom import keep_locale
+
+    with keep_locale():  # GDCM's writer leaves the process locale at "C"
+        _write_dicom_series(folder, uid, description, n)
+
+
+def _write_dicom_series(folder, uid: str, description: str, n: int):
     folder.mkdir(parents=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
@@ -171,8 +178,12 @@ def test_dicom_study_folder_searches_sub_folders(tmp_path):
     with pytest.raises(MultipleSeriesError) as err:
         read_image(study)
     assert len(err.value.series) == 2
+    import locale
+
+    before = locale.setlocale(locale.LC_ALL)
     v = read_image(study, series_uid="1.2.826.0.1.2")
     assert v.dimension == 3 and v.size[2] == 3
+    assert locale.setlocale(locale.LC_ALL) == before  # GDCM must not leave text files read as ASCII
 
 
 def test_empty_folder_message_mentions_sub_folders(tmp_path):

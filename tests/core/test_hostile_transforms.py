@@ -83,3 +83,13 @@ def test_truncated_compressed_displacement_field(tmp_path):
     p.write_bytes(p.read_bytes()[:-400])
     with pytest.raises(TransformReadError, match="truncated"):
         read_transform(p)
+
+
+def test_elastix_bspline_with_zero_grid_spacing(tmp_path):
+    """Found by the fuzz test: ITK's RuntimeError from SetFixedParameters escaped untyped."""
+    p = tmp_path / "TransformParameters.1.txt"
+    p.write_text('(Transform "BSplineTransform")\n(FixedImageDimension 2)\n(GridSize 4 4)\n(GridIndex 0 0)\n'
+                 '(GridSpacing 0 10)\n(GridOrigin -10 -10)\n(GridDirection 1 0 0 1)\n(TransformParameters '
+                 + " ".join(["0.5"] * 32) + ")\n")
+    with pytest.raises(TransformReadError, match="GridSpacing"):
+        read_transform(p)

@@ -7,6 +7,8 @@ breadth first (bounded), so a study folder offers its series like a flat one doe
 
 from __future__ import annotations
 
+import contextlib
+import locale
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,24 @@ class DicomSeries:
     files: tuple[str, ...]
 
 
+@contextlib.contextmanager
+def keep_locale():
+    """GDCM switches the process locale to "C" while it reads and writes DICOM and does
+    not always switch it back; Python then opens text files as ASCII. Restore it."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(locale.Error):
+            locale.setlocale(locale.LC_ALL, saved)
+
+
 def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
+    with keep_locale():
+        return _list_dicom_series(folder)
+
+
+def _list_dicom_series(folder: str | Path) -> list[DicomSeries]:
     """The DICOM series in a folder and its sub-folders, for the caller (or a dialog) to
     choose from. Scanners and PACS export a study as one sub-folder per series (often
     beside a DICOMDIR), so the folder itself may hold no image file at all."""
@@ -115,6 +134,11 @@ def _dicom_description(file: str) -> str:
 
 
 def read_dicom_folder(folder: Path, series_uid: str | None) -> sitk.Image:
+    with keep_locale():
+        return _read_dicom_folder(folder, series_uid)
+
+
+def _read_dicom_folder(folder: Path, series_uid: str | None) -> sitk.Image:
     series = list_dicom_series(folder)
     if not series:
         raise ImageReadError(folder, "neither the folder nor its sub-folders contain a DICOM series")

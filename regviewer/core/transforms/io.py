@@ -26,6 +26,7 @@ conventions (FSL's RAS warps, NiftyReg's deformation fields) are not converted.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -75,6 +76,8 @@ def read_transform(path: str | Path) -> sitk.Transform:
         if suffix == ".mat":
             return read_ants_mat(p)
         return _read_itk(p)
+    except RuntimeError as exc:  # ITK refused a value the file holds (e.g. a singular matrix)
+        raise TransformReadError(p, f"it holds values ITK refuses ({str(exc).strip().splitlines()[-1][:200]})") from None
     except (ValueError, TypeError, IndexError, OverflowError, RecursionError, MemoryError, OSError) as exc:
         # A damaged file can trip any parser; the user gets the file and the reason, never a traceback.
         raise TransformReadError(p, f"it is damaged ({type(exc).__name__}: {str(exc)[:200]})") from None
@@ -318,8 +321,14 @@ def _elastix_bspline(p: Path, params: dict, dim: int, tp: list[float]) -> sitk.T
         tx = sitk.BSplineTransform(dim, order)
     except RuntimeError:
         raise TransformReadError(p, f"B-spline order {order} is not supported (use 0 to 3)") from None
-    tx.SetFixedParameters([float(s) for s in size] + list(origin) + list(spacing) + list(direction.ravel()))
-    tx.SetParameters(tp)
+    if any(not (math.isfinite(s) and s > 0) for s in spacing) or not np.all(np.isfinite(origin)):
+        raise TransformReadError(p, f"its GridSpacing {spacing} / GridOrigin {list(origin)} is not a usable grid "
+                                    "(spacings must be finite and above 0)")
+    try:
+        tx.SetFixedParameters([float(s) for s in size] + list(origin) + list(spacing) + list(direction.ravel()))
+        tx.SetParameters(tp)
+    except RuntimeError as exc:
+        raise TransformReadError(p, f"its B-spline grid is not usable ({str(exc).strip().splitlines()[-1][:160]})") from None
     return tx
 
 
