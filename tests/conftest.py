@@ -1,4 +1,8 @@
-"""Shared fixtures: where the real test images and the bundled demo data are."""
+"""Shared fixtures: where the small real test images and the bundled demo data are.
+
+Tests read only files inside the repository: `tests/data/` (built once from the MNI152
+templates and the camera photograph by `scripts/make_test_data.py`) and `resources/demo/`.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+TEST_DATA = ROOT / "tests" / "data"
 DEMO = ROOT / "resources" / "demo"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not beside the project")
-    return SHARED_DATA
+def test_data() -> Path:
+    """4 mm MNI152 T1/GM/WM (`mni152_2009a_*_4mm.nii.gz`) and a 128 px camera photograph."""
+    return TEST_DATA
 
 
 @pytest.fixture(scope="session")

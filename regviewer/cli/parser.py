@@ -138,6 +138,15 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _open_window(args: argparse.Namespace) -> int:
+    """The `open` command: the only place the command line imports the GUI (Qt loads slowly
+    and is absent on headless machines)."""
+    from regviewer.gui.app import run_app
+
+    return run_app(fixed=args.fixed, moving=args.moving, session=args.session, screenshot=args.screenshot,
+                   transform=args.transform)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     known = {*COMMANDS, "-h", "--help", "--version"}
@@ -145,10 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["open", *argv]
     args = _build_parser().parse_args(argv)
     if args.command == "open":
-        from regviewer.gui.app import run_app
-
-        return run_app(fixed=args.fixed, moving=args.moving, session=args.session, screenshot=args.screenshot,
-                       transform=args.transform)
+        return _open_window(args)
     from regviewer.cli import commands as cli_commands
 
     return cli_commands.run(args)

@@ -164,6 +164,7 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
         self._wl = {"fixed": fixed.default_window_level()}
         if moving is not None:
             self._wl["moving"] = moving.default_window_level()
+        window_chrome.sync_window_presets(self)
         self._cursor = fixed.center_physical()
         self._build_views()
         names = fixed.name + (f"  ←  {moving.name}" if moving else "")
@@ -344,7 +345,8 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
         self.interaction_mode = mode
         window_chrome.sync_mode_actions(self)
         self.show_message({"navigate": "Navigate: click or drag to move the crosshair",
-                           "window_level": "Window/level: drag left-right for width, up-down for level",
+                           "window_level": "Window/level: drag right for a wider window (less contrast), "
+                                           "down for a higher level (darker)",
                            "landmark": "Landmarks: click the fixed view, then the moving view",
                            "roi": "Region of interest: drag a box (or paint) in a slice view; runs look only there"}[mode])
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from regviewer.core.workspace.view_state import WINDOW_PRESETS
+from regviewer.core.imaging.window_presets import WINDOW_PRESETS, window_presets_for
 from regviewer.gui import file_actions
 
 if TYPE_CHECKING:
@@ -115,11 +115,11 @@ def build(w: "MainWindow") -> None:
     wl_tb.addWidget(QtWidgets.QLabel(" W/L of "))
     w.wl_target_box = QtWidgets.QComboBox()
     w.wl_target_box.addItems(["fixed", "moving"])
-    w.wl_target_box.currentTextChanged.connect(lambda t: setattr(w, "wl_target", t))
+    w.wl_target_box.currentTextChanged.connect(lambda t: (setattr(w, "wl_target", t), sync_window_presets(w)))
     wl_tb.addWidget(w.wl_target_box)
     w.wl_preset_box = QtWidgets.QComboBox()
     w.wl_preset_box.addItems(list(WINDOW_PRESETS))
-    w.wl_preset_box.setToolTip("Window/level preset")
+    w.wl_preset_box.setToolTip("Window/level preset: CT windows for CT images, percentile windows otherwise")
     w.wl_preset_box.textActivated.connect(w.apply_window_preset)
     wl_tb.addWidget(w.wl_preset_box)
 
@@ -127,6 +127,18 @@ def build(w: "MainWindow") -> None:
     w.statusBar().addPermanentWidget(w.position_label)
     sync_layout_actions(w)
     sync_mode_actions(w)
+
+
+def sync_window_presets(w: "MainWindow") -> None:
+    """Offer only the window/level presets that fit the image W/L applies to."""
+    if not hasattr(w, "wl_preset_box"):
+        return
+    volume = w.fixed_volume() if w.wl_target == "fixed" else w.moving_volume()
+    names = list(window_presets_for(volume))
+    w.wl_preset_box.blockSignals(True)
+    w.wl_preset_box.clear()
+    w.wl_preset_box.addItems(names)
+    w.wl_preset_box.blockSignals(False)
 
 
 def sync_layout_actions(w: "MainWindow") -> None:

@@ -31,8 +31,6 @@ def add_optional_panels(window: "MainWindow") -> None:
         try:
             module = importlib.import_module(module_name)
             dock = getattr(module, class_name)(window)
-        except ImportError:
-            continue
         except Exception as exc:  # noqa: BLE001 - a broken panel must not stop the window
             window.show_message(f"The {class_name} panel could not start: {exc}")
             continue
@@ -46,10 +44,8 @@ def add_optional_panels(window: "MainWindow") -> None:
 
 def install_session_controller(window: "MainWindow") -> None:
     """File > Open/Save Session, autosave and crash recovery, when the module exists."""
-    try:
-        from regviewer.gui.session_controller import SessionController
-    except ImportError:
-        return
+    from regviewer.gui.session_controller import SessionController
+
     try:
         window.session_controller = SessionController(window).install(window)
     except Exception as exc:  # noqa: BLE001

@@ -30,7 +30,7 @@ def test_evaluate_prints_the_summary_with_dice_and_writes_the_report(tiny_pair, 
     assert summary == json.loads((tmp_path / "qa.json").read_text())
     assert summary["dice"]["1"] > 0.9  # the true transform overlaps the labels
     assert summary["direction"].startswith("fixed -> moving")
-    assert (tmp_path / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
+    assert (tmp_path / "report.html").read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
 
 
 def test_evaluate_missing_input_exits_2(tiny_pair, tmp_path, capsys):

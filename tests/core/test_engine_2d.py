@@ -14,11 +14,11 @@ from regviewer.core.transforms.ops import transform_points
 
 
 @pytest.fixture(scope="module")
-def camera(shared_data):
+def camera(test_data):
     """The camera photograph at 128 px, 2 mm pixels, float32, centred, on a black border
     (as in scans: without a background, MI can prefer sliding the images apart)."""
-    img = sitk.ReadImage(str(shared_data / "camera.png"), sitk.sitkFloat32)
-    img = sitk.ConstantPad(sitk.BinShrink(img, [4, 4]), [24, 24], [24, 24], 0.0)
+    img = sitk.ReadImage(str(test_data / "camera_128.nii.gz"), sitk.sitkFloat32)
+    img = sitk.ConstantPad(img, [24, 24], [24, 24], 0.0)
     img.SetSpacing((2.0, 2.0))
     img.SetOrigin((-175.0, -175.0))
     return img

@@ -17,9 +17,9 @@ from regviewer.core.transforms.ops import transform_points
 
 
 @pytest.fixture(scope="module")
-def brain(shared_data):
+def brain(test_data):
     """4 mm T1 (fixed) and T2-like (moving) related by a known affine (no warp)."""
-    return syn.brain_pair(shared_data, shrink=4, with_warp=False)
+    return syn.brain_pair(test_data, shrink=1, with_warp=False, grid="4mm")
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +68,14 @@ def test_symmetric_mode_is_inverse_consistent(brain, points):
 
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
-def test_every_preset_loads_and_runs(shared_data, name):
+def test_every_preset_loads_and_runs(test_data, name):
     pipe = _fast(load_preset(name), 5)
     assert pipe.description
     if name == "photo-2d":
-        img = sitk.ReadImage(str(shared_data / "camera.png"), sitk.sitkFloat32)
-        fixed = sitk.BinShrink(img, [4, 4])
+        fixed = sitk.ReadImage(str(test_data / "camera_128.nii.gz"), sitk.sitkFloat32)
         moving = sitk.Resample(fixed, fixed, sitk.TranslationTransform(2, (3.0, 2.0)))
     else:
-        pair = syn.brain_pair(shared_data, shrink=6, with_warp=False)
+        pair = syn.brain_pair(test_data, shrink=2, with_warp=False, grid="4mm")  # 8 mm
         fixed, moving = pair.fixed, pair.moving
         if name in ("rigid", "demons"):  # same-modality presets
             moving = syn.warp_image(pair.fixed, pair.true)
@@ -85,8 +84,12 @@ def test_every_preset_loads_and_runs(shared_data, name):
     assert res.resampled.GetSize() == fixed.GetSize()
 
 
-def test_cancel_on_the_1mm_brain_returns_within_a_second(shared_data):
-    t1 = sitk.ReadImage(str(shared_data / "mni152_2009a_t1_1mm.nii.gz"))
+def test_cancel_on_the_1mm_brain_returns_within_a_second(test_data):
+    small = sitk.ReadImage(str(test_data / "mni152_2009a_t1_4mm.nii.gz"))
+    # the 4 mm template resampled onto the 1 mm template's grid (197 x 233 x 189): full-size work to cancel
+    origin = small.TransformContinuousIndexToPhysicalPoint([-0.375] * 3)
+    t1 = sitk.Resample(small, [197, 233, 189], sitk.Transform(), sitk.sitkLinear, origin, (1.0, 1.0, 1.0),
+                       small.GetDirection(), 0.0, small.GetPixelID())
     moving = sitk.Resample(t1, t1, sitk.TranslationTransform(3, (4.0, -3.0, 2.0)), sitk.sitkLinear)
     token = CancelToken()
     started = threading.Event()

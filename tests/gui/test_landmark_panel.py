@@ -178,11 +178,22 @@ def test_outlier_is_flagged_and_coloured_red(host, dock):
         dock.place_moving(tuple(m))
     fit = dock.fit_result
     assert fit is not None and 4 in fit.flagged
-    assert dock.table.item(4, 5).toolTip()
+    assert "mm from where the other 15 pairs place it" in dock.table.item(4, 5).toolTip()
     red = dock.markers._classes[4]
     assert red == "bad" and all(c in ("good", "warn") for i, c in enumerate(dock.markers._classes) if i != 4)
     assert "flagged" in dock.summary.text()
     assert COLOURS["bad"][0] > 200
+
+
+def test_fixed_points_on_one_slice_warn_in_the_summary(host, dock):
+    dock.set_model("affine")
+    rng = np.random.default_rng(4)
+    fixed = np.column_stack([rng.uniform(-40, 40, size=(6, 2)), rng.uniform(-1, 1, 6)])  # one axial slice
+    for f in fixed:
+        dock.place_fixed(tuple(f))
+        dock.place_moving(tuple(f + (2.0, 1.0, 3.0)))
+    assert dock.fit_result is not None and dock.fit_result.warnings
+    assert "one plane" in dock.summary.text()
 
 
 def test_slow_fits_run_off_the_gui_thread(qtbot, host, dock):

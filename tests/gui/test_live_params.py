@@ -9,7 +9,7 @@ import pytest
 
 from regviewer.core.registration.params import Pipeline
 from regviewer.core.registration.presets import load_preset
-from regviewer.gui.panels.params_panel import ParamsPanel
+from regviewer.gui.widgets.params_panel import ParamsPanel
 
 
 @pytest.fixture
@@ -33,6 +33,24 @@ def test_every_field_has_an_editor_and_advanced_is_folded(panel):
     assert panel.editor(0, "optimizer", "learning_rate").isVisible()
 
 
+def test_a_stage_shows_only_the_fields_of_its_model(qtbot, panel):
+    """The affine stage has no grid spacing or field smoothing; a B-spline stage has a grid spacing."""
+    panel.choose_preset("affine-bspline-mi")
+    panel.stage_list.setCurrentRow(0)
+    assert panel.pipeline().stages[0].transform.kind == "affine"
+
+    def hidden(name):
+        qtbot.wait(1)  # a layout shows newly added widgets from the event loop
+        return not panel.editor(0, "transform", name).isVisible()
+
+    assert hidden("grid_spacing_mm") and hidden("field_smoothing_mm")
+    assert not hidden("kind")
+    panel.editor(0, "transform", "kind").set_text("bspline")
+    assert not hidden("grid_spacing_mm") and hidden("field_smoothing_mm")
+    panel.editor(0, "transform", "kind").set_text("displacement")
+    assert hidden("grid_spacing_mm") and not hidden("field_smoothing_mm")
+
+
 def test_preset_chooser_and_modified_state(panel):
     panel.choose_preset("affine-bspline-mi")
     assert panel.pipeline() == load_preset("affine-bspline-mi")
@@ -50,6 +68,8 @@ def test_preset_chooser_and_modified_state(panel):
     ((0, "pyramid", "shrink_factors"), "4, 2", "smoothing sigmas"),  # Pipeline.validate() refuses the mismatch
 ])
 def test_invalid_values_are_refused_with_a_message(panel, path, text, words):
+    if path[-1] == "grid_spacing_mm":  # shown only for a B-spline stage
+        panel.editor(0, "transform", "kind").set_text("bspline")
     before = panel.pipeline()
     editor = panel.editor(*path)
     editor.set_text(text)

@@ -100,3 +100,16 @@ def test_keys_do_not_fire_while_typing_in_a_field(qtbot, brain_window):
     spin.setFocus()
     qtbot.keyClick(spin, QtCore.Qt.Key.Key_A)  # not a digit: harmless either way
     assert w.overlay.mode == "blend"
+
+
+def test_the_mode_parameter_is_shown_only_for_its_mode(brain_window):
+    """The checkerboard's "Square" control is hidden in difference and fusion modes."""
+    w = brain_window
+    shown = lambda: [a.isVisible() for a in w.overlay._param_actions]  # noqa: E731
+    w.overlay.set_mode("checkerboard")
+    assert all(shown()) and w.overlay._param_label.text().strip() == "Square"
+    for mode in ("difference", "fusion"):
+        w.overlay.set_mode(mode)
+        assert not any(shown()), mode
+    w.overlay.set_mode("blend")
+    assert all(shown()) and w.overlay._param_label.text().strip() == "Moving weight"

@@ -76,6 +76,18 @@ def test_evaluates_off_thread_and_shows_numbers(qtbot, dock):
     assert len(x) > 0 and np.asarray(h).max() > 0
 
 
+def test_labels_are_plain_before_and_after_an_evaluation(qtbot, dock):
+    """No "Images changed" before anything happened; moved-points and overlap rows say what they are."""
+    dock._on_images_changed()  # what the window does when the first images open
+    assert "changed" not in dock.status_label.text().lower()
+    _evaluate(qtbot, dock)
+    rows = {dock.table.item(i, 0).text().strip(): dock.table.item(i, 0) for i in range(dock.table.rowCount())}
+    moved = [k for k in rows if k.startswith("Points moved")]
+    overlap = [k for k in rows if "covered by the moving image" in k]
+    assert len(moved) == 3 and len(overlap) == 1 and not any(k.startswith("Displacement") for k in rows)
+    assert "not an error" in rows[moved[0]].toolTip() and "similarity" in rows[overlap[0]].toolTip()
+
+
 def test_transform_change_reevaluates_automatically(qtbot, dock):
     _evaluate(qtbot, dock)
     with qtbot.waitSignal(dock.evaluated, timeout=20000):

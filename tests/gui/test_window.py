@@ -129,6 +129,20 @@ def test_window_level_drag_and_presets(qtbot, brain_window):
     assert np.isclose(w.window_level("fixed")[0], float(arr.max()) - float(arr.min()))
 
 
+def test_window_level_presets_fit_the_image_and_drag_shows_on_colour(qtbot, make_window, brain_paths, retina_paths):
+    brain = make_window(*brain_paths)
+    offered = [brain.wl_preset_box.itemText(i) for i in range(brain.wl_preset_box.count())]
+    assert not any("CT" in name for name in offered) and any("percentiles" in name for name in offered)  # an MR
+    retina = make_window(*retina_paths)
+    assert [retina.wl_preset_box.itemText(i) for i in range(retina.wl_preset_box.count())] == ["auto", "full range"]
+    retina.set_interaction_mode("window_level")
+    view = retina.visible_slice_views()[0]
+    before = np.array(view.last_rgb, copy=True)
+    drag(qtbot, view, (200, 300), (200, 100))  # up: lower level, brighter
+    after = np.array(view.last_rgb)
+    assert after.mean() > before.mean() + 5
+
+
 def test_landmark_mode_click_emits_a_fixed_frame_point(qtbot, brain_window):
     w = brain_window
     w.set_interaction_mode("landmark")

@@ -32,11 +32,13 @@ _FUSION_MOVING = np.array([0.0, 1.0, 0.0], dtype=np.float32)
 def window_level(values: np.ndarray, window: float, level: float) -> np.ndarray:
     """Map intensities to uint8 with a linear ramp: level - window/2 → 0, level + window/2 → 255.
 
-    RGB input ((rows, cols, 3|4) in 0..255) is passed through, clipped, as uint8 RGB.
+    RGB input ((rows, cols, 3|4) in 0..255) gets the same ramp on each channel, so window/level
+    changes a photograph's contrast and brightness too; a colour image's default (255, 127.5)
+    shows the colours as stored.
     """
     arr = np.asarray(values)
     if is_colour(arr):
-        return np.clip(arr[..., :3], 0, 255).astype(np.uint8)
+        arr = arr[..., :3]
     window = max(float(window), 1e-12)
     lo = float(level) - window / 2.0
     scaled = (arr.astype(np.float32, copy=False) - np.float32(lo)) * np.float32(255.0 / window)

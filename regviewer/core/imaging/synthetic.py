@@ -129,11 +129,14 @@ class KnownPair:
     mask: sitk.Image  # on the fixed grid
 
 
-def brain_pair(shared_data: str | Path, shrink: int = 2, warp_mm: float = 3.0, seed: int = 0, with_warp: bool = True) -> KnownPair:
+def brain_pair(data: str | Path, shrink: int = 2, warp_mm: float = 3.0, seed: int = 0, with_warp: bool = True,
+               grid: str = "1mm") -> KnownPair:
     """MNI T1 (fixed) and a T2-like moving image misaligned by a known affine (10°, ~11 mm,
-    5 % scale) and, optionally, a mild smooth warp; both on a `shrink`-times coarser grid."""
-    d = Path(shared_data)
-    t1, gm, wm = (sitk.ReadImage(str(d / f"mni152_2009a_{k}_1mm.nii.gz")) for k in ("t1", "gm", "wm"))
+    5 % scale) and, optionally, a mild smooth warp; both on a `shrink`-times coarser grid.
+    `data` holds `mni152_2009a_{t1,gm,wm}_<grid>.nii.gz` (the 1 mm templates, or the 4 mm
+    copies the tests ship in `tests/data/`)."""
+    d = Path(data)
+    t1, gm, wm = (sitk.ReadImage(str(d / f"mni152_2009a_{k}_{grid}.nii.gz")) for k in ("t1", "gm", "wm"))
     if shrink > 1:
         t1, gm, wm = (sitk.BinShrink(img, [shrink] * 3) for img in (t1, gm, wm))
     t2 = t2_like(t1, gm, wm)

@@ -24,9 +24,11 @@ Errors
   residuals_mm   |T(fixed_i) - moving_i| for each pair used (fiducial registration error)
   loo_errors_mm  the same after refitting WITHOUT pair i (an estimate of target
                  registration error; NaN when the model is undetermined without it)
-  flagged        pairs whose leave-one-out error is far above the others' (robust
-                 median/MAD rule, one pair at a time): likely misplaced points. For the
-                 bspline the judge is the TPS's leave-one-out error (see `fit`).
+  flagged        likely misplaced pairs, judged with their leverage (externally
+                 studentised residuals; see `diagnostics`), each with a reason in
+                 `flag_reasons`
+  warnings       sentences about directions the pairs cannot constrain (all fixed
+                 points near one plane or line)
 """
 
 from __future__ import annotations
@@ -39,11 +41,11 @@ from typing import Any, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from regviewer.core.landmarks import warp
+from regviewer.core.landmarks import diagnostics, warp
 from regviewer.core.errors import ImageWriteError, LandmarkFitError
+from regviewer.core.qa.tre import ErrorSummary, summarise
 
 MODELS = ("translation", "rigid", "similarity", "affine", "tps", "bspline")
-_SPREADS, _TIMES = 5.0, 3.0  # how far above the rest a leave-one-out error must be to be flagged
 _LINEAR = ("translation", "rigid", "similarity", "affine")
 
 
@@ -65,6 +67,8 @@ class LandmarkFit:
     residuals_mm: np.ndarray
     loo_errors_mm: np.ndarray
     flagged: tuple[int, ...] = field(default=())
+    flag_reasons: tuple[str, ...] = field(default=())  # aligned with `flagged`: why, in one sentence
+    warnings: tuple[str, ...] = field(default=())  # directions the pairs leave undetermined
 
     @property
     def rms_mm(self) -> float:
@@ -88,6 +92,10 @@ class LandmarkFit:
     def loo_error_for(self, pair_index: int) -> float | None:
         return _lookup(self.pair_indices, self.loo_errors_mm, pair_index)
 
+    def flag_reason_for(self, pair_index: int) -> str | None:
+        """Why pair `pair_index` of the set is flagged, or None when it is not."""
+        return dict(zip(self.flagged, self.flag_reasons)).get(pair_index)
+
     def save_transform(self, path: str | Path) -> None:
         """Write the fixed→moving transform (ITK .tfm/.txt/.h5) atomically."""
         from regviewer.core.imaging.io import write_transform
@@ -104,6 +112,8 @@ class LandmarkFit:
             "max_mm": self.max_mm,
             "loo_rms_mm": self.loo_rms_mm,
             "flagged": [int(i) for i in self.flagged],
+            "flag_reasons": list(self.flag_reasons),
+            "warnings": list(self.warnings),
         }
 
 
@@ -122,32 +132,28 @@ class LandmarkErrors:
 
     rows: tuple[LandmarkErrorRow, ...]
 
-    def _enabled(self) -> np.ndarray:
-        return np.array([r.error_mm for r in self.rows if r.enabled], dtype=float)
+    def stats(self) -> ErrorSummary:
+        return summarise([r.error_mm for r in self.rows if r.enabled])
 
     @property
     def n(self) -> int:
-        return len(self._enabled())
+        return self.stats().n
 
     @property
     def mean_mm(self) -> float:
-        e = self._enabled()
-        return float(e.mean()) if len(e) else math.nan
+        return self.stats().mean_mm
 
     @property
     def median_mm(self) -> float:
-        e = self._enabled()
-        return float(np.median(e)) if len(e) else math.nan
+        return self.stats().median_mm
 
     @property
     def rms_mm(self) -> float:
-        e = self._enabled()
-        return float(np.sqrt(np.mean(e**2))) if len(e) else math.nan
+        return self.stats().rms_mm
 
     @property
     def max_mm(self) -> float:
-        e = self._enabled()
-        return float(e.max()) if len(e) else math.nan
+        return self.stats().max_mm
 
     def summary(self) -> dict[str, float]:
         return {"n": self.n, "mean_mm": self.mean_mm, "median_mm": self.median_mm,
@@ -208,21 +214,17 @@ def fit(landmark_set, model: str, reference=None, *, bspline_mesh_size: int = 4,
     residuals = np.linalg.norm(mapped - moving, axis=1)
 
     loo = np.full(len(used), math.nan)
-    flagged: tuple[int, ...] = ()
+    flags: list[diagnostics.Flag] = []
     if leave_one_out:
         basis = None
         if model == "bspline":  # the control grid is fixed, so each pair's basis row is computed once
             basis = warp.bspline_basis(warp.bspline_for(grid, bspline_mesh_size).GetCoefficientImages()[0], fixed)
         loo = _leave_one_out(model, fixed, moving, weights, basis, spline[1])
-        if model == "bspline":
-            # The least-squares B-spline's own leave-one-out errors swing with each pair's
-            # leverage (many control points per pair), which flags good pairs; the
-            # interpolating TPS is the steadier judge of a misplaced point.
-            flagged = tuple(used[k] for k in _outliers("tps", fixed, moving, weights, None, 0.0,
-                                                       _leave_one_out("tps", fixed, moving, weights, None, 0.0)))
-        else:
-            flagged = tuple(used[k] for k in _outliers(model, fixed, moving, weights, basis, spline[1], loo))
-    return LandmarkFit(model, transform, tuple(used), tuple(pairs[i].name for i in used), residuals, loo, flagged)
+        flags = diagnostics.flag_pairs(model, fixed, moving, weights, _solve_linear,
+                                       lambda f, m: _leave_one_out("tps", f, m, np.ones(len(f)), None, 0.0))
+    return LandmarkFit(model, transform, tuple(used), tuple(pairs[i].name for i in used), residuals, loo,
+                       tuple(used[f.position] for f in flags), tuple(f.reason for f in flags),
+                       tuple(diagnostics.geometry_warnings(model, fixed)))
 
 
 LOO_EXACT_MAX = 300  # above this many pairs, B-spline leave-one-out errors are computed in closed form
@@ -261,49 +263,6 @@ def _leave_one_out(model, fixed, moving, weights, basis, smoothing) -> np.ndarra
             continue  # undetermined without this pair: NaN
         loo[k] = float(np.linalg.norm(predicted[0] - moving[k]))
     return loo
-
-
-def _outliers(model, fixed, moving, weights, basis, smoothing, loo: np.ndarray) -> list[int]:
-    """Positions of pairs whose leave-one-out error is far above the rest.
-
-    One at a time, like Grubbs' test: the worst pair is flagged if it passes
-    `_is_far_above`, then it is set aside and the leave-one-out errors of the others
-    are recomputed, since a bad pair also spoils its neighbours' errors (strongly
-    so for tps/bspline). At most a fifth of the pairs are flagged.
-    """
-    active = np.arange(len(loo))
-    flagged: list[int] = []
-    while len(flagged) < max(1, len(loo) // 5):
-        worst = _is_far_above(loo)
-        if worst is None:
-            break
-        flagged.append(int(active[worst]))
-        active = np.delete(active, worst)
-        loo = _leave_one_out(model, fixed[active], moving[active], weights[active],
-                             None if basis is None else basis[active], smoothing)
-    return sorted(flagged)
-
-
-def _is_far_above(loo: np.ndarray) -> int | None:
-    """Position of the largest value if it is an outlier among `loo`, else None.
-
-    Needs at least 5 defined values. The largest is an outlier when it exceeds the
-    median of the others by more than 5 robust standard deviations (1.4826·MAD) AND
-    is over 3× that median: the second condition keeps tight, noise-free sets from
-    flagging rounding errors. Measured (scripts/bench_landmarks.py and the tests):
-    with clicking noise, ~1 clean set in 25 gets a flag and a 10σ mistake is caught
-    in most sets. With NOISE-FREE nonlinear pairs a tps/bspline fit's leave-one-out
-    errors are near zero inside the cloud and larger at its edge (extrapolation),
-    so edge pairs may be flagged.
-    """
-    finite = np.flatnonzero(np.isfinite(loo))
-    if len(finite) < 5:
-        return None
-    worst = int(finite[np.argmax(loo[finite])])
-    others = loo[finite[finite != worst]]
-    median = float(np.median(others))
-    spread = 1.4826 * float(np.median(np.abs(others - median)))
-    return worst if loo[worst] > max(median + _SPREADS * spread, _TIMES * median, 1e-6) else None
 
 
 _NEEDS = {  # model -> (rank of centred fixed points needed, words) per dimension

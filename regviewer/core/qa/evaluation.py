@@ -23,7 +23,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from regviewer.core.qa import measures as ev
-from regviewer.core.errors import IncompatibleImagesError, RegviewerError
+from regviewer.core.qa.tre import summarise
+from regviewer.core.errors import IncompatibleImagesError
 from regviewer.core.imaging.image import Volume, as_volume
 
 # Maps (Jacobian, displacement) are computed on at most this many voxels: a 1 mm brain
@@ -164,9 +165,9 @@ class Evaluation:
                 ["Jacobian determinant mean", js["mean"]],
                 ["Folding voxels (det <= 0)", js["folding_voxels"]],
                 ["Folding %", js["folding_percent"]],
-                ["Displacement mean (mm)", ds["mean"]],
-                ["Displacement p95 (mm)", ds["p95"]],
-                ["Displacement max (mm)", ds["max"]],
+                [MOVED_MEAN, ds["mean"]],
+                [MOVED_P95, ds["p95"]],
+                [MOVED_MAX, ds["max"]],
             ],
         )
         t["Similarity"] = (
@@ -174,7 +175,7 @@ class Evaluation:
             [
                 ["Mutual information (nats)", sb["mutual_information"], sa["mutual_information"]],
                 ["Correlation (Pearson r)", sb["correlation"], sa["correlation"]],
-                ["Overlap %", sb["overlap_percent"], sa["overlap_percent"]],
+                [OVERLAP, sb["overlap_percent"], sa["overlap_percent"]],
             ],
         )
         if self.dice is not None:
@@ -194,6 +195,23 @@ class Evaluation:
             ic = self.inverse_consistency
             t["Inverse consistency"] = (["measure", "mm"], [["mean", ic["mean"]], ["p95", ic["p95"]], ["max", ic["max"]]])
         return t
+
+
+MOVED_MEAN = "Points moved by the transform, mean (mm)"
+MOVED_P95 = "Points moved by the transform, 95th percentile (mm)"
+MOVED_MAX = "Points moved by the transform, max (mm)"
+OVERLAP = "Fixed image covered by the moving image (%)"
+_MOVED_HELP = ("|T(x) - x|: how far the transform carries each fixed-image point. This is the size of the "
+               "correction (a large value is normal when the images started far apart), not an error.")
+MEASURE_HELP: dict[str, str] = {
+    MOVED_MEAN: _MOVED_HELP, MOVED_P95: _MOVED_HELP, MOVED_MAX: _MOVED_HELP,
+    OVERLAP: "Share of the fixed image (inside the mask, if any) that lands inside the moving image: the "
+             "region the similarity numbers are computed on. Below about 50 % they say little.",
+    "Mutual information (nats)": "How well one image's intensities predict the other's; higher is better, "
+                                 "works across modalities.",
+    "Correlation (Pearson r)": "Linear agreement of intensities, -1 to 1; meaningful for the same modality.",
+    "Folding voxels (det <= 0)": "Voxels where the transform folds space over itself: should be 0.",
+}
 
 
 def _fmt_point(p) -> str:
@@ -304,40 +322,23 @@ def landmark_table(transform: sitk.Transform, landmarks) -> tuple[list[dict], di
     """Per-pair TRE rows and a summary over the ENABLED pairs (count, mean, median, max,
     rms in mm). Error = |T(fixed) - moving|, T fixed -> moving. `landmarks` is a
     LandmarkSet (or anything with `.pairs` of name/fixed/moving/enabled) or a file.
-    Uses `landmarks.landmark_errors` when that module is present.
     """
-    try:
-        from regviewer.core.landmarks import model as lm_module  # written by another engineer; imported lazily
-    except ImportError:
-        lm_module = None
-    landmark_set = landmarks
-    if isinstance(landmarks, (str, Path)):
-        if lm_module is None:
-            raise RegviewerError(f"Cannot read landmarks '{landmarks}': the landmarks module is not installed")
-        landmark_set = lm_module.load_landmarks(landmarks)
+    from regviewer.core.landmarks import model as lm_module  # lazy: landmarks import qa's summaries
+
+    landmark_set = lm_module.load_landmarks(landmarks) if isinstance(landmarks, (str, Path)) else landmarks
     pairs = list(getattr(landmark_set, "pairs", []))
-    errors: dict[int, float] = {}
-    if lm_module is not None and hasattr(lm_module, "landmark_errors") and hasattr(landmark_set, "dimension"):
-        for row in lm_module.landmark_errors(transform, landmark_set).rows:
-            errors[row.index] = row.error_mm
     rows: list[dict] = []
-    for i, pair in enumerate(pairs):
+    for pair in pairs:
         if pair.fixed is None or pair.moving is None:
             continue
         mapped = np.asarray(transform.TransformPoint(tuple(float(v) for v in pair.fixed)))
-        err = errors.get(i, float(np.linalg.norm(mapped - np.asarray(pair.moving, dtype=float))))
+        err = float(np.linalg.norm(mapped - np.asarray(pair.moving, dtype=float)))
         enabled = bool(getattr(pair, "enabled", True))
         rows.append({"name": pair.name if enabled else f"{pair.name} (disabled)", "fixed": tuple(pair.fixed),
                      "moving": tuple(pair.moving), "mapped": tuple(float(v) for v in mapped),
                      "error_mm": float(err), "enabled": enabled})
-    used = np.array([r["error_mm"] for r in rows if r["enabled"]], dtype=float)
-    summary = {
-        "count": int(used.size),
-        "mean_mm": float(used.mean()) if used.size else None,
-        "median_mm": float(np.median(used)) if used.size else None,
-        "max_mm": float(used.max()) if used.size else None,
-        "rms_mm": float(np.sqrt(np.mean(used**2))) if used.size else None,
-    }
+    s = summarise([r["error_mm"] for r in rows if r["enabled"]]).as_dict(none_for_nan=True)
+    summary = {"count": s["n"], **{k: s[k] for k in ("mean_mm", "median_mm", "p95_mm", "max_mm", "rms_mm")}}
     return rows, summary
 
 

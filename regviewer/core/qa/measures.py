@@ -17,6 +17,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from regviewer.core.errors import IncompatibleImagesError
+from regviewer.core.qa.tre import summarise
 from regviewer.core.imaging.image import Volume, to_scalar_float32
 
 # Histogram bins for mutual information: enough to resolve tissue classes, few enough
@@ -147,9 +148,8 @@ def displacement_stats(magnitude: sitk.Image, mask=None) -> dict:
     values = sitk.GetArrayViewFromImage(magnitude)
     inside = mask_on_grid(mask, magnitude)
     v = values[inside] if inside is not None else values.ravel()
-    if v.size == 0:
-        return {"mean": None, "p95": None, "max": None}
-    return {"mean": float(v.mean()), "p95": float(np.percentile(v, 95)), "max": float(v.max())}
+    s = summarise(v).as_dict(none_for_nan=True)
+    return {"mean": s["mean_mm"], "p95": s["p95_mm"], "max": s["max_mm"]}
 
 
 # --- inverse consistency ----------------------------------------------------------

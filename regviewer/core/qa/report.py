@@ -140,7 +140,7 @@ def _summary_table(e: Evaluation) -> str:
         ["Jacobian determinant range", f"{_fmt(js['min'])} … {_fmt(js['max'])}"],
         ["Mutual information before → after", f"{_fmt(sb['mutual_information'])} → {_fmt(sa['mutual_information'])}"],
         ["Correlation before → after", f"{_fmt(sb['correlation'])} → {_fmt(sa['correlation'])}"],
-        ["Displacement mean / max (mm)", f"{_fmt(e.displacement_stats['mean'])} / {_fmt(e.displacement_stats['max'])}"],
+        ["Points moved by the transform, mean / max (mm; the correction, not an error)", f"{_fmt(e.displacement_stats['mean'])} / {_fmt(e.displacement_stats['max'])}"],
     ]
     if e.dice:
         rows.append(["Dice mean over labels", _fmt(float(np.mean(list(e.dice.values()))))])

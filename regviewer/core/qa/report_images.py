@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from regviewer.core.imaging.composite import checkerboard
+from regviewer.core.imaging.grid import warped_grid_lines
 from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.slicing import PlaneGeometry, planes_for, reslice
 
@@ -112,14 +114,7 @@ def _checkerboard(fixed_rgb: np.ndarray, moving_rgb: np.ndarray, plane: PlaneGeo
         max(1, int(round(CHECKER_SQUARE_MM / plane.spacing[1]))),
         max(1, int(round(CHECKER_SQUARE_MM / plane.spacing[0]))),
     )
-    try:
-        from regviewer.core.imaging.composite import checkerboard
-
-        return checkerboard(fixed_rgb, moving_rgb, square)
-    except ImportError:  # composite.py is another engineer's; keep the report working without it
-        rows, cols = fixed_rgb.shape[:2]
-        mask = ((np.arange(rows)[:, None] // square[0]) + (np.arange(cols)[None, :] // square[1])) % 2 == 1
-        return np.where(mask[..., None], moving_rgb, fixed_rgb)
+    return checkerboard(fixed_rgb, moving_rgb, square)
 
 
 def grid_pictures(fixed: Volume, transform: sitk.Transform, width: int = 300) -> list[SlicePicture]:
@@ -141,25 +136,7 @@ def grid_pictures(fixed: Volume, transform: sitk.Transform, width: int = 300) ->
 
 
 def _grid_lines(transform: sitk.Transform, plane: PlaneGeometry, depth: float) -> list[np.ndarray]:
-    try:
-        from regviewer.core.imaging.grid import warped_grid_lines
-
-        return warped_grid_lines(transform, plane, depth, spacing_mm=GRID_SPACING_MM)
-    except ImportError:  # grid.py is another engineer's; a plain fallback keeps the report whole
-        rows, cols = plane.shape
-        lines = []
-        step_c = max(1, int(round(GRID_SPACING_MM / plane.spacing[0])))
-        step_r = max(1, int(round(GRID_SPACING_MM / plane.spacing[1])))
-        for r in range(0, rows, step_r):
-            lines.append(_warp_polyline(transform, plane, depth, [(c, r) for c in np.linspace(0, cols - 1, 40)]))
-        for c in range(0, cols, step_c):
-            lines.append(_warp_polyline(transform, plane, depth, [(c, r) for r in np.linspace(0, rows - 1, 40)]))
-        return lines
-
-
-def _warp_polyline(transform, plane: PlaneGeometry, depth: float, pixels) -> np.ndarray:
-    pts = [transform.TransformPoint(plane.to_physical(c, r, depth)) for c, r in pixels]
-    return np.array([plane.to_plane(p)[:2] for p in pts])
+    return warped_grid_lines(transform, plane, depth, spacing_mm=GRID_SPACING_MM)
 
 
 def jacobian_pictures(

@@ -7,6 +7,8 @@ import html
 
 import numpy as np
 
+from regviewer.core.registration.run_state import level_label, stage_label
+
 
 def _nice(v: float) -> str:
     return f"{v:.4g}"
@@ -35,7 +37,7 @@ def metric_curve_svg(history: list[dict], width: int = 760, height: int = 260) -
         if key != last:
             x = xs[i]
             parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="#999" stroke-dasharray="4 3"/>')
-            label = f'{h.get("stage_name") or "stage " + str(h.get("stage"))} L{h.get("level")}'
+            label = f'{stage_label(h.get("stage") or 0, h.get("stage_name"))} {level_label(h.get("level") or 0)}'
             parts.append(f'<text x="{x + 3:.1f}" y="{top + 12}" font-size="10" fill="#555">{html.escape(label)}</text>')
             last = key
     pts = " ".join(f"{x:.1f},{y:.1f}" for x, y, ok in zip(xs, ys, finite) if ok)

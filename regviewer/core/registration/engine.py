@@ -174,10 +174,7 @@ def _initializer(stage, fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform
 def _landmark_initial(landmarks, kind: str) -> sitk.Transform:
     if landmarks is None:
         raise ParameterError("the first stage's initializer is 'landmarks' but no landmarks were given")
-    try:
-        from regviewer.core.landmarks import model as lm
-    except ImportError:
-        raise ParameterError("landmark initialisation needs regviewer.core.landmarks.model, which is not available") from None
+    from regviewer.core.landmarks import model as lm  # lazy: only landmark-initialised runs need it
     model = {"translation": "translation", "rigid": "rigid", "versor": "rigid", "similarity": "similarity"}.get(kind, "affine")
     try:
         fit = lm.fit(landmarks, model)

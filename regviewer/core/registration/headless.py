@@ -121,10 +121,8 @@ def _finite(x: float | None) -> float | None:
 
 def _qa_summary(fixed, moving, result, landmarks) -> dict[str, Any]:
     """The QA module's summary, or the reason it is missing (QA never fails a registration)."""
-    try:
-        from regviewer.core.qa.evaluation import evaluate_registration
-    except ImportError:
-        return {"qa_unavailable": "regviewer.core.qa.evaluation is not installed"}
+    from regviewer.core.qa.evaluation import evaluate_registration
+
     try:
         evaluation = evaluate_registration(fixed, moving, result.transform, landmarks=landmarks,
                                            history=result.history, params=result.params)

@@ -33,9 +33,12 @@ DEMONS = ("fast_symmetric", "diffeomorphic", "symmetric", "classic")
 
 
 def _f(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None, max: float | None = None,
-       unit: str | None = None, advanced: bool = False) -> Any:
-    """A dataclass field with the GUI metadata (immutable defaults only)."""
+       unit: str | None = None, advanced: bool = False, models: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with the GUI metadata (immutable defaults only). `models`: the
+    transform kinds the field means something for (None: all); the panel hides it otherwise."""
     meta: dict[str, Any] = {"help": help, "advanced": advanced}
+    if models is not None:
+        meta["models"] = models
     if choices is not None:
         meta["choices"] = choices
     if min is not None:
@@ -47,6 +50,12 @@ def _f(default: Any, help: str, *, choices: tuple | None = None, min: float | No
     return field(default=default, metadata=meta)
 
 
+def applies_to(f: dataclasses.Field, transform_kind: str) -> bool:
+    """Whether a parameter field means anything for a stage estimating `transform_kind`."""
+    models = f.metadata.get("models")
+    return models is None or transform_kind in models
+
+
 @dataclass(frozen=True)
 class TransformParams:
     """The model one stage estimates (fixed -> moving)."""
@@ -55,15 +64,19 @@ class TransformParams:
                    "B-spline (smooth deformation), displacement field, or demons (same-modality deformation)",
                    choices=TRANSFORMS)
     grid_spacing_mm: float = _f(30.0, "B-spline control-point spacing at the finest level: smaller follows finer "
-                                "deformations but is slower and less smooth", min=1.0, max=500.0, unit="mm")
+                                "deformations but is slower and less smooth", min=1.0, max=500.0, unit="mm",
+                                models=("bspline",))
     refine_grid: bool = _f(True, "B-spline: start with a coarser control grid and halve its spacing at each "
-                           "pyramid level (coarse-to-fine)", advanced=True)
+                           "pyramid level (coarse-to-fine)", advanced=True, models=("bspline",))
     field_smoothing_mm: float = _f(1.5, "Displacement field / demons: Gaussian smoothing of the total field; larger "
-                                   "is smoother (regularisation)", min=0.0, max=50.0, unit="mm")
+                                   "is smoother (regularisation)", min=0.0, max=50.0, unit="mm",
+                                   models=("displacement", "demons"))
     update_smoothing_mm: float = _f(1.0, "Displacement field / demons: Gaussian smoothing of each update "
-                                    "(fluid-like regularisation)", min=0.0, max=50.0, unit="mm", advanced=True)
+                                    "(fluid-like regularisation)", min=0.0, max=50.0, unit="mm", advanced=True,
+                                    models=("displacement", "demons"))
     demons_variant: str = _f("fast_symmetric", "Demons flavour: symmetric forces are inverse-consistent; "
-                             "diffeomorphic keeps the field invertible", choices=DEMONS, advanced=True)
+                             "diffeomorphic keeps the field invertible", choices=DEMONS, advanced=True,
+                             models=("demons",))
 
 
 @dataclass(frozen=True)
@@ -286,6 +299,6 @@ def replace(obj: Any, **changes: Any) -> Any:
     return dataclasses.replace(obj, **changes)
 
 
-__all__ = ["Pipeline", "Stage", "TransformParams", "MetricParams", "OptimizerParams", "PyramidParams",
+__all__ = ["Pipeline", "Stage", "TransformParams", "applies_to", "MetricParams", "OptimizerParams", "PyramidParams",
            "SamplingParams", "replace", "TRANSFORMS", "LINEAR_TRANSFORMS", "METRICS", "OPTIMIZERS",
            "INITIALIZERS", "INTERPOLATORS", "SAMPLING"]

@@ -22,14 +22,9 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from regviewer.core.imaging.grid import flatten_transform
+from regviewer.core.transforms import ops
 from regviewer.core.transforms.io import write_transform
-
-_LINEAR_KINDS = {
-    sitk.sitkIdentity, sitk.sitkTranslation, sitk.sitkScale, sitk.sitkScaleLogarithmic, sitk.sitkEuler,
-    sitk.sitkSimilarity, sitk.sitkQuaternionRigid, sitk.sitkVersor, sitk.sitkVersorRigid,
-    sitk.sitkScaleSkewVersor, sitk.sitkComposeScaleSkewVersor, sitk.sitkScaleVersor, sitk.sitkAffine,
-}
+from regviewer.core.transforms.ops import matrix_offset as affine_matrix  # (A, t) with T(p) = A p + t
 
 
 @dataclass(frozen=True)
@@ -62,7 +57,7 @@ def _params_dict(params: Any) -> dict:
 
 def is_linear(transform: sitk.Transform | None) -> bool:
     """True when every part of the transform is an affine map (so it can be written as a matrix)."""
-    return all(t.GetTransformEnum() in _LINEAR_KINDS for t in flatten_transform(transform))
+    return transform is None or ops.is_linear(transform)
 
 
 def is_identity(transform: sitk.Transform | None, tol: float = 1e-12) -> bool:
@@ -72,14 +67,6 @@ def is_identity(transform: sitk.Transform | None, tol: float = 1e-12) -> bool:
         return False
     matrix, offset = affine_matrix(transform)
     return bool(np.allclose(matrix, np.eye(len(offset)), atol=tol) and np.allclose(offset, 0.0, atol=tol))
-
-
-def affine_matrix(transform: sitk.Transform) -> tuple[np.ndarray, np.ndarray]:
-    """(A, t) with T(p) = A p + t for a linear transform, read by mapping the origin and unit points."""
-    dim = transform.GetDimension()
-    origin = np.asarray(transform.TransformPoint((0.0,) * dim))
-    columns = [np.asarray(transform.TransformPoint(tuple(np.eye(dim)[i]))) - origin for i in range(dim)]
-    return np.column_stack(columns), origin
 
 
 def save_initial_transform(transform: sitk.Transform, directory: str | Path, number: int) -> Path:

@@ -14,6 +14,16 @@ from typing import Callable
 import SimpleITK as sitk
 
 
+def level_label(level: int) -> str:
+    """How a pyramid level is named everywhere (window, plot, report): L1 is the coarsest."""
+    return f"L{int(level) + 1}"
+
+
+def stage_label(stage: int, name: str | None = None) -> str:
+    """A stage's name, or "stage N" counted from 1 as the window counts them."""
+    return name or f"stage {int(stage) + 1}"
+
+
 @dataclass(frozen=True)
 class Progress:
     """One optimiser iteration, as seen by a progress callback.

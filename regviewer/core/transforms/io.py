@@ -34,8 +34,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from regviewer.core.atomic import atomic_output
-from regviewer.core.errors import ImageWriteError, TransformReadError
+from regviewer.core.errors import ImageWriteError, ParameterError, TransformReadError
 from regviewer.core.transforms.itk_text import COUNT_NOTE, itk_text_problem
+from regviewer.core.transforms.ops import from_matrix, matrix_offset
 from regviewer.core.transforms.storable import storable
 
 DIRECTION_NOTE = "# regviewer: this transform maps FIXED image points to MOVING image points (LPS mm)"
@@ -348,28 +349,11 @@ def _add_transforms(p: Path, current: sitk.Transform, initial: sitk.Transform) -
         )
         return sitk.DisplacementFieldTransform(field + init_field)
     try:
-        a = _affine_of(current, dim)
-        b = _affine_of(initial, dim)
-    except ValueError:
+        a = matrix_offset(current)
+        b = matrix_offset(initial)
+    except ParameterError:
         raise TransformReadError(p, "HowToCombineTransforms 'Add' is only supported for linear or B-spline transforms") from None
-    m = a[0] + b[0] - np.eye(dim)
-    t = a[1] + b[1]
-    tx = sitk.AffineTransform(dim)
-    tx.SetMatrix(tuple(m.ravel()))
-    tx.SetTranslation(tuple(t))
-    return tx
-
-
-def _affine_of(tx: sitk.Transform, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """x -> M x + t of a linear transform, found by mapping the origin and unit vectors."""
-    probe = [tx.TransformPoint([0.0] * dim)] + [tx.TransformPoint(list(np.eye(dim)[i])) for i in range(dim)]
-    t = np.asarray(probe[0])
-    m = np.column_stack([np.asarray(q) - t for q in probe[1:]])
-    # check linearity at a far point
-    far = np.full(dim, 37.0)
-    if not np.allclose(tx.TransformPoint(list(far)), m @ far + t, atol=1e-6):
-        raise ValueError("not linear")
-    return m, t
+    return from_matrix(a[0] + b[0] - np.eye(dim), a[1] + b[1])
 
 
 # --- writing --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import SimpleITK as sitk
 
 from regviewer.core.errors import ParameterError
 from regviewer.core.imaging.image import Volume
+from regviewer.core.transforms.ops import from_matrix, matrix_offset
 
 Vec3 = tuple[float, float, float]
 _ZERO: Vec3 = (0.0, 0.0, 0.0)
@@ -201,37 +202,24 @@ class ManualAlignment:
 def _is_identity_transform(tx: sitk.Transform) -> bool:
     if not tx.IsLinear():
         return False
-    a, b = linear_parts(tx)
+    a, b = matrix_offset(tx)
     return np.allclose(a, np.eye(a.shape[0])) and np.allclose(b, 0)
-
-
-def linear_parts(tx: sitk.Transform) -> tuple[np.ndarray, np.ndarray]:
-    """(A, b) with tx(x) = A·x + b, for a linear transform (probed at the origin and unit points)."""
-    if not tx.IsLinear():
-        raise ParameterError(f"The transform ({tx.GetName()}) is not linear")
-    d = tx.GetDimension()
-    b = np.asarray(tx.TransformPoint((0.0,) * d))
-    a = np.column_stack([np.asarray(tx.TransformPoint(tuple(np.eye(d)[i]))) - b for i in range(d)])
-    return a, b
 
 
 def compose(outer: sitk.Transform, inner: sitk.Transform) -> sitk.Transform:
     """x ↦ outer(inner(x)). Two linear transforms flatten into one AffineTransform
     (saves as a plain ITK affine); anything else becomes a CompositeTransform."""
     if outer.IsLinear() and inner.IsLinear():
-        a1, b1 = linear_parts(outer)
-        a2, b2 = linear_parts(inner)
-        affine = sitk.AffineTransform(outer.GetDimension())
-        affine.SetMatrix(tuple((a1 @ a2).ravel()))
-        affine.SetTranslation(tuple(a1 @ b2 + b1))
-        return affine
+        a1, b1 = matrix_offset(outer)
+        a2, b2 = matrix_offset(inner)
+        return from_matrix(a1 @ a2, a1 @ b2 + b1)
     return sitk.CompositeTransform([outer, inner])  # ITK applies the last one first
 
 
 def inverse_point(tx: sitk.Transform, point: Sequence[float]) -> tuple[float, ...]:
     """tx⁻¹(point): exact for linear transforms, ITK's inverse otherwise."""
     if tx.IsLinear():
-        a, b = linear_parts(tx)
+        a, b = matrix_offset(tx)
         return tuple(float(v) for v in np.linalg.solve(a, np.asarray(point, float) - b))
     try:
         return tuple(tx.GetInverse().TransformPoint(tuple(float(p) for p in point)))

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import SimpleITK as sitk
 
 from regviewer.core.errors import SessionError
+from regviewer.core.qa.tre import point_errors, summarise
 from regviewer.core.workspace.session import transform_from_json, transform_to_json
 
 
@@ -154,37 +155,17 @@ def landmark_tre(transform: sitk.Transform, landmarks: Any) -> dict | None:
     """Mean / max distance (mm, in MOVING space) between T(fixed landmark) and the moving
     landmark over enabled pairs; None without landmarks.
 
-    Uses `regviewer.core.landmarks.model.landmark_errors` when that module provides it, else
-    measures directly from the set's pairs (duck-typed: .pairs with .fixed, .moving,
-    .enabled).
+    Anything with `.pairs` (each with .fixed, .moving and optionally .enabled) will do, so a
+    stored run can be re-scored against a plain list of pairs.
     """
     if landmarks is None:
         return None
-    errors: list[float] | None = None
-    try:
-        from regviewer.core.landmarks import model as landmark_module  # written in parallel; optional
-
-        fn = getattr(landmark_module, "landmark_errors", None)
-        kind = getattr(landmark_module, "LandmarkSet", None)
-        if fn is not None and kind is not None and isinstance(landmarks, kind):
-            out = fn(transform, landmarks)
-            if hasattr(out, "rows"):  # LandmarkErrors: per pair, disabled ones flagged
-                errors = [float(r.error_mm) for r in out.rows if r.enabled]
-            else:
-                errors = [float(e) for e in (out.values() if isinstance(out, dict) else out)]
-    except ImportError:
-        pass
-    if errors is None:
-        errors = []
-        for pair in getattr(landmarks, "pairs", []) or []:
-            if not getattr(pair, "enabled", True) or pair.fixed is None or pair.moving is None:
-                continue
-            mapped = transform.TransformPoint(tuple(float(c) for c in pair.fixed))
-            errors.append(math.dist(mapped, tuple(float(c) for c in pair.moving)))
-    errors = [e for e in errors if math.isfinite(e)]
-    if not errors:
+    used = [p for p in getattr(landmarks, "pairs", []) or []
+            if getattr(p, "enabled", True) and p.fixed is not None and p.moving is not None]
+    s = summarise(point_errors(transform, [p.fixed for p in used], [p.moving for p in used])) if used else summarise([])
+    if s.n == 0:
         return None
-    return {"mean": sum(errors) / len(errors), "max": max(errors), "n": len(errors)}
+    return {"mean": s.mean_mm, "max": s.max_mm, "n": s.n}
 
 
 class RunHistory:

@@ -18,44 +18,15 @@ from regviewer.core.imaging.composite import OverlaySettings, composite, to_rgb,
 from regviewer.core.errors import ParameterError
 from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.slicing import PlaneGeometry, reslice
+from regviewer.core.imaging.window_presets import WINDOW_PRESETS, full_range_window, preset_window  # noqa: F401
 
 LAYOUTS = ("1x3+3d", "single", "side_by_side")
 ROLES = ("overlay", "fixed", "moving")
 
-# Window/level presets (window, level) for CT-like data; "auto" uses the image's own range.
-WINDOW_PRESETS: dict[str, tuple[float, float] | None] = {
-    "auto": None,
-    "brain (CT)": (80.0, 40.0),
-    "soft tissue (CT)": (400.0, 40.0),
-    "bone (CT)": (2000.0, 500.0),
-    "lung (CT)": (1500.0, -600.0),
-    "full range": None,
-}
-
-
-def full_range_window(volume: Volume) -> tuple[float, float]:
-    """(window, level) spanning the image's whole intensity range."""
-    arr = volume.array()
-    lo, hi = float(arr.min()), float(arr.max())
-    if hi <= lo:
-        hi = lo + 1.0
-    return hi - lo, (hi + lo) / 2.0
-
-
-def preset_window(volume: Volume, name: str) -> tuple[float, float]:
-    """The (window, level) a named preset gives for `volume`."""
-    if name not in WINDOW_PRESETS:
-        raise ParameterError(f"Unknown window preset '{name}'; choose one of {', '.join(WINDOW_PRESETS)}")
-    if name == "auto":
-        return volume.default_window_level()
-    if name == "full range":
-        return full_range_window(volume)
-    return WINDOW_PRESETS[name]  # type: ignore[return-value]
-
-
 def adjust_window(window: float, level: float, dx_px: float, dy_px: float, scale: float) -> tuple[float, float]:
-    """Mouse-drag window/level as in ITK-SNAP: right widens the window, down raises the level.
-    `scale` is intensity units per screen pixel (e.g. the default window / 256)."""
+    """Mouse-drag window/level as in ITK-SNAP: right widens the window (less contrast), down
+    raises the level (the image gets darker). `scale` is intensity units per screen pixel
+    (e.g. the default window / 256)."""
     return max(window + dx_px * scale, 1e-6), level + dy_px * scale
 
 

@@ -28,7 +28,7 @@ from regviewer.core.landmarks import model as lm
 from regviewer.core.errors import RegviewerError
 from regviewer.core.workspace.state import TransformSource
 from regviewer.gui.background import LatestResult
-from regviewer.gui.panels.landmark_files import LandmarkFiles
+from regviewer.gui.widgets.landmark_files import LandmarkFiles
 from regviewer.gui.views.landmark_markers import LandmarkMarkers, PointMapper, error_classes
 
 MODELS = ("translation", "rigid", "similarity", "affine", "tps", "bspline")
@@ -76,7 +76,7 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
         self._connect_views()
         self._refresh_all()
         # Guided picking (prompt, jump to the prediction, Esc) and the Fit / Apply buttons.
-        from regviewer.gui.panels.landmark_picking import LandmarkPicking
+        from regviewer.gui.widgets.landmark_picking import LandmarkPicking
 
         self.picking = LandmarkPicking(self, host)
 
@@ -427,7 +427,9 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
                     cells.append(cell)
                 if flagged[row]:
                     cells[5].setForeground(QtGui.QColor(220, 40, 40))
-                    cells[5].setToolTip("Much larger than the others: probably a misplaced landmark")
+                    reason = getattr(self.fit_result, "flag_reason_for", lambda _i: None)(row)
+                    cells[5].setToolTip(f"Probably a misplaced landmark: {reason}" if reason
+                                        else "Probably a misplaced landmark")
                 for column, cell in enumerate(cells):
                     self.table.setItem(row, column, cell)
             if selected is not None and selected < len(pairs):
@@ -444,7 +446,9 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
             text = f"{self.model}: RMS {fit.rms_mm:.2f} mm, max {fit.max_mm:.2f} mm"
             n_flagged = sum(self._errors()[2])
             if n_flagged:
-                text += f" — {n_flagged} landmark(s) flagged as likely mistakes"
+                text += f" — {n_flagged} landmark(s) flagged as likely mistakes (hover the red error to see why)"
+            for warning in getattr(fit, "warnings", ()):
+                text += f"\n⚠ {warning}"
             return text
         if self.fit_error is not None:
             return str(self.fit_error)

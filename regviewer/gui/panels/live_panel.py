@@ -29,9 +29,9 @@ from regviewer.core.registration.reproduce import is_identity
 from regviewer.core.workspace.run_history import landmark_tre
 from regviewer.gui.views.grid_item import DeformationGridItem
 from regviewer.gui.views.live_grid import DutyCycle, LiveGrid
-from regviewer.gui.panels.metric_plot import MetricPlot
-from regviewer.gui.panels.params_panel import ParamsPanel
-from regviewer.gui.panels.run_history_tab import RunHistoryTab
+from regviewer.gui.widgets.metric_plot import MetricPlot
+from regviewer.gui.widgets.params_panel import ParamsPanel
+from regviewer.gui.widgets.run_history_tab import RunHistoryTab
 from regviewer.gui.worker import LiveSnapshot, RegistrationJob, RegistrationWorker
 
 LIVE_RATE_HZ = 10.0  # snapshots per second: what the eye needs, and the engine keeps the CPU

@@ -234,7 +234,7 @@ class QADock(QtWidgets.QDockWidget):
         self.evaluation = None
         self.overlays.evaluation = None
         self.overlays.hide_all()
-        self.status_label.setText("Images changed: not evaluated yet")
+        self.status_label.setText("Not measured yet: Evaluate measures the current alignment")
         self.report_button.setEnabled(False)
         self._schedule_auto()
 
@@ -308,6 +308,8 @@ class QADock(QtWidgets.QDockWidget):
         self.host.show_error(error)
 
     def _fill_table(self, evaluation) -> None:
+        from regviewer.core.qa.evaluation import MEASURE_HELP  # loaded with the first evaluation
+
         rows: list[tuple[str, str, str]] = []
         for name, (headers, body) in evaluation.tables.items():
             rows.append((name, "", ""))
@@ -326,6 +328,7 @@ class QADock(QtWidgets.QDockWidget):
         for i, row in enumerate(rows):
             for j, text in enumerate(row):
                 item = QtWidgets.QTableWidgetItem(text)
+                item.setToolTip(MEASURE_HELP.get(row[0].strip(), ""))
                 if not row[1] and not row[2]:
                     item.setFont(bold)
                 self.table.setItem(i, j, item)

@@ -94,19 +94,9 @@ class PointMapper:
     def _to_fixed(self, m: tuple[float, ...]) -> tuple[float, ...]:
         if self._inverse is not None:
             return tuple(float(x) for x in self._inverse.TransformPoint(m))
-        try:
-            from regviewer.core.transforms.points import map_points
+        from regviewer.core.transforms.points import map_points
 
-            return tuple(float(x) for x in map_points(self.transform, [m], to="fixed").points[0])
-        except ImportError:
-            pass
-        p = np.asarray(m)
-        for _ in range(50):
-            step = np.asarray(m) - np.asarray(self.transform.TransformPoint(tuple(p)))
-            p = p + step
-            if np.linalg.norm(step) < 1e-6:
-                break
-        return tuple(float(x) for x in p)
+        return tuple(float(x) for x in map_points(self.transform, [m], to="fixed").points[0])
 
 
 class _Marker(pg.TargetItem):

@@ -57,8 +57,8 @@ class OverlayController(QtCore.QObject):
         self._param_slider.valueChanged.connect(self._on_slider)
         self._param_value = QtWidgets.QLabel()
         self._param_value.setMinimumWidth(52)
-        for w in (self._param_label, self._param_slider, self._param_value):
-            self.toolbar.addWidget(w)
+        # a toolbar shows or hides a widget through the action addWidget returns, not the widget
+        self._param_actions = [self.toolbar.addWidget(w) for w in (self._param_label, self._param_slider, self._param_value)]
         self.set_settings(self.settings)
 
     # --- public ------------------------------------------------------------------------
@@ -100,8 +100,8 @@ class OverlayController(QtCore.QObject):
     def _configure_param(self) -> None:
         spec = self._PARAMS.get(self.settings.mode)
         visible = spec is not None
-        for w in (self._param_label, self._param_slider, self._param_value):
-            w.setVisible(visible)
+        for action in self._param_actions:
+            action.setVisible(visible)
         if not visible:
             return
         label, field, lo, hi, _to_value, to_slider, fmt = spec

@@ -18,9 +18,9 @@ from PyQt6 import QtCore, QtWidgets
 
 from regviewer.core.atomic import atomic_write_text
 from regviewer.core.errors import ParameterError, RegviewerError
-from regviewer.core.registration.params import Pipeline, Stage, TransformParams
+from regviewer.core.registration.params import Pipeline, Stage, TransformParams, applies_to
 from regviewer.core.registration.presets import list_presets, load_preset
-from regviewer.gui.panels.param_fields import FieldEditor, Path_, field_label, parse_value
+from regviewer.gui.widgets.param_fields import FieldEditor, Path_, field_label, parse_value
 
 CUSTOM = "(custom)"
 
@@ -220,6 +220,8 @@ class ParamsPanel(QtWidgets.QWidget):
         self._update_preset_row()
         if path[-1] in ("name", "kind"):
             self._refresh_stage_names()
+        if path[1:] == ("transform", "kind"):
+            self._show_fields_for_model(path[0])
         self.changed.emit()
 
     def _replace(self, path: Path_, value: Any) -> Pipeline:
@@ -235,6 +237,13 @@ class ParamsPanel(QtWidgets.QWidget):
         stages = list(self._pipeline.stages)
         stages[index] = new_stage
         return dataclasses.replace(self._pipeline, stages=tuple(stages))
+
+    def _show_fields_for_model(self, index: int) -> None:
+        """Show a field only for the transform kinds it applies to (`models` metadata)."""
+        kind = self._pipeline.stages[index].transform.kind
+        for path, (form, f) in getattr(self, "_model_rows", {}).items():
+            if path[0] == index and path in self._editors:
+                form.setRowVisible(self._editors[path], applies_to(f, kind))
 
     # --- generated forms ------------------------------------------------------------------
     def _make_editor(self, path: Path_, owner: Any, f: dataclasses.Field, hint: Any) -> FieldEditor:
@@ -276,6 +285,7 @@ class ParamsPanel(QtWidgets.QWidget):
         self._errors = {k: v for k, v in self._errors.items() if k[0] == "pipeline"}
         self._editors = {k: v for k, v in self._editors.items() if k[0] == "pipeline"}
         _clear_layout(self.stage_layout)
+        self._model_rows: dict[Path_, tuple[QtWidgets.QFormLayout, dataclasses.Field]] = {}
         stage = self._pipeline.stages[index]
         hints = get_type_hints(Stage)
         basic_box = QtWidgets.QGroupBox(f"Stage {index + 1}: {stage.name}")
@@ -305,11 +315,13 @@ class ParamsPanel(QtWidgets.QWidget):
                     editor = self._make_editor((index, f.name, sf.name), sub, sf, sub_hints[sf.name])
                     target = advanced_form(title) if sf.metadata.get("advanced") else form
                     target.addRow(field_label(sf.name), editor)
+                    self._model_rows[(index, f.name, sf.name)] = (target, sf)
                 if form.rowCount():
                     sections.append(group)
                 continue
             editor = self._make_editor((index, f.name), stage, f, hint)
             (advanced_form("Stage") if f.metadata.get("advanced") else basic_form).addRow(field_label(f.name), editor)
+        self._show_fields_for_model(index)
         self.stage_layout.addWidget(basic_box)
         for group in sections:
             self.stage_layout.addWidget(group)

@@ -14,6 +14,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
+from regviewer.core.registration.run_state import level_label, stage_label
+
 
 class MetricPlot(QtWidgets.QWidget):
     """A pyqtgraph plot fed with `IterationPoint`s (from `gui.worker`) or a stored curve."""
@@ -117,7 +119,7 @@ class MetricPlot(QtWidgets.QWidget):
         self.reset()
         names = stage_names or []
         self.add_points(SimpleNamespace(stage=s, level=lv, iteration=i, metric=m,
-                                        stage_name=names[s] if s < len(names) else f"stage {s + 1}")
+                                        stage_name=names[s] if s < len(names) else stage_label(s))
                         for s, lv, i, m in curve)
 
     def _mark(self, x: int, new_stage: bool, stage_name: str, level: int) -> None:
@@ -126,7 +128,7 @@ class MetricPlot(QtWidgets.QWidget):
                                    label=stage_name, labelOpts={"position": 0.92, "color": (40, 40, 40)})
         else:
             line = pg.InfiniteLine(x, angle=90, pen=pg.mkPen((120, 120, 120), style=QtCore.Qt.PenStyle.DashLine),
-                                   label=f"L{level + 1}", labelOpts={"position": 0.06, "color": (90, 90, 90)})
+                                   label=level_label(level), labelOpts={"position": 0.06, "color": (90, 90, 90)})
         self.plot.addItem(line, ignoreBounds=True)
         self._markers.append(line)
 
