@@ -61,13 +61,10 @@ def run(args: argparse.Namespace) -> int:
         return handlers[args.command](args)
     except KeyboardInterrupt:
         _err("interrupted; no half-written file was left")
-        return EXIT_INTERRUPTED
+        return _exit_now_if_abandoned(EXIT_INTERRUPTED)
     except RegistrationCancelled as exc:
         _err(f"interrupted; {'nothing was written' if 'saving' in str(exc) else 'the registration stopped and nothing was written'}")
-        if getattr(exc, "abandoned", False):  # an ITK filter still runs in a thread: do not wait for it at exit
-            sys.stdout.flush()
-            os._exit(EXIT_INTERRUPTED)
-        return EXIT_INTERRUPTED
+        return _exit_now_if_abandoned(EXIT_INTERRUPTED)
     except (RegistrationFailed, LandmarkFitError) as exc:
         _err(f"registration failed: {exc}")
         return EXIT_FAILED
@@ -83,6 +80,17 @@ def run(args: argparse.Namespace) -> int:
         _err(f"unexpected error ({type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else ''}); "
              "set REGVIEWER_DEBUG=1 to see the traceback, and please report it")
         return EXIT_WRITE
+
+
+def _exit_now_if_abandoned(code: int) -> int:
+    """A registration abandoned inside an ITK filter still runs in its daemon thread; a
+    normal interpreter exit would kill it inside C++ and abort the process, so leave at
+    once (nothing of it is written: outputs are staged)."""
+    if any(t.name == "regviewer-work" and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 @contextlib.contextmanager

@@ -307,3 +307,8 @@ def test_cancel_abandons_a_registration_stuck_inside_itk(tiny_pair, tmp_path, mo
     assert time.monotonic() - start < 3.0
     assert getattr(err.value, "abandoned", False)
     assert not any((tmp_path / "out").iterdir())
+    # The abandoned filter runs on in its daemon thread; let it end before the test process
+    # does (a thread killed inside C++ at interpreter exit aborts the process).
+    for thread in threading.enumerate():
+        if thread.name == "regviewer-work":
+            thread.join(120)
