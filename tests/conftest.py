@@ -24,3 +24,14 @@ def test_data() -> Path:
 @pytest.fixture(scope="session")
 def demo_data() -> Path:
     return DEMO
+
+
+@pytest.fixture(autouse=True)
+def _restore_locale():
+    """GDCM's DICOM writer (used by tests that build DICOM series) leaves the process locale
+    at "C", after which Python opens text files as ASCII and a later test fails far away."""
+    import locale
+
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    locale.setlocale(locale.LC_ALL, saved)

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -32,18 +33,39 @@ def _err(text: str) -> None:
     print(f"regviewer: {text}", file=sys.stderr, flush=True)
 
 
+_SHOWN_WARNINGS: list[str] = []
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (e.g. NaN voxels set to 0) as one plain line each, no source line."""
+    text = str(message)
+    if text not in _SHOWN_WARNINGS:
+        _SHOWN_WARNINGS.append(text)
+        _err(f"warning: {text}")
+
+
+def _warn_once(text: str) -> None:
+    """Print a qa.json warning unless the same problem was already shown while reading."""
+    detail = text.split(": ", 1)[-1]
+    if not any(detail in shown for shown in _SHOWN_WARNINGS):
+        _show_warning(text, UserWarning, "", 0)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one subcommand and turn its outcome into an exit code."""
+    import warnings
+
     handlers = {"register": cmd_register, "apply": cmd_apply, "apply-points": cmd_apply_points,
                 "presets": cmd_presets, "evaluate": cmd_evaluate, "batch": cmd_batch}
+    warnings.showwarning = _show_warning
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
         _err("interrupted; no half-written file was left")
-        return EXIT_INTERRUPTED
-    except RegistrationCancelled:
-        _err("interrupted; the registration stopped and nothing was written")
-        return EXIT_INTERRUPTED
+        return _exit_now_if_abandoned(EXIT_INTERRUPTED)
+    except RegistrationCancelled as exc:
+        _err(f"interrupted; {'nothing was written' if 'saving' in str(exc) else 'the registration stopped and nothing was written'}")
+        return _exit_now_if_abandoned(EXIT_INTERRUPTED)
     except (RegistrationFailed, LandmarkFitError) as exc:
         _err(f"registration failed: {exc}")
         return EXIT_FAILED
@@ -61,25 +83,80 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_WRITE
 
 
+def _exit_now_if_abandoned(code: int) -> int:
+    """A registration abandoned inside an ITK filter still runs in its daemon thread; a
+    normal interpreter exit would kill it inside C++ and abort the process, so leave at
+    once (nothing of it is written: outputs are staged)."""
+    if any(t.name == "regviewer-work" and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 @contextlib.contextmanager
-def sigint_cancels(token) -> Iterator[None]:
+def sigint_cancels(token, grace_s: float = 1.0) -> Iterator[None]:
     """The first Ctrl+C asks the engine to stop (it does within about a second, cleanly);
-    a second one interrupts at once. Only the main thread can install the handler."""
+    a second one interrupts at once. Only the main thread can install the handler.
+
+    Python runs signal handlers only between bytecodes, so while ITK is busy inside one
+    long filter neither press would be seen. A watcher thread therefore reads the signal
+    from a wakeup socket (written by the C-level handler at once): it cancels the token on
+    the first press and, if a second press has not ended the process within `grace_s`,
+    exits with 130 itself. Outputs are staged in hidden folders, so nothing half-written
+    is left; the next run into the folder removes the staging folder."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    presses, handled, timers = [0], [0], []
 
-    def handler(signum, frame):
-        if token.cancelled:
-            raise KeyboardInterrupt
+    def handler(signum, frame):  # runs when the main thread next executes Python
+        handled[0] += 1
         token.cancel()
-        print("\nregviewer: stopping (press Ctrl+C again to abort at once)", file=sys.stderr, flush=True)
+        if handled[0] >= 2:
+            raise KeyboardInterrupt
+
+    receive, send = socket.socketpair()
+    send.setblocking(False)
+
+    def watch() -> None:
+        while True:
+            try:
+                data = receive.recv(16)
+            except OSError:
+                return
+            if not data:
+                return
+            for byte in data:
+                if byte != signal.SIGINT:
+                    continue
+                presses[0] += 1
+                if presses[0] == 1:
+                    token.cancel()
+                    print("\nregviewer: stopping (press Ctrl+C again to abort at once)", file=sys.stderr, flush=True)
+                elif presses[0] == 2:
+                    timers.append(threading.Timer(grace_s, _abort))
+                    timers[-1].daemon = True
+                    timers[-1].start()
+
+    def _abort() -> None:
+        print("regviewer: aborted; nothing half-written was left", file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)
 
     previous = signal.signal(signal.SIGINT, handler)
+    previous_fd = signal.set_wakeup_fd(send.fileno(), warn_on_full_buffer=False)
+    watcher = threading.Thread(target=watch, name="regviewer-sigint", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
+        for timer in timers:
+            timer.cancel()
+        signal.set_wakeup_fd(previous_fd)
         signal.signal(signal.SIGINT, previous)
+        send.close()
+        receive.shutdown(socket.SHUT_RDWR)
+        receive.close()
 
 
 def _fmt(value, unit: str = "") -> str:
@@ -115,8 +192,14 @@ def cmd_register(args: argparse.Namespace) -> int:
     if outcome.tre_mean_mm is not None:
         print(f"TRE        mean {_fmt(outcome.tre_mean_mm, ' mm')}, max {_fmt(outcome.tre_max_mm, ' mm')}")
     if token.cancelled:
-        _err("interrupted while saving; the results above were written completely")
+        _err("interrupted after saving; the results above were written completely")
         return EXIT_INTERRUPTED
+    for warning in outcome.summary.get("warnings", []):
+        _warn_once(warning)
+    if outcome.summary.get("verdict") not in (None, "ok"):
+        _err(f"registration failed: the result is worse than its start; the files above are kept for inspection "
+             f"(qa.json says \"verdict\": \"{outcome.summary['verdict']}\")")
+        return EXIT_FAILED
     return EXIT_OK
 
 

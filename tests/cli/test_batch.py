@@ -146,13 +146,13 @@ def test_unreachable_scheduler_and_bad_pairs_files_exit_2(tmp_path, tiny_params,
     assert "bad.csv" in capsys.readouterr().err
 
 
-def test_pairs_file_resolves_paths_and_makes_unique_names(tmp_path):
+def test_pairs_file_resolves_paths_and_names_pairs_by_content(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "pairs.csv").write_text("fixed,moving,landmarks\n"
                                                "f.nii.gz,subj 1/m.nii.gz,\n"
                                                "/abs/f.nii.gz,subj 2/m.nii.gz,l.csv\n")
     a, b = read_pairs(tmp_path / "sub" / "pairs.csv")
-    assert a.name == "m" and b.name == "m_2"
+    assert a.name == "subj_1_m" and b.name == "subj_2_m"  # from the path, never from the row's position
     assert a.fixed == str(tmp_path / "sub" / "f.nii.gz") and b.fixed == "/abs/f.nii.gz"
     assert a.landmarks is None and b.landmarks == str(tmp_path / "sub" / "l.csv")
     shutil.rmtree(tmp_path / "sub")

@@ -136,14 +136,18 @@ def test_bad_input_exits_2_naming_the_file(case, tiny_pair, tmp_path, capsys):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_registration_failure_exits_3(tmp_path, capsys):
+def test_a_blank_image_is_refused_before_registering(tmp_path, capsys):
+    """A constant image used to fail inside ITK ("Refusing to change spacing ... to [.., 0]")
+    or stop after 0 iterations as a success; it is bad input, named (exit 2)."""
     blank = sitk.Image([40, 40], sitk.sitkUInt8)
     sitk.WriteImage(blank, str(tmp_path / "blank_fixed.nii.gz"))
     sitk.WriteImage(blank, str(tmp_path / "blank_moving.nii.gz"))
-    code = main(["register", str(tmp_path / "blank_fixed.nii.gz"), str(tmp_path / "blank_moving.nii.gz"),
-                 "--preset", "rigid", "--quiet", "--out", str(tmp_path / "out")])
-    assert code == 3
-    assert "registration failed" in capsys.readouterr().err
+    for preset in ("rigid", "affine-mi"):
+        code = main(["register", str(tmp_path / "blank_fixed.nii.gz"), str(tmp_path / "blank_moving.nii.gz"),
+                     "--preset", preset, "--quiet", "--out", str(tmp_path / "out")])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert "blank_fixed.nii.gz" in err and "same value" in err and "spacing" not in err
 
 
 def test_ctrl_c_stops_cleanly_with_130_and_writes_nothing(tmp_path):

@@ -115,7 +115,7 @@ class Volume:
     def scalar(self) -> sitk.Image:
         """Float32 single-channel image for metrics (luminance for RGB), cached."""
         if self._scalar is None:
-            self._scalar = to_scalar_float32(self.sitk)
+            self._scalar = without_non_finite(to_scalar_float32(self.sitk))[0]
         return self._scalar
 
     def value_at(self, point: Sequence[float]) -> float | tuple[float, ...] | None:
@@ -166,6 +166,23 @@ def to_scalar_float32(image: sitk.Image) -> sitk.Image:
         lum.CopyInformation(image)
         return lum
     raise UnsupportedImageError("<image>", f"it has {n} components per pixel; only grey (1) and RGB(A) (3 or 4) are supported")
+
+
+def without_non_finite(image: sitk.Image) -> tuple[sitk.Image, int]:
+    """The image with NaN and Inf voxels set to 0, and how many there were. ITK's
+    filters (the centre-of-mass initialiser above all) loop forever or return nonsense on
+    them, so they never reach the engine."""
+    if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64, sitk.sitkVectorFloat32, sitk.sitkVectorFloat64):
+        return image, 0
+    view = sitk.GetArrayViewFromImage(image)
+    bad = ~np.isfinite(view)
+    count = int(np.count_nonzero(bad))
+    if not count:
+        return image, 0
+    clean = np.where(bad, 0, view)
+    out = sitk.GetImageFromArray(clean, isVector=image.GetNumberOfComponentsPerPixel() > 1)
+    out.CopyInformation(image)
+    return out, count
 
 
 def as_volume(image: "Volume | sitk.Image | str") -> Volume:

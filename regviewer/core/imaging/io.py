@@ -11,7 +11,6 @@ import gzip
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -23,27 +22,17 @@ from regviewer.core.errors import (
     ImageReadError,
     ImageWriteError,
     IncompatibleImagesError,
-    MultipleSeriesError,
     MultipleTimePointsError,
     UnsupportedImageError,
 )
-from regviewer.core.imaging.image import Volume
+from regviewer.core.imaging.dicom import DicomSeries, list_dicom_series, read_dicom_folder
+from regviewer.core.imaging.image import Volume, without_non_finite
 
 IMAGE_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".dcm")
 _EIGHT_BIT_ONLY = (".jpg", ".jpeg")
 _INTEGER_ONLY = (".png", ".jpg", ".jpeg")
 _COLOUR_PIXEL_TYPES = {sitk.sitkVectorUInt8, sitk.sitkVectorUInt16}
 _COMPLEX_PIXEL_TYPES = {sitk.sitkComplexFloat32, sitk.sitkComplexFloat64}
-
-
-@dataclass(frozen=True)
-class DicomSeries:
-    """One series found in a DICOM folder."""
-
-    series_uid: str
-    description: str
-    n_files: int
-    files: tuple[str, ...]
 
 
 def suffix_of(path: str | Path) -> str:
@@ -65,61 +54,30 @@ def read_image(path: str | Path, time_point: int | None = None, series_uid: str 
     if not p.exists():
         raise ImageReadError(p, "the file does not exist")
     if p.is_dir():
-        image = _read_dicom_folder(p, series_uid)
+        image = read_dicom_folder(p, series_uid)
         return _finish(image, p, time_point, [])
     if p.stat().st_size == 0:
         raise ImageReadError(p, "the file is empty")
+    _check_readable(p)
     image, notes = _read_file(p)
     return _finish(image, p, time_point, notes)
 
 
-def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
-    """The DICOM series in a folder, for the caller (or a dialog) to choose from."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ImageReadError(folder, "it is not a folder")
-    series = []
-    for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)):
-        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
-        series.append(DicomSeries(uid, _dicom_description(files[0]) if files else "", len(files), tuple(files)))
-    return series
-
-
-def _dicom_description(file: str) -> str:
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(file)
+def _check_readable(p: Path) -> None:
+    """Permission problems are not damage: say which it is."""
     try:
-        reader.ReadImageInformation()
-        for key in ("0008|103e", "0008|0060"):
-            if reader.HasMetaDataKey(key):
-                return reader.GetMetaData(key).strip()
-    except RuntimeError:
-        pass
-    return ""
-
-
-def _read_dicom_folder(folder: Path, series_uid: str | None) -> sitk.Image:
-    series = list_dicom_series(folder)
-    if not series:
-        raise ImageReadError(folder, "the folder contains no DICOM series")
-    if series_uid is None:
-        if len(series) > 1:
-            raise MultipleSeriesError(folder, series)
-        chosen = series[0]
-    else:
-        matches = [s for s in series if s.series_uid == series_uid]
-        if not matches:
-            raise ImageReadError(folder, f"it has no DICOM series with UID {series_uid}")
-        chosen = matches[0]
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(list(chosen.files))
-    try:
-        return reader.Execute()
-    except RuntimeError as exc:
-        raise ImageReadError(folder, f"the DICOM series could not be read ({_first_line(exc)})") from None
+        with open(p, "rb") as fh:
+            fh.read(1)
+    except PermissionError:
+        raise ImageReadError(p, "permission denied (the file exists but this user may not read it)") from None
+    except OSError as exc:
+        raise ImageReadError(p, f"it cannot be read ({exc.strerror or exc})") from None
 
 
 def _read_file(p: Path) -> tuple[sitk.Image, list[str]]:
+    from regviewer.core.imaging.header_checks import check_header_fields
+
+    check_header_fields(p, suffix_of(p))  # before ITK: some damaged headers crash it
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(p))
     try:
@@ -135,6 +93,8 @@ def _read_file(p: Path) -> tuple[sitk.Image, list[str]]:
         raise UnsupportedImageError(p, "it holds complex numbers; only real-valued images are supported")
     if any(s <= 0 for s in reader.GetSpacing()):
         raise UnsupportedImageError(p, f"its voxel spacing {tuple(reader.GetSpacing())} has a zero or negative value")
+    if suffix_of(p) in (".nii", ".nii.gz"):
+        _check_nifti_spacing(p)
     _check_not_truncated(p, reader)
     try:
         image = reader.Execute()
@@ -143,9 +103,30 @@ def _read_file(p: Path) -> tuple[sitk.Image, list[str]]:
             return _read_nifti_non_orthonormal(p)
         raise ImageReadError(p, f"the file is truncated or damaged ({_first_line(exc)})") from None
     notes = _nifti_sform_notes(p) if suffix_of(p) in (".nii", ".nii.gz") else []
+    if suffix_of(p) in (".nii", ".nii.gz") and reader.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        notes += _nifti_non_finite_notes(p)  # ITK's NIfTI reader turns NaN and Inf into 0 silently
     for note in notes:
         warnings.warn(f"{p}: {note}", stacklevel=3)
     return image, notes
+
+
+def read_vector_field(p: Path) -> sitk.Image:
+    """A displacement-field file as ITK reads it, after the same readability and size
+    checks as an image (a short compressed field must not read as zero displacement)."""
+    if p.stat().st_size == 0:
+        raise ImageReadError(p, "the file is empty")
+    _check_readable(p)
+    from regviewer.core.imaging.header_checks import check_header_fields
+
+    check_header_fields(p, suffix_of(p))
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(p))
+    try:
+        reader.ReadImageInformation()
+        _check_not_truncated(p, reader)
+        return reader.Execute()
+    except RuntimeError as exc:
+        raise ImageReadError(p, f"it could not be read as an image ({_first_line(exc)})") from None
 
 
 def _expected_data_bytes(reader: sitk.ImageFileReader) -> int:
@@ -180,12 +161,10 @@ def _check_not_truncated(p: Path, reader: sitk.ImageFileReader) -> None:
                 fh.seek(-4, os.SEEK_END)
                 isize = int(np.frombuffer(fh.read(4), "<u4")[0])
             short = isize != needed % 2**32
-    elif suffix == ".mha":
-        text = p.read_bytes()[:4096]
-        marker = text.find(b"ElementDataFile = LOCAL")
-        if marker >= 0 and b"CompressedData = True" not in text[:marker]:
-            start = text.index(b"\n", marker) + 1
-            short = p.stat().st_size - start < expected
+    elif suffix in (".mha", ".mhd", ".nrrd", ".nhdr"):
+        from regviewer.core.imaging.header_checks import check_data_size
+
+        check_data_size(p, suffix, expected)
     if short:
         raise ImageReadError(p, "the file is truncated (it holds less image data than its header describes)")
 
@@ -198,6 +177,57 @@ def _nifti_header_bytes(p: Path) -> bytes | None:
     except (OSError, EOFError):
         return None
     return head if len(head) == 348 else None
+
+
+def _check_nifti_spacing(p: Path) -> None:
+    """ITK replaces a zero (or NaN) pixdim by 1 mm without a word; a scan with made-up
+    voxel sizes must not be registered, so refuse it here."""
+    head = _nifti_header_bytes(p)
+    if head is None:
+        return
+    endian = "<" if int(np.frombuffer(head[:4], "<i4")[0]) == 348 else ">"
+    ndim = int(np.frombuffer(head[40:42], endian + "i2")[0])
+    pixdim = np.frombuffer(head[76:108], endian + "f4").astype(float)
+    spatial = pixdim[1 : 1 + min(max(ndim, 1), 3)]
+    if np.any(~np.isfinite(spatial)) or np.any(spatial == 0):
+        shown = ", ".join(f"{v:g}" for v in spatial)
+        raise UnsupportedImageError(p, f"its voxel spacing (pixdim {shown}) has a zero or missing value; "
+                                       "fix the header (e.g. with nibabel or fslchpixdim) rather than guess 1 mm")
+
+
+def _nifti_non_finite_notes(p: Path) -> list[str]:
+    """Count NaN/Inf voxels in a float NIfTI's raw data, read in chunks."""
+    head = _nifti_header_bytes(p)
+    if head is None:
+        return []
+    endian = "<" if int(np.frombuffer(head[:4], "<i4")[0]) == 348 else ">"
+    datatype = int(np.frombuffer(head[70:72], endian + "i2")[0])
+    dtype = {16: np.dtype(endian + "f4"), 64: np.dtype(endian + "f8")}.get(datatype)
+    if dtype is None:
+        return []
+    vox_offset = int(np.frombuffer(head[108:112], endian + "f4")[0])
+    count = 0
+    try:
+        opener = gzip.open if suffix_of(p) == ".nii.gz" else open
+        with opener(p, "rb") as fh:
+            fh.read(vox_offset)
+            rest = b""
+            while True:
+                chunk = fh.read(2**24)
+                if not chunk:
+                    break
+                chunk = rest + chunk
+                usable = len(chunk) - len(chunk) % dtype.itemsize
+                count += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], dtype))))
+                rest = chunk[usable:]
+    except (OSError, EOFError, ValueError):
+        return []
+    return [non_finite_note(count)] if count else []
+
+
+def non_finite_note(count: int) -> str:
+    return (f"{count} voxel(s) are NaN or infinite; they are set to 0 and left out of the intensity range "
+            "(registration treats them as background)")
 
 
 def _nifti_sform_notes(p: Path) -> list[str]:
@@ -270,6 +300,7 @@ def _finish(image: sitk.Image, p: Path, time_point: int | None, notes: list[str]
         image = sitk.Extract(image, size[:3] + [0], [0, 0, 0, t])
     elif time_point not in (None, 0):
         raise ImageReadError(p, f"time point {time_point} was asked for, but the image is {dim}D")
+    as_read = " x ".join(str(n) for n in image.GetSize())
     if image.GetDimension() == 3 and image.GetSize()[2] == 1:
         image = image[:, :, 0]  # a single slice (one DICOM file, a flat TIFF) is a 2D image
     if image.GetDimension() not in (2, 3):
@@ -283,7 +314,16 @@ def _finish(image: sitk.Image, p: Path, time_point: int | None, notes: list[str]
         )
     if any(s <= 0 for s in image.GetSpacing()):
         raise UnsupportedImageError(p, f"its voxel spacing {tuple(image.GetSpacing())} has a zero or negative value")
+    if min(image.GetSize()) < 2:
+        raise UnsupportedImageError(p, f"it is {as_read} voxels: an axis only one voxel long leaves no image to "
+                                       "register (at least 2 voxels along each axis of a 2D or 3D image)")
+    image, count = without_non_finite(image)
+    if count and not any("NaN or infinite" in n for n in notes):
+        note = non_finite_note(count)
+        warnings.warn(f"{p}: {note}", stacklevel=3)
+        notes = [*notes, note]
     return Volume(image, path=str(p), warnings=list(notes))
+
 
 
 def _first_line(exc: Exception) -> str:

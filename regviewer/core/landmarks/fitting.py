@@ -227,19 +227,33 @@ def fit(landmark_set, model: str, reference=None, *, bspline_mesh_size: int = 4,
                        tuple(diagnostics.geometry_warnings(model, fixed)))
 
 
+LOO_EXACT_MAX = 300  # above this many pairs, B-spline leave-one-out errors are computed in closed form
+
+
 def _leave_one_out(model, fixed, moving, weights, basis, smoothing) -> np.ndarray:
-    """|model fitted without pair k, at fixed_k - moving_k| for each k (NaN if undetermined)."""
+    """|model fitted without pair k, at fixed_k - moving_k| for each k (NaN if undetermined).
+
+    Up to `LOO_EXACT_MAX` pairs every model is refitted without each pair. Above it the
+    B-spline uses the closed-form downdate (`warp.bspline_leave_one_out`) and, with no
+    smoothing (where that form does not exist), refits for an evenly spread sample of
+    `LOO_EXACT_MAX` pairs only (the others NaN); the TPS always uses Rippa's formula."""
     n, dim = fixed.shape
+    if model == "bspline" and n > LOO_EXACT_MAX and basis is not None:
+        if smoothing > 0:
+            return warp.bspline_leave_one_out(fixed, moving, weights, basis, smoothing)
+        sample = np.unique(np.linspace(0, n - 1, LOO_EXACT_MAX).round().astype(int))
+    else:
+        sample = np.arange(n)
     if model == "tps":
         loo = warp.tps_leave_one_out(fixed, moving)
-        for k in range(n):  # Rippa's formula gives numbers even where the rest is degenerate
+        for k in range(n if n <= LOO_EXACT_MAX else 0):  # Rippa's formula gives numbers where the rest is degenerate
             try:
                 _check_enough(model, np.delete(fixed, k, axis=0), dim, 0)
             except LandmarkFitError:
                 loo[k] = math.nan
         return loo
     loo = np.full(n, math.nan)
-    for k in range(n):
+    for k in sample:
         keep = np.arange(n) != k
         try:
             _check_enough(model, fixed[keep], dim, 0)

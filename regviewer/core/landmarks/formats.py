@@ -83,6 +83,14 @@ def read_landmarks(path: str | Path, moving_path: str | Path | None = None, *, f
         raise LandmarkFileError(path, f"unknown landmark format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if match not in ("label", "order"):
         raise LandmarkFileError(path, f"pairs are matched by 'label' or 'order', not {match!r}")
+    try:
+        return _read_any(path, moving_path, fmt, match)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        # A malformed file can trip any check; the user gets the file and the reason, never a traceback.
+        raise LandmarkFileError(path, f"it is malformed ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _read_any(path: str | Path, moving_path: str | Path | None, fmt: str, match: str) -> tuple[int, list[Record]]:
     if fmt in ("slicer", "fcsv"):
         reader = _read_slicer_json if fmt == "slicer" else _read_fcsv
         fixed_points = reader(Path(path))
@@ -163,7 +171,7 @@ def _read_csv(path: Path) -> tuple[int, list[Record]]:
         raise LandmarkFileError(path, f"the header lacks the column(s) {', '.join(missing)} "
                                 f"(it has: {', '.join(columns)})", header_line)
     where = {c: columns.index(c) for c in columns}
-    records: list[Record] = []
+    records: list[Record] = _Records()
     for line, cells in rows:
         if len(cells) != len(columns):
             raise LandmarkFileError(path, f"expected {len(columns)} values as in the header, found {len(cells)}", line)
@@ -190,14 +198,24 @@ def _weight(path: Path, text: str, line: int | None) -> float:
     return value
 
 
+class _Records(list):
+    """Records plus the set of their names, so the uniqueness check stays O(1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+
 def _add_unique(path: Path, records: list[Record], record: Record, line: int | None) -> None:
-    if any(r["name"] == record["name"] for r in records):
+    names = records.names if isinstance(records, _Records) else {r["name"] for r in records}
+    if record["name"] in names:
         raise LandmarkFileError(path, f"the name {record['name']!r} appears twice; landmark names must be unique", line)
     records.append(record)
+    names.add(record["name"])
 
 
 def _read_bigwarp(path: Path) -> tuple[int, list[Record]]:
-    records: list[Record] = []
+    records: list[Record] = _Records()
     dimension = None
     for line, cells in _rows(path):
         if len(cells) not in (6, 8):
@@ -229,14 +247,14 @@ def _read_json(path: Path) -> tuple[int, list[Record]]:
         dimension = int(data["dimension"])
         if dimension not in (2, 3) or data.get("coordinate_system", "LPS") != "LPS":
             raise ValueError("expected a 2D or 3D LPS landmark set")
-        records: list[Record] = []
+        records: list[Record] = _Records()
         for k, p in enumerate(data["pairs"]):
             record = {
                 "name": str(p["name"]),
                 "fixed": _json_point(path, p.get("fixed"), dimension, f"pair {k + 1} fixed point"),
                 "moving": _json_point(path, p.get("moving"), dimension, f"pair {k + 1} moving point"),
                 "enabled": bool(p.get("enabled", True)),
-                "weight": float(p.get("weight", 1.0)),
+                "weight": _weight(path, str(p.get("weight", 1.0)), None),
             }
             _add_unique(path, records, record, None)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -257,6 +275,8 @@ def _load_json(path: Path) -> Any:
         return json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise LandmarkFileError(path, f"it is not valid JSON ({exc.msg})", exc.lineno) from None
+    except RecursionError:
+        raise LandmarkFileError(path, "its JSON is nested too deeply to be a landmark file") from None
 
 
 # --- Slicer: one file per image ---------------------------------------------------------------------------
@@ -281,8 +301,14 @@ def _read_slicer_json(path: Path) -> list[tuple]:
     if units != "mm":
         raise LandmarkFileError(path, f"its coordinateUnits is {units!r}; only mm is supported")
     points = []
-    for k, cp in enumerate(markup.get("controlPoints", [])):
+    control_points = markup.get("controlPoints", [])
+    if not isinstance(control_points, list):
+        raise LandmarkFileError(path, f"its 'controlPoints' must be a list of points, not {type(control_points).__name__}")
+    for k, cp in enumerate(control_points):
         what = f"control point {k + 1}"
+        if not isinstance(cp, dict):
+            raise LandmarkFileError(path, f"{what} must be an object with 'label' and 'position', not "
+                                          f"{type(cp).__name__}")
         label = str(cp.get("label", "")).strip()
         if not label:
             raise LandmarkFileError(path, f"{what} has no label (pairs are matched by label)")
@@ -361,7 +387,8 @@ def _pair_up(fixed_path, moving_path, fixed_points: list[tuple], moving_points: 
         by_label = {m[0]: m for m in moving_points}
         fixed_labels = [f[0] for f in fixed_points]
         only_fixed = [label for label in fixed_labels if label not in by_label]
-        only_moving = [m[0] for m in moving_points if m[0] not in set(fixed_labels)]
+        fixed_set = set(fixed_labels)
+        only_moving = [m[0] for m in moving_points if m[0] not in fixed_set]
         if only_fixed or only_moving:
             parts = []
             if only_fixed:

@@ -5,8 +5,9 @@ A pairs CSV has a header with `fixed` and `moving` columns and optionally `name`
 Each pair's outputs (see `api.register_to_folder`) are written into a hidden staging
 folder that is renamed to ``OUT/<name>/`` only when complete, so ``OUT/<name>/done.json``
 marks a finished pair and a rerun skips it (resumable). A pair that fails gets
-``OUT/<name>/failed.json`` with its error; a rerun skips it too unless its input files
-or the settings changed, or `retry_failed` is set. `summary.csv` lists every pair.
+``OUT/<name>/failed.json`` with its error. A rerun skips a finished or failed pair only
+when the content of its input files (a hash) and the settings are those recorded; a
+failed one also runs again with `retry_failed`. Pair names must be unique. `summary.csv` lists every pair.
 
 Dask (`pip install regviewer[batch]`) is imported only when used. By default a local
 cluster of worker *processes* is started; `scheduler="tcp://host:8786"` uses an
@@ -114,54 +115,105 @@ def _stem(path: str) -> str:
 
 
 def read_pairs(csv_path: str | Path) -> list[PairSpec]:
-    """Read the pairs CSV (see module doc). Raises `BatchSetupError` naming the file and line."""
+    """Read the pairs CSV (see module doc). Raises `BatchSetupError` naming the file and line:
+    a row with more cells than the header, a quote left open (it would swallow the rows
+    below), a missing path, or a pair name used twice (results are kept per name)."""
     p = Path(csv_path)
     if not p.is_file():
         raise BatchSetupError(f"Cannot read the pairs file '{p}': the file does not exist")
     try:
-        rows = list(csv.DictReader(io.StringIO(p.read_text(encoding="utf-8-sig"))))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise BatchSetupError(f"Cannot read the pairs file '{p}': it is not a CSV text file ({exc})") from None
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise BatchSetupError(f"Cannot read the pairs file '{p}': it is not a UTF-8 text file") from None
+    except OSError as exc:
+        raise BatchSetupError(f"Cannot read the pairs file '{p}': {exc.strerror or exc}") from None
+    reader = csv.reader(io.StringIO(text))
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        line = 1
+        for cells in reader:
+            rows.append((line, cells))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise BatchSetupError(f"The pairs file '{p}', line {reader.line_num}: it is not valid CSV ({exc})") from None
+    for line, cells in rows:
+        if any("\n" in c or "\r" in c for c in cells):
+            raise BatchSetupError(f"The pairs file '{p}', line {line}: a quote opened on this line is not closed, "
+                                  "so the cell runs over the following lines; close the quote")
+    rows = [(line, cells) for line, cells in rows if any(c.strip() for c in cells)]
     if not rows:
         raise BatchSetupError(f"The pairs file '{p}' has no pairs (it needs a header 'fixed,moving' and one row per pair)")
-    keys = {k.strip().lower() for k in rows[0] if k}
-    missing = [k for k in ("fixed", "moving") if k not in keys]
+    header_line, header = rows[0]
+    columns = [h.strip().lower() for h in header]
+    missing = [k for k in ("fixed", "moving") if k not in columns]
     if missing:
         raise BatchSetupError(f"The pairs file '{p}' has no column {' or '.join(missing)}; its header must name "
                               "'fixed' and 'moving' (and optionally name, landmarks, fixed_mask, moving_mask)")
+    if len(set(c for c in columns if c)) != len([c for c in columns if c]):
+        raise BatchSetupError(f"The pairs file '{p}', line {header_line}: the header names a column twice")
+    if len(rows) == 1:
+        raise BatchSetupError(f"The pairs file '{p}' has no pairs (only a header)")
     base = p.resolve().parent
     specs: list[PairSpec] = []
-    seen: set[str] = set()
-    for line, row in enumerate(rows, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
-        if not any(row.values()):
-            continue
+    seen: dict[str, int] = {}
+
+    def resolve(value: str | None) -> str | None:
+        return str((base / value).resolve()) if value else None
+
+    parsed = []
+    for line, cells in rows[1:]:
+        if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns):]):
+            raise BatchSetupError(f"The pairs file '{p}', line {line}: {len(cells)} cells but the header has "
+                                  f"{len(columns)} columns (a comma inside a path needs quotes)")
+        row = {k: (cells[i].strip() if i < len(cells) else "") for i, k in enumerate(columns) if k}
         if not row.get("fixed") or not row.get("moving"):
             raise BatchSetupError(f"The pairs file '{p}', line {line}: both 'fixed' and 'moving' need a path")
-
-        def resolve(value: str | None) -> str | None:
-            return str((base / value).resolve()) if value else None
-
-        name = _safe_name(row.get("name") or row.get("pair") or _stem(row["moving"]))
-        unique, k = name, 2
-        while unique in seen:
-            unique, k = f"{name}_{k}", k + 1
-        seen.add(unique)
-        specs.append(PairSpec(unique, resolve(row["fixed"]), resolve(row["moving"]),
+        parsed.append((line, row))
+    # A name without a 'name' column comes from the row itself, never from its position: the
+    # moving file's stem, or its path when stems collide (subj1/m.nii.gz, subj2/m.nii.gz).
+    stems = [_stem(row["moving"]) for _, row in parsed if not (row.get("name") or row.get("pair"))]
+    for line, row in parsed:
+        explicit = row.get("name") or row.get("pair")
+        if explicit:
+            name = _safe_name(explicit)
+        elif stems.count(_stem(row["moving"])) > 1:
+            name = _safe_name(_stem(row["moving"].replace("\\", "/").replace("/", "_")))
+        else:
+            name = _safe_name(_stem(row["moving"]))
+        if name in seen:
+            raise BatchSetupError(f"The pairs file '{p}', line {line}: the pair name '{name}' repeats line "
+                                  f"{seen[name]}; each pair's results are kept under its name, so names must be "
+                                  "unique (add or fix a 'name' column)")
+        seen[name] = line
+        specs.append(PairSpec(name, resolve(row["fixed"]), resolve(row["moving"]),
                               *(resolve(row.get(c)) for c in _OPTIONAL_COLUMNS)))
     return specs
 
 
+def _hash_path(h, path: str) -> None:
+    target = Path(path)
+    files = sorted(q for q in target.rglob("*") if q.is_file()) if target.is_dir() else [target]
+    for f in files:
+        h.update(str(f.relative_to(target) if target.is_dir() else f.name).encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+
+
 def inputs_fingerprint(spec: PairSpec) -> str:
-    """Size and modification time of each input: a failed pair is retried once they change."""
-    parts = []
-    for f in spec.input_files():
+    """A hash of every input file's content, by role: a finished pair whose inputs changed
+    (even with the same name, size and time) runs again; a missing input hashes as such."""
+    h = hashlib.sha256()
+    for role in ("fixed", "moving", "landmarks", "fixed_mask", "moving_mask"):
+        path = getattr(spec, role)
+        h.update(f"|{role}:".encode())
+        if not path:
+            continue
         try:
-            st = os.stat(f)
-            parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+            _hash_path(h, path)
         except OSError:
-            parts.append(f"{f}:missing")
-    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+            h.update(b"<missing>")
+    return h.hexdigest()[:16]
 
 
 # --- one pair (runs on a worker) --------------------------------------------------------
@@ -247,8 +299,9 @@ def previous_result(spec: PairSpec, out_root: Path, settings: BatchSettings, ret
             old = PairResult(**{k: v for k, v in data.items() if k in {f.name for f in fields(PairResult)}})
         except (OSError, ValueError, TypeError):
             return None
-        if marker == FAILED_MARKER and (retry_failed or old.inputs != inputs_fingerprint(spec)
-                                        or old.settings != settings.fingerprint()):
+        if old.inputs != inputs_fingerprint(spec) or old.settings != settings.fingerprint():
+            return None  # the inputs' content or the settings changed: the old result is not this pair's
+        if marker == FAILED_MARKER and retry_failed:
             return None
         old.this_run = "skipped"
         return old

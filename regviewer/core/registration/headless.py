@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any, Callable
 
 import SimpleITK as sitk
 
+from regviewer.core.atomic import MANIFEST_NAME, clean_stale_staging, publish_set, staging_dir
 from regviewer.core.errors import ImageWriteError, ParameterError, RegistrationCancelled
 from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.imaging.image import Volume
@@ -65,7 +67,17 @@ def read_parameters(preset: str | None = None, params: str | Path | None = None)
             raise ParameterError(f"Cannot use parameters '{p}': {exc}") from None
         except UnicodeDecodeError:
             raise ParameterError(f"Cannot use parameters '{p}': it is not a text (JSON) file") from None
-        pipeline.validate()
+        except RecursionError:
+            raise ParameterError(f"Cannot use parameters '{p}': its JSON is nested too deeply") from None
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            raise ParameterError(f"Cannot use parameters '{p}': it is not a parameters file "
+                                 f"({type(exc).__name__}: {str(exc)[:200]})") from None
+        except OSError as exc:
+            raise ParameterError(f"Cannot read parameters '{p}': {exc.strerror or exc}") from None
+        try:
+            pipeline.validate()
+        except ParameterError as exc:
+            raise ParameterError(f"Cannot use parameters '{p}': {exc}") from None
         return pipeline
     if preset is not None:
         from regviewer.core.registration.presets import load_preset
@@ -142,19 +154,28 @@ def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = 
     that kind), ``history.csv`` (metric per iteration), ``parameters.json`` and
     ``qa.json`` (a summary). Inputs may be paths, Volumes or SimpleITK images;
     `params` may be a `Pipeline` or a JSON file path (it overrides `preset`);
-    `landmarks` a path or a `LandmarkSet` (used for TRE, and by a landmark initialiser);
+    `landmarks` a path or a `LandmarkSet` (used for TRE and the did-it-improve check;
+    they start the registration only when the first stage's initializer is "landmarks");
     `initial_transform` a fixed -> moving transform or its file to start from.
 
-    All files are written into a hidden folder first and moved in at the end, so an
-    error or Ctrl+C leaves either the complete set or nothing new. A cancelled
-    registration raises `RegistrationCancelled` and writes nothing.
+    Before registering: the output folder must be writable and no output may land on an
+    input (`ImageWriteError`). All files are written into a hidden folder first and
+    published as one set with ``manifest.json`` written last, so an error, Ctrl+C or
+    kill leaves either the complete new set or files without a manifest, never old and
+    new files mixed. A cancelled registration raises `RegistrationCancelled` and writes
+    nothing, also when cancelled while saving.
     """
     from regviewer.core.registration.engine import register
     from regviewer.core.imaging.image import as_volume
 
     start = time.monotonic()
-    _check_output_folder(out_dir)  # before minutes of work, not after
+    inputs = _input_paths(fixed=fixed, moving=moving, landmarks=landmarks, fixed_mask=fixed_mask,
+                          moving_mask=moving_mask, initial_transform=initial_transform, parameters=params)
+    _refuse_overwriting_inputs(out_dir, OUTPUT_NAMES, inputs)
+    _check_output_folder(out_dir, writable=True)  # before minutes of work, not after
     fixed_v, moving_v = as_volume(fixed), as_volume(moving)
+    for role, volume in (("fixed", fixed_v), ("moving", moving_v)):
+        _refuse_constant(volume, role)
     masks = [None if m is None else as_volume(m) for m in (fixed_mask, moving_mask)]
     where = ""
     if landmarks is not None and isinstance(landmarks, (str, Path)):
@@ -172,32 +193,159 @@ def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = 
 
         initial_transform = read_transform(initial_transform)
     pipeline = params if params is None or not isinstance(params, (str, Path)) else read_parameters(params=params)
-    result = register(fixed_v, moving_v, preset=preset, params=pipeline, fixed_mask=masks[0], moving_mask=masks[1],
-                      initial_transform=initial_transform, progress=progress, cancel=cancel, seed=seed, landmarks=landmarks)
+    if pipeline is None:
+        pipeline = read_parameters(preset=preset or "affine-mi")
+    # Landmarks measure the error; they start the registration only when the parameters ask.
+    initialise = getattr(pipeline.stages[0], "initializer", None) == "landmarks" and initial_transform is None
+    result = abandonable(lambda: register(fixed_v, moving_v, preset=preset, params=pipeline, fixed_mask=masks[0],
+                                          moving_mask=masks[1], initial_transform=initial_transform,
+                                          progress=progress, cancel=cancel, seed=seed,
+                                          landmarks=landmarks if initialise else None), cancel)
     if result.cancelled:
         raise RegistrationCancelled("Registration cancelled; nothing was written", best_transform=result.transform)
     return save_result(result, fixed_v, moving_v, out_dir, landmarks=landmarks, evaluate=evaluate,
-                       started=start, seed=seed)
+                       started=start, seed=seed, start_transform=initial_transform, cancel=cancel)
 
 
-def _check_output_folder(out_dir: str | Path) -> Path:
+def abandonable(work: Callable[[], Any], cancel, grace_s: float = 1.0) -> Any:
+    """Run `work` in a daemon thread and wait; if `cancel` fires and `work` has not
+    returned `grace_s` later (stuck inside one ITK filter, which checks no token), give
+    up on it: raise `RegistrationCancelled` with ``abandoned = True``. SimpleITK releases
+    the GIL while it computes, so this thread keeps polling; the abandoned thread runs
+    on until its filter returns, and its result is dropped."""
+    if cancel is None:
+        return work()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = work()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread as it is
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="regviewer-work", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+        if cancel.cancelled and thread.is_alive():
+            thread.join(grace_s)
+            if thread.is_alive():
+                error = RegistrationCancelled("Registration cancelled (abandoned inside an ITK filter); nothing was "
+                                              "written")
+                error.abandoned = True
+                raise error
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+OUTPUT_NAMES = (TRANSFORM_LINEAR_NAME, TRANSFORM_DEFORMABLE_NAME, HISTORY_NAME, QA_NAME, PARAMS_NAME,
+                "moving_resampled.nii.gz", "moving_resampled.png", "moving_resampled.tif", MANIFEST_NAME)
+
+
+def _input_paths(**named) -> dict[str, Path]:
+    """The files a run reads, by role (paths, or a Volume's own path)."""
+    paths = {}
+    for role, value in named.items():
+        path = value if isinstance(value, (str, Path)) else getattr(value, "path", None)
+        if path:
+            paths[role.replace("_", " ")] = Path(path)
+    return paths
+
+
+def _refuse_constant(volume: Volume, role: str) -> None:
+    """An image with one value everywhere has nothing to align; ITK would fail with
+    "Refusing to change spacing ... to [.., 0]" or stop after 0 iterations as a 'success'."""
+    import numpy as np
+
+    from regviewer.core.errors import UnsupportedImageError
+
+    values = sitk.GetArrayViewFromImage(volume.scalar())
+    low, high = float(np.min(values)), float(np.max(values))
+    if low == high:
+        raise UnsupportedImageError(volume.path or f"<{role} image>",
+                                    f"the {role} image has the same value ({low:g}) everywhere, so there is nothing "
+                                    "to register it by")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _refuse_overwriting_inputs(out_dir: str | Path, names, inputs: dict[str, Path]) -> None:
+    """An output must never replace a file the run reads (a moving image named
+    moving_resampled.nii.gz in --out, `apply --out` onto its own input)."""
+    for name in names:
+        target = Path(out_dir) / name if name else Path(out_dir)
+        for role, path in inputs.items():
+            if _same_file(target, path):
+                raise ImageWriteError(target, f"it is the {role} this run reads; writing there would destroy an "
+                                              "input. Choose another output folder or file name")
+
+
+def _check_output_folder(out_dir: str | Path, writable: bool = False) -> Path:
+    """The output folder; with `writable`, created and proven writable by a probe file
+    (a read-only folder must fail before minutes of registration, not after)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ImageWriteError(out, "it is a file, not a folder; give a folder for the outputs")
+    if writable:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".regviewer-probe-", dir=out)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise ImageWriteError(out, f"the output folder is not writable ({exc.strerror or exc})") from None
+        clean_stale_staging(out)
     return out
 
 
+def _verification(result, fixed: Volume, moving: Volume, landmarks, start_transform) -> list[str]:
+    """Reasons to distrust the result: input warnings, a landmark error that grew during
+    the run, and any stage verification the engine reports as not improving."""
+    warnings_ = [f"{v.name}: {w}" for v in (fixed, moving) for w in getattr(v, "warnings", [])]
+    details = getattr(result, "details", None) or {}
+    verification = details.get("verification") if isinstance(details, dict) else None
+    checks = verification if isinstance(verification, list) else [verification] if verification else []
+    for check in checks:
+        if isinstance(check, dict) and check.get("improved") is False:
+            warnings_.append(NOT_IMPROVED + ": " + str(check.get("message") or check.get("reason") or "the engine's "
+                                                                                                    "verification failed"))
+    for note in (details.get("warnings") or []) if isinstance(details, dict) else []:
+        warnings_.append(str(note))
+    if landmarks is not None:
+        start = start_transform if start_transform is not None else sitk.Transform(fixed.dimension, sitk.sitkIdentity)
+        before, _ = landmark_tre(start, landmarks)
+        after, _ = landmark_tre(result.transform, landmarks)
+        if before is not None and after is not None and after > before + max(0.5, 0.05 * before):
+            warnings_.append(f"{NOT_IMPROVED}: the landmark error grew from {before:.3g} mm at the start to "
+                             f"{after:.3g} mm")
+    return warnings_
+
+
+NOT_IMPROVED = "the result is worse than its start"
+
+
 def save_result(result, fixed: Volume, moving: Volume, out_dir: str | Path, landmarks=None, evaluate: bool = True,
-                started: float | None = None, seed: int = 0) -> PairOutcome:
-    """Write a `RegistrationResult`'s files into `out_dir` (see `register_to_folder`)."""
+                started: float | None = None, seed: int = 0, start_transform=None, cancel=None) -> PairOutcome:
+    """Write a `RegistrationResult`'s files into `out_dir` (see `register_to_folder`).
+
+    The set is all-or-nothing (`atomic.publish_set`, manifest.json last). A `cancel`
+    token cancelled while saving stops at the next file and writes nothing
+    (`RegistrationCancelled`). qa.json's "verdict" is "not improved" (with "warnings")
+    when the result is worse than its start; the files are still written, to inspect."""
     from regviewer.core.transforms.resample import resample_moving
     from regviewer.core.transforms.ops import is_linear
 
-    out = _check_output_folder(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ImageWriteError(out, f"the output folder cannot be created ({exc.strerror or exc})") from None
+    def check_cancel() -> None:
+        if cancel is not None and cancel.cancelled:
+            raise RegistrationCancelled("Interrupted while saving; nothing was written", best_transform=result.transform)
+
+    out = _check_output_folder(out_dir, writable=True)
     linear = is_linear(result.transform)
     names = {
         "transform": TRANSFORM_LINEAR_NAME if linear else TRANSFORM_DEFORMABLE_NAME,
@@ -219,30 +367,39 @@ def save_result(result, fixed: Volume, moving: Volume, out_dir: str | Path, land
         "warnings": list(getattr(result, "warnings", []) or []),
         "verification": (getattr(result, "details", None) or {}).get("verification"),
     }
+    warnings_ = _verification(result, fixed, moving, landmarks, start_transform)
+    summary["verdict"] = "not improved" if any(w.startswith(NOT_IMPROVED) for w in warnings_) else "ok"
+    summary["warnings"] = warnings_
+    check_cancel()
     if evaluate:
         summary["qa"] = _qa_summary(fixed, moving, result, landmarks)
 
     # The resampled image keeps the moving pixel type (and colour): linear interpolation of
     # the original, not the float32 grey copy the metric used.
+    check_cancel()
     resampled = resample_moving(moving, fixed, result.transform, "linear")
-    stage = Path(tempfile.mkdtemp(prefix=".regviewer-out-", dir=out))
+    check_cancel()
+    try:
+        stage = staging_dir(out)
+    except OSError as exc:
+        raise ImageWriteError(out, f"the output folder is not writable ({exc.strerror or exc})") from None
     try:
         from regviewer.core.imaging.io import write_transform
 
         write_transform(result.transform, stage / names["transform"])
+        check_cancel()
         write_image(resampled, stage / names["resampled"])
+        check_cancel()
         (stage / names["history"]).write_text(history_csv(result.history), encoding="utf-8")
         params_json = result.params.to_json() if hasattr(result.params, "to_json") else json.dumps(None)
         (stage / names["parameters"]).write_text(params_json, encoding="utf-8")
         seconds = time.monotonic() - started if started is not None else float(result.elapsed)
         summary["total_seconds"] = round(seconds, 3)
         (stage / names["qa"]).write_text(json.dumps(summary, indent=2, default=_json_default), encoding="utf-8")
-        # A transform of the other kind left by an earlier run would be ambiguous.
-        other = TRANSFORM_DEFORMABLE_NAME if linear else TRANSFORM_LINEAR_NAME
-        if (out / other).exists():
-            (out / other).unlink()
-        for name in names.values():
-            os.replace(stage / name, out / name)
+        check_cancel()
+        # The other kind of transform and other resampled names left by an earlier run go too.
+        retire = [n for n in OUTPUT_NAMES if n not in names.values() and n != MANIFEST_NAME]
+        publish_set(stage, out, [names[k] for k in ("transform", "resampled", "history", "parameters", "qa")], retire)
     except OSError as exc:
         raise ImageWriteError(out, exc.strerror or str(exc)) from None
     finally:
@@ -263,6 +420,8 @@ def apply_transform(transform, image, reference, out: str | Path, interpolator: 
     from regviewer.core.imaging.io import read_transform
     from regviewer.core.transforms.resample import resample_moving
 
+    inputs = _input_paths(transform=transform, image=image, reference=reference)
+    _refuse_overwriting_inputs(out, [""], inputs)
     tx = read_transform(transform) if isinstance(transform, (str, Path)) else transform
     moving_v, reference_v = as_volume(image), as_volume(reference)
     if tx.GetDimension() != reference_v.dimension or moving_v.dimension != reference_v.dimension:
@@ -275,5 +434,5 @@ def apply_transform(transform, image, reference, out: str | Path, interpolator: 
     return Path(out)
 
 
-__all__ = ["PairOutcome", "register_to_folder", "save_result", "apply_transform", "read_parameters",
+__all__ = ["NOT_IMPROVED", "OUTPUT_NAMES", "PairOutcome", "register_to_folder", "save_result", "apply_transform", "read_parameters",
            "history_csv", "landmark_tre", "resampled_name"]

@@ -26,6 +26,7 @@ conventions (FSL's RAS warps, NiftyReg's deformation fields) are not converted.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -34,6 +35,7 @@ import SimpleITK as sitk
 
 from regviewer.core.atomic import atomic_output
 from regviewer.core.errors import ImageWriteError, ParameterError, TransformReadError
+from regviewer.core.transforms.itk_text import COUNT_NOTE, itk_text_problem
 from regviewer.core.transforms.ops import from_matrix, matrix_offset
 from regviewer.core.transforms.storable import storable
 
@@ -61,34 +63,60 @@ def read_transform(path: str | Path) -> sitk.Transform:
         raise TransformReadError(p, "it is a folder, not a transform file")
     if p.stat().st_size == 0:
         raise TransformReadError(p, "the file is empty")
-    suffix = _suffix(p)
-    if suffix in DISPLACEMENT_FIELD_EXTENSIONS:
-        return read_displacement_field(p)
-    if suffix in (".txt", ".tfm") and _looks_like_elastix(p):
-        return read_elastix(p)
-    if suffix == ".mat":
-        return read_ants_mat(p)
     try:
-        return sitk.ReadTransform(str(p))
+        with open(p, "rb") as fh:
+            fh.read(1)
+    except PermissionError:
+        raise TransformReadError(p, "permission denied (the file exists but this user may not read it)") from None
+    suffix = _suffix(p)
+    try:
+        if suffix in DISPLACEMENT_FIELD_EXTENSIONS:
+            return read_displacement_field(p)
+        if suffix in (".txt", ".tfm") and _looks_like_elastix(p):
+            return read_elastix(p)
+        if suffix == ".mat":
+            return read_ants_mat(p)
+        return _read_itk(p)
+    except RuntimeError as exc:  # ITK refused a value the file holds (e.g. a singular matrix)
+        raise TransformReadError(p, f"it holds values ITK refuses ({str(exc).strip().splitlines()[-1][:200]})") from None
+    except (ValueError, TypeError, IndexError, OverflowError, RecursionError, MemoryError, OSError) as exc:
+        # A damaged file can trip any parser; the user gets the file and the reason, never a traceback.
+        raise TransformReadError(p, f"it is damaged ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _read_itk(p: Path) -> sitk.Transform:
+    try:
+        tx = sitk.ReadTransform(str(p))
     except RuntimeError:
         raise TransformReadError(
             p,
             "it is not a transform file regviewer can read (ITK .tfm/.txt/.h5, ANTs .mat, "
             "elastix TransformParameters.*.txt or a displacement-field image)",
         ) from None
+    if _suffix(p) in (".tfm", ".txt"):
+        problem = itk_text_problem(p.read_text(encoding="utf-8", errors="replace"), tx)
+        if problem:
+            raise TransformReadError(p, problem)
+    return tx
 
 
 # --- displacement fields ------------------------------------------------------------
 def read_displacement_field(path: str | Path) -> sitk.Transform:
     """A displacement-field image as a transform: T(x) = x + u(x), fixed → moving."""
     p = Path(path)
+    from regviewer.core.errors import ImageReadError
+    from regviewer.core.imaging.io import read_vector_field
+
     try:
-        field = sitk.ReadImage(str(p))
-    except RuntimeError:
-        raise TransformReadError(p, "it could not be read as an image (damaged or not an image)") from None
+        field = read_vector_field(p)
+    except ImageReadError as exc:
+        raise TransformReadError(p, exc.problem) from None
     dim = field.GetDimension()
     n = field.GetNumberOfComponentsPerPixel()
-    if dim not in (2, 3) or n != dim:
+    if dim not in (2, 3):
+        raise TransformReadError(p, f"it is a {dim}D image with {n} components per voxel; a displacement field "
+                                    "is a 2D or 3D image with one component per axis")
+    if n != dim:
         raise TransformReadError(
             p,
             f"a displacement field needs {dim} vector components per voxel (one per axis), this "
@@ -225,7 +253,10 @@ def _numbers(p: Path, params: dict, key: str, count: int | None = None) -> list[
 
 def _elastix_transform(p: Path, params: dict) -> sitk.Transform:
     kind = str(_first(params, "Transform", ""))
-    dim = int(_first(params, "FixedImageDimension", _first(params, "MovingImageDimension", 3)))
+    dim_value = _first(params, "FixedImageDimension", _first(params, "MovingImageDimension", 3.0))
+    if not isinstance(dim_value, float) or not dim_value.is_integer():
+        raise TransformReadError(p, f"FixedImageDimension is '{dim_value}'; it must be 2 or 3")
+    dim = int(dim_value)
     if dim not in (2, 3):
         raise TransformReadError(p, f"it is a {dim}D elastix transform; only 2D and 3D are supported")
     tp_values = params.get("TransformParameters", [])
@@ -279,15 +310,26 @@ def _elastix_bspline(p: Path, params: dict, dim: int, tp: list[float]) -> sitk.T
         direction = np.eye(dim)
     # ITK's B-spline grid starts at index 0: fold a non-zero GridIndex into the origin.
     origin = origin + direction @ (np.asarray(spacing) * np.asarray(index))
-    order = int(_first(params, "BSplineTransformSplineOrder", 3))
+    order_value = _first(params, "BSplineTransformSplineOrder", 3.0)
+    if not isinstance(order_value, float) or not order_value.is_integer():
+        raise TransformReadError(p, f"BSplineTransformSplineOrder is '{order_value}'; it must be 0 to 3")
+    order = int(order_value)
+    if any(s < 1 for s in size) or int(np.prod(size)) > 10**8:
+        raise TransformReadError(p, f"its GridSize {size} is not a usable B-spline grid")
     n = dim * int(np.prod(size))
     _need(p, "BSplineTransform", tp, n)
     try:
         tx = sitk.BSplineTransform(dim, order)
     except RuntimeError:
         raise TransformReadError(p, f"B-spline order {order} is not supported (use 0 to 3)") from None
-    tx.SetFixedParameters([float(s) for s in size] + list(origin) + list(spacing) + list(direction.ravel()))
-    tx.SetParameters(tp)
+    if any(not (math.isfinite(s) and s > 0) for s in spacing) or not np.all(np.isfinite(origin)):
+        raise TransformReadError(p, f"its GridSpacing {spacing} / GridOrigin {list(origin)} is not a usable grid "
+                                    "(spacings must be finite and above 0)")
+    try:
+        tx.SetFixedParameters([float(s) for s in size] + list(origin) + list(spacing) + list(direction.ravel()))
+        tx.SetParameters(tp)
+    except RuntimeError as exc:
+        raise TransformReadError(p, f"its B-spline grid is not usable ({str(exc).strip().splitlines()[-1][:160]})") from None
     return tx
 
 
@@ -327,9 +369,13 @@ def write_transform(transform: sitk.Transform, path: str | Path) -> None:
             if suffix in (".tfm", ".txt"):
                 text = tmp.read_text()
                 lines = text.splitlines(keepends=True)
-                tmp.write_text("".join(lines[:1] + [DIRECTION_NOTE + "\n"] + lines[1:]))
+                count = sum(line.startswith("Transform:") for line in lines)
+                notes = [DIRECTION_NOTE + "\n", f"{COUNT_NOTE}{count}\n"]
+                tmp.write_text("".join(lines[:1] + notes + lines[1:]))
     except RuntimeError as exc:
         raise ImageWriteError(p, str(exc).strip().splitlines()[-1][:200]) from None
+    except OSError as exc:
+        raise ImageWriteError(p, exc.strerror or str(exc)) from None
 
 
 def is_transform_file(path: str | Path) -> bool:
@@ -349,11 +395,15 @@ def is_transform_file(path: str | Path) -> bool:
             return False
         return _looks_like_elastix(p) or head.lstrip().startswith("#Insight Transform File")
     if suffix in DISPLACEMENT_FIELD_EXTENSIONS:
+        from regviewer.core.errors import ImageReadError
+        from regviewer.core.imaging.header_checks import check_header_fields
+
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(p))
         try:
+            check_header_fields(p, suffix)  # some damaged headers crash ITK's reader
             reader.ReadImageInformation()
-        except RuntimeError:
+        except (RuntimeError, ImageReadError, OSError):
             return False
         return reader.GetDimension() in (2, 3) and reader.GetNumberOfComponents() == reader.GetDimension() \
             and reader.GetPixelID() in (sitk.sitkVectorFloat32, sitk.sitkVectorFloat64)
@@ -368,6 +418,7 @@ __all__ = [
     "read_ants_mat",
     "read_elastix",
     "parse_elastix_parameters",
+    "itk_text_problem",
     "DIRECTION_NOTE",
     "TRANSFORM_EXTENSIONS",
 ]

@@ -73,9 +73,16 @@ def transform_from_json(entry: Any, where: str) -> sitk.Transform:
                 path.write_text(str(entry["data"]), encoding="utf-8")
             else:
                 path.write_bytes(base64.b64decode(str(entry["data"]), validate=True))
-            return sitk.ReadTransform(str(path))
+            transform = sitk.ReadTransform(str(path))
         except (RuntimeError, ValueError):
             raise SessionError(f"{where}: the transform data is damaged and cannot be read") from None
+    if encoding == "itk-text":
+        from regviewer.core.transforms.io import itk_text_problem
+
+        problem = itk_text_problem(str(entry["data"]), transform)
+        if problem:
+            raise SessionError(f"{where}: the transform data is damaged: {problem}")
+    return transform
 
 
 # --------------------------------------------------------------------------- the model
@@ -193,6 +200,8 @@ class Session:
         except json.JSONDecodeError as exc:
             raise SessionError(f"Cannot open session '{p}': it is not valid JSON "
                                f"({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        except RecursionError:
+            raise SessionError(f"Cannot open session '{p}': its JSON is nested too deeply to be a session") from None
         return cls.from_dict(data, source=str(p), base_dir=p.parent)
 
 
