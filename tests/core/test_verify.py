@@ -98,8 +98,14 @@ def test_the_cli_prints_the_warning_on_stderr(monkeypatch, tmp_path, capsys):
     (tmp_path / "p.json").write_text(one_stage().to_json())
     code = main(["register", str(tmp_path / "f.nii.gz"), str(tmp_path / "m.nii.gz"), "--params",
                  str(tmp_path / "p.json"), "--quiet", "--no-qa", "--out", str(tmp_path / "out")])
-    assert code == 0
-    assert "regviewer: warning: Stage 'translation' made the alignment worse" in capsys.readouterr().err
+    # The stage is undone, and the coarse search then finds a better pose than what is left: the
+    # result is not to be trusted, so the command says so and exits 3 (issue 16, case 8).
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "regviewer: warning: Stage 'translation' made the alignment worse" in err
+    assert "probably wrong" in err
+    qa = json.loads((tmp_path / "out" / "qa.json").read_text())
+    assert qa["verdict"] == "not improved" and any("made the alignment worse" in w for w in qa["warnings"])
 
 
 def test_a_guided_stage_trading_similarity_for_landmarks_is_kept_and_said():

@@ -311,6 +311,9 @@ def _verification(result, fixed: Volume, moving: Volume, landmarks, start_transf
     details = getattr(result, "details", None) or {}
     verification = details.get("verification") if isinstance(details, dict) else None
     checks = verification if isinstance(verification, list) else [verification] if verification else []
+    failures = {str(c.get("message")) for c in checks if isinstance(c, dict) and c.get("improved") is False}
+    # The engine's own warnings (rolled-back stages, ...); its failures come once, below, as "not improved".
+    warnings_ += [str(w) for w in getattr(result, "warnings", []) or [] if not any(str(w) in f for f in failures)]
     for check in checks:
         if isinstance(check, dict) and check.get("improved") is False:
             warnings_.append(NOT_IMPROVED + ": " + str(check.get("message") or check.get("reason") or "the engine's "

@@ -149,6 +149,7 @@ class StageVerifier:
     warnings: list[str] = field(default_factory=list)
     start_score: float | None = None
     guided_trade: bool = False  # a landmark-guided stage gave up similarity for landmark agreement
+    failures: list[str] = field(default_factory=list)  # why the result is not to be trusted (subset of warnings)
 
     def begin(self, start: sitk.Transform | None) -> float:
         """Score the transform the whole run started from (identity or the given initial transform)."""
@@ -188,6 +189,7 @@ class StageVerifier:
             self.warnings.append(f"The registration did not improve on the starting alignment (similarity "
                                  f"{self.start_score:.3f} at the start, {final_score:.3f} after); the starting "
                                  "alignment was kept. Try another preset, landmarks or a manual alignment first.")
+            self.failures.append(self.warnings[-1])
         return ok, final_score
 
     def compare_alternative(self, alternative: sitk.Transform, final_score: float) -> bool:
@@ -199,12 +201,14 @@ class StageVerifier:
         self.warnings.append(f"The result is probably wrong: a coarse search over rotations found a clearly "
                              f"different alignment that matches better (similarity {alt:.3f} against "
                              f"{final_score:.3f}). Try the 'auto' preset, landmarks or a manual alignment first.")
+        self.failures.append(self.warnings[-1])
         return True
 
     def summary(self, final_score: float) -> dict:
         return {"evaluation": EVALUATION_NAME, "samples": self.evaluation.n_samples,
                 "start": None if self.start_score is None else round(self.start_score, 6),
-                "final": round(final_score, 6), "stages": [c.to_dict() for c in self.checks]}
+                "final": round(final_score, 6), "stages": [c.to_dict() for c in self.checks],
+                "improved": not self.failures, "message": " ".join(self.failures) or None}
 
 
 LANDMARK_GAIN_MM = 0.1  # a guided stage must bring the landmarks at least this much closer to be kept
