@@ -34,7 +34,7 @@ def _err(text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one subcommand and turn its outcome into an exit code."""
     handlers = {"register": cmd_register, "apply": cmd_apply, "apply-points": cmd_apply_points,
-                "presets": cmd_presets, "evaluate": cmd_evaluate, "batch": cmd_batch}
+                "presets": cmd_presets, "evaluate": cmd_evaluate, "batch": cmd_batch, "stack": _cmd_stack}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -58,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
         _err(f"unexpected error ({type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else ''}); "
              "set REGVIEWER_DEBUG=1 to see the traceback, and please report it")
         return EXIT_WRITE
+
+
+def _cmd_stack(args: argparse.Namespace) -> int:
+    from regviewer.cli.stack_command import cmd_stack
+
+    return cmd_stack(args)
 
 
 @contextlib.contextmanager
