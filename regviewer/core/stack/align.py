@@ -113,6 +113,8 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     todo = [(i, d) for d in range(1, max(1, neighbours) + 1) for i in range(len(order) - d)]
     todo.sort(key=lambda t: (min(abs(t[0] - pos), abs(t[0] + t[1] - pos)), t[1]))
     done_pairs: dict[tuple[int, int], pairwise.PairResult] = {}
+    chained = {anchor: (np.eye(2), np.zeros(2))}  # provisional transforms, for a live view only
+    report(StackProgress(0, len(todo), secs[anchor].name, "anchor", index=anchor, image=secs[anchor].image))
     for n, (i, d) in enumerate(todo):
         _check_cancel(cancel)
         k, j = order[i], order[i + d]
@@ -125,6 +127,8 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
         done_pairs[(k, j)] = r
         if r.ok:
             pairs.append(Pair(k, j, r.matrix, r.offset, weight=1.0 if d == 1 else BRIDGE_WEIGHT / (d - 1)))
+            if d == 1:
+                _report_chained(chained, k, j, r, secs, report, n, len(todo))
         else:
             failures[k].append(f"{secs[j].name}: {r.error}")
             failures[j].append(f"{secs[k].name}: {r.error}")
@@ -135,7 +139,7 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     transforms = {k: affine_from(m, t, points.mean(axis=0)) for k, (m, t) in solution.transforms.items()}
     report(StackProgress(len(todo), len(todo), "", "assembling the volume"))
     result = _assemble(secs, transforms, grid, z_spacing or 1.0, 0.0, None, norm, None, seconds, report)
-    flags = jump_flags(order, result.details["neighbour_ncc"], solution.pair_residuals)
+    flags = jump_flags(order, result.details["neighbour_ncc"], solution.pair_residuals, min(grid.GetSpacing()))
     for s in result.sections:
         if s.status == "missing":
             continue
@@ -150,6 +154,25 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     result.details.update(pair_residuals=solution.pair_residuals, pair_weights=solution.pair_weights,
                           pipeline=pipeline.to_dict())
     return result
+
+
+def _report_chained(chained: dict, k: int, j: int, r, secs, report, done: int, total: int) -> None:
+    """Chain the new nearest-neighbour pair onto the provisional transforms and show the
+    newly reached section (the joint fit later replaces these)."""
+    if k in chained and j not in chained:
+        m, t = chained[k]
+        chained[j] = (r.matrix @ m, r.matrix @ t + r.offset)
+        new = j
+    elif j in chained and k not in chained:
+        qi = np.linalg.inv(r.matrix)
+        m, t = chained[j]
+        chained[k] = (qi @ m, qi @ (t - r.offset))
+        new = k
+    else:
+        return
+    grid = secs[next(iter(chained))].image
+    image = resample_section(secs[new].image, grid, affine_from(*chained[new]))
+    report(StackProgress(done, total, secs[new].name, "chained", index=new, image=image))
 
 
 def _composed_initial(done: dict, order: list[int], i: int, d: int) -> sitk.Transform | None:
@@ -204,7 +227,7 @@ def _assemble(secs, transforms: dict[int, sitk.Transform], grid: sitk.Image, z_s
             r.metric = r.reference_metric
     volume = volume_of(aligned, grid, z_spacing, z_origin, direction3)
     return StackResult(results, volume, grid, None, "neighbours", [s.slide for s in secs],
-                       {"neighbour_ncc": neighbour_ncc})
+                       {"neighbour_ncc": neighbour_ncc}, images=[s.image for s in secs])
 
 
 def _reference_planes(reference, n: int, planes, spacing, max_side: int) -> tuple[list[Section], float, float, tuple]:
@@ -305,6 +328,8 @@ def _reference_mode(secs, reference, preset, params, planes, spacing, max_side, 
         if s.flags:
             s.status = "flagged"
     result.mode = "reference"
+    result.references = [None if not r.ok else sitk.Resample(r.image, grid, sitk.Transform(2, sitk.sitkIdentity),
+                                                             sitk.sitkLinear, 0.0, sitk.sitkFloat32) for r in refs]
     result.details.update(reference_ncc=ref_ncc, pipeline=pipeline.to_dict())
     return result
 

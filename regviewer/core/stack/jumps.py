@@ -5,7 +5,8 @@ output grid is high and nearly constant along the stack. A torn or folded sectio
 one from elsewhere, correlates poorly with *both* neighbours, while those two still
 correlate with each other. A section is flagged when its best neighbour correlation is
 far below the stack's typical value (median - 4 x MAD, and at least 0.15 below), or when
-the pairwise registrations through it disagree with the joint fit (see `solve.py`).
+the pairwise registrations through it disagree with the joint fit (see `solve.py`) by
+more than 3 pixels and far more than the others.
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ def robust_high(values: dict[int, float], k: float = 4.0, floor: float = 1.0) ->
 
 
 def jump_flags(order: list[int], neighbour_ncc: dict[tuple[int, int], float],
-               pair_residuals: dict[tuple[int, int], float] | None = None) -> dict[int, list[str]]:
+               pair_residuals: dict[tuple[int, int], float] | None = None, pixel: float = 1.0) -> dict[int, list[str]]:
     """Flags per section from neighbour correlations on the output grid.
 
     order: readable sections in cutting order. neighbour_ncc[(k, j)]: correlation of the
     aligned sections k and j (any order of the key). pair_residuals: joint-fit
-    disagreement per pair (section units)."""
+    disagreement per pair (section units); a section is only called inconsistent beyond
+    3 pixels (`pixel`: the output pixel size), since neighbouring sections differ in
+    anatomy and their registrations disagree by a pixel or so even when all is well."""
     def get(a: int, b: int) -> float | None:
         return neighbour_ncc.get((a, b), neighbour_ncc.get((b, a)))
 
@@ -64,7 +67,7 @@ def jump_flags(order: list[int], neighbour_ncc: dict[tuple[int, int], float],
                 through.setdefault(s, []).append(r)
         per_section = {k: float(np.median(v)) for k, v in through.items() if k in flags}
         med = float(np.median(list(per_section.values()))) if per_section else 0.0
-        for k in robust_high(per_section, floor=max(1.0, 2.0 * med)):
+        for k in robust_high(per_section, floor=max(3.0 * pixel, 3.0 * med)):
             flags[k].append(f"inconsistent: its pairwise registrations disagree by {per_section[k]:.1f} units "
                             f"(typical {med:.1f})")
     return flags

@@ -57,6 +57,8 @@ class StackResult:
     mode: str
     slides: list = field(default_factory=list, repr=False)
     details: dict = field(default_factory=dict)
+    images: list = field(default_factory=list, repr=False)  # each section as registered (its own frame), or None
+    references: list | None = field(default=None, repr=False)  # reference planes on the output grid
 
     @property
     def transforms(self) -> list[sitk.Transform | None]:
