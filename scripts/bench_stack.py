@@ -158,29 +158,33 @@ def stack_table(args) -> list[tuple]:
 
 def make_slide(path: Path, size: int, angle: float, shift: tuple[float, float], seed: int) -> None:
     """A size x size tiled pyramidal TIFF of smooth random 'tissue' under a rigid transform,
-    written tile by tile (the generator never holds the full image)."""
+    written tile by tile (the generator never holds the full image): a 1000 px random
+    texture, smoothed, is sampled through the transform with bilinear interpolation."""
     import tifffile
+    from scipy import ndimage
 
     rng = np.random.default_rng(seed)
-    blobs = rng.uniform(0.15, 0.85, (60, 2)) * size
-    radii = rng.uniform(0.02, 0.08, 60) * size
+    base = ndimage.gaussian_filter(rng.normal(0, 1, (1000, 1000)), 12)
+    base = ndimage.gaussian_filter(rng.normal(0, 1, (1000, 1000)), 3) * 0.3 + base / base.std()
+    yy, xx = np.mgrid[0:1000, 0:1000]
+    body = np.exp(-(((xx - 500) / 380.0) ** 6 + ((yy - 500) / 300.0) ** 6))  # a tissue outline on glass
+    tissue = np.clip(40 + body * (120 + 40 * base), 0, 255).astype(np.float32)
+    f = size / 1000.0
     centre = size / 2.0
     c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
 
     def value(xs, ys):
-        # section(y) = tissue(true^-1(y)); true = rotation about the centre then shift
+        # section(y) = tissue(true^-1(y)); true = rotation about the centre, then the shift
         x0, y0 = xs - centre - shift[0], ys - centre - shift[1]
         u, v = c * x0 + s * y0 + centre, -s * x0 + c * y0 + centre
-        out = np.zeros_like(u)
-        for (bx, by), r in zip(blobs, radii):
-            out += 120.0 * np.exp(-((u - bx) ** 2 + (v - by) ** 2) / (2 * r * r))
-        return np.clip(out + 20.0, 0, 255).astype(np.uint8)
+        out = ndimage.map_coordinates(tissue, [v / f - 0.5, u / f - 0.5], order=1, mode="constant", cval=40.0)
+        return out.astype(np.uint8)
 
     def tiles(level_size: int, factor: int):
         t = 512
         for ty in range(0, level_size, t):
             for tx in range(0, level_size, t):
-                ys, xs = np.mgrid[ty:ty + t, tx:tx + t].astype(np.float32) * factor
+                ys, xs = (np.mgrid[ty:ty + t, tx:tx + t].astype(np.float32) + 0.5) * factor
                 yield value(xs, ys)
 
     levels = []

@@ -145,3 +145,18 @@ def test_pyramidal_slides_register_on_a_level_and_write_full_resolution(tmp_path
     inner = (slice(100, 660), slice(100, 660))
     a, b = data[0][inner].astype(float), data[1][inner].astype(float)
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98
+
+
+def test_deformable_refinement_keeps_sections_in_place(stack):
+    folder, planes, truths = stack
+    linear = regviewer.align_stack(folder, neighbours=1)
+    warped = regviewer.align_stack(folder, neighbours=1, deformable=True)
+    assert warped.sections[1].transform.GetName() == "CompositeTransform"
+    assert any(warped.sections[1].transform.GetNthTransform(i).GetName() == "BSplineTransform"
+               for i in range(warped.sections[1].transform.GetNumberOfTransforms()))
+    a = warped.anchor
+    for k in (a - 1, a + 1):  # near the linear result: the phantom has no warp, only its anatomy changes
+        pts = tissue_points()
+        d = [np.linalg.norm(np.subtract(warped.sections[k].transform.TransformPoint(p.tolist()),
+                                        linear.sections[k].transform.TransformPoint(p.tolist()))) for p in pts]
+        assert np.mean(d) < 3.0

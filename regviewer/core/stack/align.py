@@ -26,6 +26,7 @@ from regviewer.core.errors import ImageReadError, IncompatibleImagesError, Regis
 from regviewer.core.registration.params import Pipeline
 from regviewer.core.stack import pairwise
 from regviewer.core.stack.jumps import jump_flags
+from regviewer.core.stack.refine import bspline_only, linear_only, refine_on_neighbours
 from regviewer.core.stack.result import SectionResult, StackResult, affine_from, resample_section, volume_of
 from regviewer.core.stack.sections import Section, read_sections
 from regviewer.core.stack.solve import Pair, solve
@@ -105,6 +106,8 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
                                       f"{secs[anchor].error}")
     norm = {i: pairwise.normalise(secs[i].image) for i in order}
     pipeline = pairwise.pipeline_for(preset, params, norm[anchor], "correlation", deformable)
+    # Pairs are registered with the linear stages; deformable ones refine at the end (refine.py).
+    pair_pipeline = linear_only(pipeline) or pairwise.stack_pipeline(norm[anchor], "correlation")
     seconds = {i: 0.0 for i in range(len(secs))}
     pairs: list[Pair] = []
     failures: dict[int, list[str]] = {i: [] for i in order}
@@ -121,7 +124,7 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
         report(StackProgress(n, len(todo), secs[j].name, f"registering {secs[j].name} with {secs[k].name}"))
         initial = _composed_initial(done_pairs, order, i, d)
         t0 = time.perf_counter()
-        r = pairwise.register_pair(norm[k], norm[j], pipeline, "correlation", initial=initial, seed=seed,
+        r = pairwise.register_pair(norm[k], norm[j], pair_pipeline, "correlation", initial=initial, seed=seed,
                                    cancel=cancel)
         seconds[j] += time.perf_counter() - t0
         done_pairs[(k, j)] = r
@@ -137,6 +140,10 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     points = _grid_points(grid)
     solution = solve(anchor, pairs, order, points, rigid=rigid)
     transforms = {k: affine_from(m, t, points.mean(axis=0)) for k, (m, t) in solution.transforms.items()}
+    deformable_stages = bspline_only(pipeline)
+    if deformable_stages is not None:
+        report(StackProgress(len(todo), len(todo), "", "deformable refinement on the neighbours' mean"))
+        transforms = refine_on_neighbours(order, anchor, norm, transforms, grid, deformable_stages, seed, cancel)
     report(StackProgress(len(todo), len(todo), "", "assembling the volume"))
     result = _assemble(secs, transforms, grid, z_spacing or 1.0, 0.0, None, norm, None, seconds, report)
     flags = jump_flags(order, result.details["neighbour_ncc"], solution.pair_residuals, min(grid.GetSpacing()))

@@ -77,7 +77,11 @@ def stack_pipeline(image: sitk.Image, metric: str = "correlation", deformable: b
     stage found and must not wander at coarse levels where shear is poorly seen."""
     shrink, sigma = _shrinks(image)
     m = MetricParams(kind=metric, bins=32)
-    sampling = SamplingParams(strategy="random", percentage=0.25)
+    # At most about 20 000 samples per level are plenty for 6 affine parameters; a 2 000 px
+    # slide level at 25 % would take a million per iteration.
+    n_pixels = int(np.prod(image.GetSize()))
+    sampling = SamplingParams(strategy="random", percentage=0.25,
+                              count=20000 if n_pixels * 0.25 > 20000 else 0)
     rigid = Stage(name="rigid", transform=TransformParams(kind="rigid"), metric=m,
                   optimizer=OptimizerParams(kind="regular_step", iterations=200, learning_rate=1.0, min_step=1e-4),
                   pyramid=PyramidParams(shrink_factors=shrink, smoothing_sigmas=sigma), sampling=sampling)
@@ -87,7 +91,7 @@ def stack_pipeline(image: sitk.Image, metric: str = "correlation", deformable: b
     stages = [rigid, affine]
     if deformable:
         extent = min(s * n for s, n in zip(image.GetSpacing(), image.GetSize()))
-        spacing = grid_spacing or extent / 6.0
+        spacing = grid_spacing or extent / 3.0
         stages.append(Stage(name="bspline", transform=TransformParams(kind="bspline", grid_spacing_mm=max(1.0, spacing)),
                             metric=m, optimizer=OptimizerParams(kind="lbfgsb", iterations=100),
                             pyramid=PyramidParams(shrink_factors=shrink[-2:], smoothing_sigmas=sigma[-2:]),

@@ -26,7 +26,8 @@ TILE = 512
 class SlideSource:
     """A tiled, pyramidal single-channel (or RGB, read as luminance) TIFF page and its levels.
 
-    Pixel (0, 0) of level 0 is at the origin; level l has spacing spacing0 * (W0 / Wl)."""
+    Pixel (0, 0) of level 0 is at the origin; level l has spacing spacing0 * (W0 / Wl) and
+    its pixel centres sit where the full-resolution pixels they average are centred."""
 
     def __init__(self, path: Path, shapes: list[tuple[int, int]], rgb: bool) -> None:
         self.path = path
@@ -60,7 +61,14 @@ class SlideSource:
         h, w = self.shapes[level]
         img = sitk.GetImageFromArray(self.read_region(level, 0, 0, w, h))
         img.SetSpacing(self.level_spacing(level))
+        img.SetOrigin(self.level_origin(level))
         return img
+
+    def level_origin(self, level: int, x0: int = 0, y0: int = 0) -> tuple[float, float]:
+        """Physical centre of pixel (x0, y0) of `level`: a reduced pixel covers f full-
+        resolution pixels, so its centre lies (f - 1) / 2 of them in, not at their first."""
+        sx, sy = self.level_spacing(level)
+        return ((x0 + 0.5) * sx - 0.5 * self.spacing0[0], (y0 + 0.5) * sy - 0.5 * self.spacing0[1])
 
     def read_region(self, level: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """Pixels [y0:y1, x0:x1] of `level` as float32, decoding only the tiles under them."""
@@ -100,15 +108,16 @@ class SlideSource:
             if max(self.level_spacing(candidate)) <= spacing * 1.01:
                 level = candidate
         sx, sy = self.level_spacing(level)
-        x0, y0 = int(math.floor(lo[0] / sx)) - 2, int(math.floor(lo[1] / sy)) - 2
-        x1, y1 = int(math.ceil(hi[0] / sx)) + 3, int(math.ceil(hi[1] / sy)) + 3
+        ox, oy = self.level_origin(level)
+        x0, y0 = int(math.floor((lo[0] - ox) / sx)) - 2, int(math.floor((lo[1] - oy) / sy)) - 2
+        x1, y1 = int(math.ceil((hi[0] - ox) / sx)) + 3, int(math.ceil((hi[1] - oy) / sy)) + 3
         h, w = self.shapes[level]
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
         if x1 <= x0 or y1 <= y0:
             return None
         img = sitk.GetImageFromArray(self.read_region(level, x0, y0, x1, y1))
         img.SetSpacing((sx, sy))
-        img.SetOrigin((x0 * sx, y0 * sy))
+        img.SetOrigin(self.level_origin(level, x0, y0))
         return img
 
 
@@ -144,7 +153,9 @@ def _full_grid(result) -> tuple[tuple[int, int], tuple[float, float], tuple[floa
     finest = min((min(s.spacing0) for s in result.slides if s is not None), default=min(grid.GetSpacing()))
     extent = [n * sp for n, sp in zip(grid.GetSize(), grid.GetSpacing())]
     size = tuple(max(1, int(round(e / finest))) for e in extent)
-    return size, (finest, finest), tuple(grid.GetOrigin())
+    # Same corner as the output grid, with full-resolution pixel centres.
+    origin = tuple(o - 0.5 * sp + 0.5 * finest for o, sp in zip(grid.GetOrigin(), grid.GetSpacing()))
+    return size, (finest, finest), origin
 
 
 def aligned_tiles(result, section_index: int, size, spacing, origin, tile: int = TILE, dtype=np.uint8):
