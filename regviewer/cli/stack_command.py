@@ -10,7 +10,9 @@ arguments or nothing readable, 3 at least one section failed or could not be rea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from typing import Iterator
 
 from regviewer.cli.parser import EXIT_FAILED, EXIT_OK
 
@@ -46,6 +48,12 @@ def add_stack_parser(sub, formatter, epilog: str) -> None:
     p.add_argument("--max-side", type=int, default=2048, metavar="PX",
                    help="pyramidal TIFFs larger than this are registered on a level this size (default 2048)")
     p.add_argument("--seed", type=int, default=0, help="random seed for metric sampling")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="register neighbour pairs in N local processes (default 1: in this process)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                       help="register neighbour pairs on an existing Dask cluster (needs regviewer[batch]; "
+                            "its workers need no access to the files)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -68,12 +76,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
     sections = args.sections[0] if len(args.sections) == 1 else args.sections
     token = CancelToken()
     printer = _StackPrinter(None if args.quiet else sys.stderr)
-    with sigint_cancels(token):
+    with sigint_cancels(token), _executor(args) as executor:
         result = regviewer.align_stack(
             sections, reference=args.reference, preset=args.preset, params=params, spacing=args.spacing,
             anchor=args.anchor, neighbours=args.neighbours, deformable=args.deformable, rigid=args.rigid,
             reference_planes=args.reference_planes, max_side=args.max_side, seed=args.seed,
-            progress=printer, cancel=token)
+            progress=printer, cancel=token, executor=executor)
     printer.finish()
     result.write(args.out)
     bad = [s for s in result.sections if s.status in ("failed", "missing")]
@@ -83,6 +91,41 @@ def cmd_stack(args: argparse.Namespace) -> int:
     print(f"{result.n_ok}/{len(result.sections)} sections aligned ({sum(s.status == 'flagged' for s in result.sections)}"
           f" flagged, {len(bad)} failed or missing); results in {args.out}")
     return EXIT_FAILED if bad else EXIT_OK
+
+
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[object | None]:
+    """None (this process), a local process pool, or a Dask cluster's executor."""
+    if args.scheduler:
+        from regviewer.core.registration.batch import DASK_MISSING, BatchSetupError
+
+        try:
+            from distributed import Client
+        except ImportError:
+            raise BatchSetupError(DASK_MISSING) from None
+        try:
+            client = Client(args.scheduler, timeout=10)
+        except (OSError, TimeoutError) as exc:
+            raise BatchSetupError(f"Cannot reach the Dask scheduler at '{args.scheduler}': {exc}") from None
+        with client:
+            yield client.get_executor(pure=False)
+        return
+    if args.workers and args.workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.workers, initializer=_share_cores, initargs=(args.workers,)) as pool:
+            yield pool
+        return
+    yield None
+
+
+def _share_cores(workers: int) -> None:
+    """ITK threads per worker process = cores / workers, so workers never oversubscribe."""
+    import os
+
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, (os.cpu_count() or 1) // workers))
 
 
 class _StackPrinter:

@@ -52,3 +52,16 @@ def test_stack_bad_arguments(tmp_path):
     assert proc.returncode == 2 and "no such file" in proc.stderr
     proc = run_cli("stack", "--help")
     assert proc.returncode == 0 and "--reference" in proc.stdout
+
+
+def test_stack_workers_give_the_same_transforms(tmp_path):
+    sections = tmp_path / "sections"
+    cut(block(5, seed=10), sections, seed=11)
+    one = run_cli("stack", sections, "--out", tmp_path / "one", "--quiet")
+    two = run_cli("stack", sections, "--out", tmp_path / "two", "--workers", "2", "--quiet")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    for k in range(5):
+        a = sitk.ReadTransform(str(tmp_path / "one" / "transforms" / f"s{k}.tfm"))
+        b = sitk.ReadTransform(str(tmp_path / "two" / "transforms" / f"s{k}.tfm"))
+        # the same up to ITK threading (1 thread per worker process here, all cores in one process)
+        assert np.allclose(a.TransformPoint((30.0, 60.0)), b.TransformPoint((30.0, 60.0)), atol=0.05)

@@ -58,7 +58,7 @@ def align_stack(sections, reference=None, preset: str | None = "auto", params: P
                 spacing: Sequence[float] | None = None, anchor: int | None = None, neighbours: int = 2,
                 deformable: bool = False, rigid: bool = False, reference_planes: Sequence[int] | None = None,
                 max_side: int = 2048, seed: int = 0, progress: Callable[[StackProgress], None] | None = None,
-                cancel=None) -> StackResult:
+                cancel=None, executor=None) -> StackResult:
     """Align serial sections; return a `StackResult` (volume, one transform per section, flags).
 
     sections: a folder (natural order), a list of paths, a multi-page TIFF, a 3D image
@@ -71,7 +71,9 @@ def align_stack(sections, reference=None, preset: str | None = "auto", params: P
     frame is the output (neighbours mode). neighbours: how many following sections each
     one is registered with (1 = a plain chain; 2 or 3 keeps drift down). rigid: solve for
     rigid section transforms only. max_side: larger pyramidal TIFFs are registered at a
-    pyramid level of at most this many px per side.
+    pyramid level of at most this many px per side. executor: a `concurrent.futures`
+    executor (a process pool, or a Dask client's `get_executor()`) to register the
+    neighbour pairs in parallel (without a reference).
 
     Raises `ImageReadError` when nothing can be read, `RegistrationCancelled` on cancel.
     A section that cannot be read or registered is reported in its status, never raised.
@@ -84,7 +86,7 @@ def align_stack(sections, reference=None, preset: str | None = "auto", params: P
     z_spacing = float(spacing[2]) if spacing is not None and len(spacing) > 2 else None
     if reference is None:
         return _neighbours_mode(secs, preset, params, anchor, neighbours, deformable, rigid, z_spacing, seed,
-                                report, cancel)
+                                report, cancel, executor)
     return _reference_mode(secs, reference, preset, params, reference_planes, spacing, max_side, deformable, rigid,
                            z_spacing, seed, report, cancel)
 
@@ -95,7 +97,7 @@ def _check_cancel(cancel) -> None:
 
 
 def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, deformable, rigid, z_spacing, seed,
-                     report, cancel) -> StackResult:
+                     report, cancel, executor=None) -> StackResult:
     order = [i for i, s in enumerate(secs) if s.ok]
     if anchor is None:
         anchor = order[len(order) // 2]
@@ -118,15 +120,9 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     done_pairs: dict[tuple[int, int], pairwise.PairResult] = {}
     chained = {anchor: (np.eye(2), np.zeros(2))}  # provisional transforms, for a live view only
     report(StackProgress(0, len(todo), secs[anchor].name, "anchor", index=anchor, image=secs[anchor].image))
-    for n, (i, d) in enumerate(todo):
-        _check_cancel(cancel)
+    def record(n: int, i: int, d: int, r: pairwise.PairResult, spent: float) -> None:
         k, j = order[i], order[i + d]
-        report(StackProgress(n, len(todo), secs[j].name, f"registering {secs[j].name} with {secs[k].name}"))
-        initial = _composed_initial(done_pairs, order, i, d)
-        t0 = time.perf_counter()
-        r = pairwise.register_pair(norm[k], norm[j], pair_pipeline, "correlation", initial=initial, seed=seed,
-                                   cancel=cancel)
-        seconds[j] += time.perf_counter() - t0
+        seconds[j] += spent
         done_pairs[(k, j)] = r
         if r.ok:
             pairs.append(Pair(k, j, r.matrix, r.offset, weight=1.0 if d == 1 else BRIDGE_WEIGHT / (d - 1)))
@@ -135,6 +131,32 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
         else:
             failures[k].append(f"{secs[j].name}: {r.error}")
             failures[j].append(f"{secs[k].name}: {r.error}")
+
+    if executor is None:
+        for n, (i, d) in enumerate(todo):
+            _check_cancel(cancel)
+            k, j = order[i], order[i + d]
+            report(StackProgress(n, len(todo), secs[j].name, f"registering {secs[j].name} with {secs[k].name}"))
+            r, spent = pairwise.timed_register_pair(norm[k], norm[j], pair_pipeline, "correlation",
+                                                    _composed_initial(done_pairs, order, i, d), seed, cancel)
+            record(n, i, d, r, spent)
+    else:  # all k+1 pairs at once, then the k+2 pairs (which start from the composed k+1 results), ...
+        n = 0
+        for d in range(1, max(1, neighbours) + 1):
+            batch = [(i, dd) for i, dd in todo if dd == d]
+            futures = [executor.submit(pairwise.timed_register_pair, norm[order[i]], norm[order[i + d]], pair_pipeline,
+                                       "correlation", _composed_initial(done_pairs, order, i, d), seed)
+                       for i, _ in batch]
+            for (i, _), future in zip(batch, futures):
+                if cancel is not None and cancel.cancelled:
+                    for f in futures:
+                        f.cancel()
+                    _check_cancel(cancel)
+                r, spent = future.result()
+                report(StackProgress(n, len(todo), secs[order[i + d]].name,
+                                     f"registered {secs[order[i + d]].name} with {secs[order[i]].name}"))
+                record(n, i, d, r, spent)
+                n += 1
     _check_cancel(cancel)
     grid = secs[anchor].image
     points = _grid_points(grid)

@@ -203,6 +203,17 @@ def register_pair(fixed: sitk.Image, moving: sitk.Image, params: Pipeline, metri
         return PairResult(None, None, 0.0, error=str(exc).strip().splitlines()[-1][:200])
 
 
+def timed_register_pair(fixed: sitk.Image, moving: sitk.Image, params: Pipeline, metric: str,
+                        initial: sitk.Transform | None, seed: int = 0, cancel=None) -> tuple[PairResult, float]:
+    """`register_pair` and its wall time (s); a plain function so a process pool or a Dask
+    worker can run it."""
+    import time
+
+    t0 = time.perf_counter()
+    result = register_pair(fixed, moving, params, metric, initial=initial, seed=seed, cancel=cancel)
+    return result, time.perf_counter() - t0
+
+
 def _linear_part(tx: sitk.Transform) -> sitk.Transform:
     """The composite's linear transforms only (what a B-spline stage was added on top of)."""
     comp = sitk.CompositeTransform(tx) if tx.GetName() == "CompositeTransform" else None
@@ -216,4 +227,4 @@ def _linear_part(tx: sitk.Transform) -> sitk.Transform:
     return out if out.GetNumberOfTransforms() else sitk.Transform(2, sitk.sitkIdentity)
 
 
-__all__ = ["PairResult", "normalise", "stack_pipeline", "pipeline_for", "register_pair", "rotation_search", "ncc"]
+__all__ = ["PairResult", "timed_register_pair", "normalise", "stack_pipeline", "pipeline_for", "register_pair", "rotation_search", "ncc"]

@@ -145,6 +145,7 @@ def solve(anchor: int, pairs: list[Pair], order: list[int], points: np.ndarray, 
     points' centre) after the fit. `huber`: residual (section units) above which a pair's
     weight falls as huber / residual; default 3x the median residual, at least 1 unit.
     """
+    pairs = sorted(pairs, key=lambda p: (p.fixed, p.moving))  # the same answer whatever order pairs finished in
     start = chain(anchor, [p for p in pairs if abs(order.index(p.moving) - order.index(p.fixed)) == 1], order)
     unknown = [k for k in order if k != anchor]
     ids = {k: i for i, k in enumerate(unknown)}
