@@ -160,3 +160,18 @@ def test_deformable_refinement_keeps_sections_in_place(stack):
         d = [np.linalg.norm(np.subtract(warped.sections[k].transform.TransformPoint(p.tolist()),
                                         linear.sections[k].transform.TransformPoint(p.tolist()))) for p in pts]
         assert np.mean(d) < 3.0
+
+
+def test_reference_folder_of_blockface_images(tmp_path, stack):
+    folder, planes, truths = stack
+    refs = tmp_path / "blockface"
+    refs.mkdir()
+    for k, plane in enumerate(planes):  # a different contrast: inverted, as a photograph of the block might be
+        arr = 255 - np.clip(sitk.GetArrayFromImage(plane), 0, 255)
+        sitk.WriteImage(sitk.GetImageFromArray(arr.astype(np.uint8)), str(refs / f"block{k + 1}.png"))
+    result = regviewer.align_stack(folder, reference=refs)
+    assert result.mode == "reference" and len(result.references) == N
+    errors = [mean_error(s.transform, true, tissue_points()) for s, true in zip(result.sections, truths)]
+    assert max(errors) < 1.0, errors
+    with pytest.raises(regviewer.core.errors.IncompatibleImagesError, match="one reference image per section"):
+        regviewer.align_stack(folder, reference=[refs / "block1.png", refs / "block2.png"])

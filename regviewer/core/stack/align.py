@@ -380,9 +380,7 @@ def _scaled_start(fixed: sitk.Image, moving: sitk.Image, metric: str) -> sitk.Tr
 
 def _spread(image: sitk.Image) -> float:
     arr = sitk.GetArrayViewFromImage(image).astype(np.float64)
-    w = np.clip(arr - np.median(arr), 0, None)
-    if w.sum() <= 0:
-        w = np.ones_like(arr)
+    w = pairwise.foreground_weights(arr)
     ys, xs = np.indices(arr.shape)
     sx, sy = image.GetSpacing()
     x, y = xs * sx, ys * sy

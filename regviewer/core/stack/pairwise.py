@@ -120,11 +120,18 @@ def _small(image: sitk.Image, side: int = 96) -> sitk.Image:
     return sitk.Shrink(smooth, [f, f]) if f > 1 else image
 
 
+def foreground_weights(arr: np.ndarray) -> np.ndarray:
+    """How much each pixel differs from the background, taken as the median of the image
+    border: tissue may be brighter (fluorescence, blockface on black) or darker (bright-
+    field histology) than the glass around it."""
+    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+    w = np.abs(arr - np.median(border))
+    return w if w.sum() > 0 else np.ones_like(arr)
+
+
 def _centroid(image: sitk.Image) -> np.ndarray:
     arr = sitk.GetArrayViewFromImage(image).astype(np.float64)
-    w = np.clip(arr - np.median(arr), 0, None)
-    if w.sum() <= 0:
-        w = np.ones_like(arr)
+    w = foreground_weights(arr)
     ys, xs = np.indices(arr.shape)
     idx = (float((xs * w).sum() / w.sum()), float((ys * w).sum() / w.sum()))
     return np.array(image.TransformContinuousIndexToPhysicalPoint(idx))
