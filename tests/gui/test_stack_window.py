@@ -48,3 +48,20 @@ def test_stack_window_aligns_and_shows_sections(qtbot, stack_folder, tmp_path_fa
     shot = tmp_path_factory.mktemp("shots") / "stack_window.png"
     w.grab().save(str(shot))
     assert shot.stat().st_size > 10_000
+
+
+def test_file_open_stack_opens_the_stack_window(make_window, qtbot, stack_folder, monkeypatch):
+    from PyQt6 import QtWidgets
+
+    from regviewer.gui.stack.stack_window import StackWindow
+
+    window = make_window()
+    action = next(a for a in window.file_menu.actions() if a.text() == "Open Stack…")
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory", lambda *a, **k: str(stack_folder))
+    action.trigger()
+    stacks = [w for w in window.findChildren(StackWindow)]
+    assert len(stacks) == 1
+    with qtbot.waitSignal(stacks[0].runner.finished, timeout=120_000):
+        pass
+    assert stacks[0].model.statuses.count("ok") == 4
+    stacks[0].close()
