@@ -13,6 +13,7 @@ so peak memory is a few tiles whatever the slide size.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import SimpleITK as sitk
 from regviewer.core.errors import ImageReadError, ImageWriteError
 
 TILE = 512
+TILE_CACHE = 64
 
 
 class SlideSource:
@@ -34,6 +36,14 @@ class SlideSource:
         self.shapes = shapes  # (height, width) per level, level 0 first
         self.rgb = rgb
         self.spacing0 = (1.0, 1.0)
+        # Neighbouring output tiles need the same source tiles: keep the last few decoded
+        # (native dtype; 64 tiles of 512 x 512 x 8 bit = 16 MB at most).
+        self._tiles: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_tiles"] = OrderedDict()
+        return state
 
     @property
     def size(self) -> tuple[int, int]:
@@ -90,10 +100,17 @@ class SlideSource:
             for ty in range(y0 // th, (y1 - 1) // th + 1):
                 for tx in range(x0 // tw, (x1 - 1) // tw + 1):
                     index = ty * per_row + tx
-                    fh.seek(page.dataoffsets[index])
-                    data = fh.read(page.databytecounts[index])
-                    seg = page.decode(data, index, jpegtables=page.jpegtables)[0]
-                    tile = _luminance(np.asarray(seg)[0])
+                    tile = self._tiles.get((level, index))
+                    if tile is None:
+                        fh.seek(page.dataoffsets[index])
+                        data = fh.read(page.databytecounts[index])
+                        tile = np.asarray(page.decode(data, index, jpegtables=page.jpegtables)[0])[0]
+                        self._tiles[(level, index)] = tile
+                        if len(self._tiles) > TILE_CACHE:
+                            self._tiles.popitem(last=False)
+                    else:
+                        self._tiles.move_to_end((level, index))
+                    tile = _luminance(tile)
                     gy0, gx0 = ty * th, tx * tw
                     sy0, sx0 = max(y0, gy0), max(x0, gx0)
                     sy1, sx1 = min(y1, gy0 + th), min(x1, gx0 + tw)
