@@ -175,3 +175,15 @@ def test_reference_folder_of_blockface_images(tmp_path, stack):
     assert max(errors) < 1.0, errors
     with pytest.raises(regviewer.core.errors.IncompatibleImagesError, match="one reference image per section"):
         regviewer.align_stack(folder, reference=[refs / "block1.png", refs / "block2.png"])
+
+
+def test_reference_volume_geometry_is_kept(stack):
+    folder, planes, truths = stack
+    reference = sitk.JoinSeries(planes)
+    reference.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    reference.SetOrigin((90.0, 120.0, -40.0))
+    reference.SetSpacing((1.0, 1.0, 2.5))
+    result = regviewer.align_stack(folder, reference=reference, rigid=True)
+    assert result.volume.GetDirection() == reference.GetDirection()
+    assert np.allclose(result.volume.GetOrigin(), reference.GetOrigin())
+    assert np.allclose(result.volume.GetSpacing(), reference.GetSpacing())

@@ -291,8 +291,10 @@ def _reference_planes(reference, n: int, planes, spacing, max_side: int) -> tupl
         plane.SetDirection((1.0, 0.0, 0.0, 1.0))
         refs.append(Section(f"reference_z{z}", f"reference[z={z}]", plane))
     step = (planes[-1] - planes[0]) / (n - 1) if n > 1 else 1.0
-    z0 = volume.TransformIndexToPhysicalPoint((0, 0, planes[0]))[2] if volume.GetDirection() == (1, 0, 0, 0, 1, 0, 0, 0, 1) else planes[0] * sz
-    return refs, sz * step if step else sz, z0, None
+    # The stacked volume lies where the reference's planes do (same origin and direction),
+    # so it overlays the reference in the window.
+    origin3 = volume.TransformIndexToPhysicalPoint((0, 0, planes[0]))
+    return refs, sz * step if step else sz, origin3, volume.GetDirection()
 
 
 def _is_dir(path) -> bool:

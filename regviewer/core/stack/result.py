@@ -115,9 +115,10 @@ def affine_from(matrix: np.ndarray, offset: np.ndarray, center=None) -> sitk.Aff
     return from_matrix(matrix, offset, center)
 
 
-def volume_of(images: list[sitk.Image | None], grid: sitk.Image, z_spacing: float, z_origin: float = 0.0,
+def volume_of(images: list[sitk.Image | None], grid: sitk.Image, z_spacing: float, z_origin=0.0,
               direction3: tuple | None = None) -> sitk.Image:
-    """Stack aligned 2D images (None = blank) into a 3D float32 volume on `grid`."""
+    """Stack aligned 2D images (None = blank) into a 3D float32 volume on `grid`; `z_origin`
+    is the first plane's z, or a whole 3D origin."""
     w, h = grid.GetSize()
     arr = np.zeros((len(images), h, w), np.float32)
     for z, img in enumerate(images):
@@ -126,8 +127,11 @@ def volume_of(images: list[sitk.Image | None], grid: sitk.Image, z_spacing: floa
     vol = sitk.GetImageFromArray(arr)
     sx, sy = grid.GetSpacing()
     vol.SetSpacing((sx, sy, float(z_spacing)))
-    ox, oy = grid.GetOrigin()
-    vol.SetOrigin((ox, oy, float(z_origin)))
+    if isinstance(z_origin, (tuple, list)):  # a full 3D origin (planes cut from a reference volume)
+        vol.SetOrigin(tuple(float(v) for v in z_origin))
+    else:
+        ox, oy = grid.GetOrigin()
+        vol.SetOrigin((ox, oy, float(z_origin)))
     if direction3 is not None:
         vol.SetDirection(direction3)
     return vol
