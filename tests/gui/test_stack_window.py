@@ -65,3 +65,29 @@ def test_file_open_stack_opens_the_stack_window(make_window, qtbot, stack_folder
         pass
     assert stacks[0].model.statuses.count("ok") == 4
     stacks[0].close()
+
+
+def test_shift_drag_moves_the_section_and_the_later_ones_follow(qtbot, stack_folder):
+    from types import SimpleNamespace
+
+    from PyQt6 import QtCore
+
+    from regviewer.gui.stack.stack_window import StackWindow
+
+    from .conftest import drag
+
+    w = StackWindow(stack_folder, neighbours=1, start=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    with qtbot.waitSignal(w.runner.finished, timeout=120_000):
+        w.start()
+    model = w.model
+    before = [None if a is None else a.copy() for a in model.aligned]
+    w.slider.setValue(1)
+    view = SimpleNamespace(view_box=w.overlay_widget.view_box, graphics=w.overlay_widget)
+    drag(qtbot, view, (40, 40), (50, 40), modifiers=QtCore.Qt.KeyboardModifier.ShiftModifier)
+    assert np.array_equal(before[0], model.aligned[0])  # before the dragged section: unchanged
+    for k in (1, 3, 4):  # the dragged section and every later readable one moved ~10 px right
+        misfit = [np.abs(model.aligned[k][:, 20:70] - before[k][:, 20 - s:70 - s]).mean() for s in range(16)]
+        assert 8 <= int(np.argmin(misfit)) <= 12, (k, misfit)

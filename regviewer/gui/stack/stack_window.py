@@ -19,9 +19,34 @@ from regviewer.gui.stack.runner import StackRunner
 _COLUMNS = ("section", "status", "correlation", "flags")
 
 
-def _image_view(title: str) -> tuple[pg.GraphicsLayoutWidget, pg.ImageItem]:
+class _DragBox(pg.ViewBox):
+    """Shift-drag moves the current section, Ctrl-drag turns it (about the view centre);
+    other gestures are pyqtgraph's (pan, zoom)."""
+
+    def __init__(self, on_drag) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self._on_drag = on_drag
+        self._kind: str | None = None
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 (Qt naming)
+        mods = ev.modifiers()
+        if ev.isStart():
+            self._kind = ("translate" if mods & QtCore.Qt.KeyboardModifier.ShiftModifier else
+                          "rotate" if mods & QtCore.Qt.KeyboardModifier.ControlModifier else None)
+        if ev.button() != QtCore.Qt.MouseButton.LeftButton or self._kind is None:
+            return super().mouseDragEvent(ev, axis)
+        ev.accept()
+        last, now = self.mapSceneToView(ev.lastScenePos()), self.mapSceneToView(ev.scenePos())
+        self._on_drag(self._kind, (last.x(), last.y()), (now.x(), now.y()), ev.isFinish())
+        if ev.isFinish():
+            self._kind = None
+
+
+def _image_view(title: str, on_drag=None) -> tuple[pg.GraphicsLayoutWidget, pg.ImageItem]:
     widget = pg.GraphicsLayoutWidget()
-    box = widget.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
+    box = _DragBox(on_drag) if on_drag is not None else pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+    widget.addItem(box)
+    widget.view_box = box
     item = pg.ImageItem(axisOrder="row-major")
     box.addItem(item)
     widget.setToolTip(title)
@@ -38,6 +63,7 @@ class StackWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("regviewer — serial sections")
         self.sections_source, self.reference, self.options = sections, reference, options
         self.model: StackViewModel | None = None
+        self._drag_total = (0.0, 0.0, 0.0)
         self._expected = _count(sections)
         self.result = None
         self.settings = OverlaySettings()
@@ -55,7 +81,9 @@ class StackWindow(QtWidgets.QMainWindow):
     def _build(self) -> None:
         central = QtWidgets.QWidget()
         grid = QtWidgets.QGridLayout(central)
-        self.overlay_widget, self.overlay_item = _image_view("Section k (moving) over section k−1 or its reference")
+        self.overlay_widget, self.overlay_item = _image_view(
+            "Section k (moving) over section k−1 or its reference. Shift-drag moves section k, Ctrl-drag turns it; "
+            "the sections after it follow when you release", self.drag)
         self.section_widget, self.section_item = _image_view("Aligned section (volume, section plane)")
         self.rows_widget, self.rows_item = _image_view("Volume: sections × columns at the middle row")
         self.cols_widget, self.cols_item = _image_view("Volume: sections × rows at the middle column")
@@ -199,6 +227,29 @@ class StackWindow(QtWidgets.QMainWindow):
         if self.model is None or self.runner.running:
             return
         self.model.correct(self.current(), dx, dy, angle)
+        self.redraw()
+
+    def drag(self, kind: str, last: tuple[float, float], now: tuple[float, float], finished: bool) -> None:
+        """A manual drag on the overlay: the current section follows the mouse at once; the
+        sections after it take the whole correction when the drag ends."""
+        if self.model is None or self.runner.running:
+            return
+        k = self.current()
+        sx, sy = self.model.grid.GetSpacing()
+        if kind == "translate":
+            step = ((now[0] - last[0]) * sx, (now[1] - last[1]) * sy, 0.0)
+        else:
+            h, w = self.model.shape
+            c = ((w - 1) / 2.0, (h - 1) / 2.0)
+            a0 = np.degrees(np.arctan2(last[1] - c[1], last[0] - c[0]))
+            a1 = np.degrees(np.arctan2(now[1] - c[1], now[0] - c[0]))
+            step = (0.0, 0.0, float((a1 - a0 + 180.0) % 360.0 - 180.0))
+        self.model.correct(k, *step, propagate=False)
+        self._drag_total = tuple(a + b for a, b in zip(self._drag_total, step))
+        if finished:
+            if k + 1 < self.model.n:
+                self.model.correct(k + 1, *self._drag_total, propagate=True)
+            self._drag_total = (0.0, 0.0, 0.0)
         self.redraw()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
