@@ -97,12 +97,9 @@ def read_sections(source, spacing: Sequence[float] | None = None, max_side: int 
         pages = _tiff_pages(p)
         if pages is not None:
             return pages if spacing is None else [_with_spacing(s, spacing) for s in pages]
-    try:
-        from regviewer.core.imaging.io import read_image
+    from regviewer.core.imaging.io import read_image
 
-        vol = read_image(p)
-    except RegviewerError:
-        raise
+    vol = read_image(p)
     if vol.dimension == 3:
         return _planes_of(vol.scalar(), section_name(p), spacing)
     raise ImageReadError(p, "it is a single 2D image; give a folder, a list of sections, a multi-page TIFF or a 3D image")
@@ -158,12 +155,9 @@ def _read_one(path: Path, spacing, max_side: int) -> Section:
 
             slide = open_slide(path)
             if slide is not None and max(slide.size) > max_side:
-                image = slide.read_level_for(max_side)
-                sec = Section(name, str(path), image, slide=slide)
                 if spacing is not None:
                     slide.set_spacing(spacing[0], spacing[1])
-                    sec.image = slide.read_level_for(max_side)
-                return sec
+                return Section(name, str(path), slide.read_level_for(max_side), slide=slide)
         from regviewer.core.imaging.io import read_image
 
         vol = read_image(path)
