@@ -125,23 +125,25 @@ def stack_table(args) -> list[tuple]:
         t_free = (time.perf_counter() - t0) / args.n
         a = res.anchor
         anchor_inv = truths[a].GetInverse()
+
+        def misplacement(k: int, out_pts: np.ndarray) -> np.ndarray:
+            """Where section k's aligned pixels really come from, minus where they should
+            (plane px): T_k^-1(A_k(x)) - T_a^-1(x) for output-frame points x."""
+            seen = apply(truths[k].GetInverse(), apply(res.sections[k].transform, out_pts))
+            return seen - apply(anchor_inv, out_pts)
+
         consec = []
         for k in range(args.n - 1):
-            pts_k = points_of(masks[k])  # plane frame of section k ~ output frame up to the truth
-            out_pts = apply(truths[a], pts_k)  # output (anchor section) frame points over tissue
-            est = apply(res.sections[k + 1].transform, out_pts) - apply(res.sections[k].transform, out_pts)
-            true = apply(truths[k + 1], apply(anchor_inv, out_pts)) - apply(truths[k], apply(anchor_inv, out_pts))
-            consec.append(float(np.mean(np.linalg.norm(est - true, axis=1))))
+            out_pts = apply(truths[a], points_of(masks[k]))  # output-frame points over section k's brain
+            consec.append(float(np.mean(np.linalg.norm(misplacement(k + 1, out_pts) - misplacement(k, out_pts),
+                                                       axis=1))))
         by_distance = {}
-        for k, s in enumerate(res.sections):
+        for k in range(args.n):
             out_pts = apply(truths[a], points_of(masks[k]))
-            true = apply(truths[k], apply(anchor_inv, out_pts))
-            by_distance.setdefault(abs(k - a), []).append(float(np.mean(np.linalg.norm(
-                apply(s.transform, out_pts) - true, axis=1))))
+            by_distance.setdefault(abs(k - a), []).append(float(np.mean(np.linalg.norm(misplacement(k, out_pts),
+                                                                                      axis=1))))
         pts0 = apply(truths[a], points_of(masks[0]))
-        first_last_est = apply(res.sections[-1].transform, pts0) - apply(res.sections[0].transform, pts0)
-        first_last_true = (apply(truths[-1], apply(anchor_inv, pts0)) - apply(truths[0], apply(anchor_inv, pts0)))
-        drift = float(np.mean(np.linalg.norm(first_last_est - first_last_true, axis=1)))
+        drift = float(np.mean(np.linalg.norm(misplacement(args.n - 1, pts0) - misplacement(0, pts0), axis=1)))
         rows.append(("without: consecutive-pair error, mean (px)", f"{np.mean(consec):.2f}"))
         rows.append(("without: consecutive-pair error, worst pair (px)", f"{np.max(consec):.2f}"))
         rows.append(("without: consecutive pairs within 1.5 px", f"{sum(c <= 1.5 for c in consec)}/{len(consec)}"))
