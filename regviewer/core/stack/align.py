@@ -160,6 +160,7 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     _check_cancel(cancel)
     grid = secs[anchor].image
     points = _grid_points(grid)
+    pairs, poor = _distrust_poor_pairs(pairs, done_pairs, order)
     solution = solve(anchor, pairs, order, points, rigid=rigid)
     transforms = {k: affine_from(m, t, points.mean(axis=0)) for k, (m, t) in solution.transforms.items()}
     deformable_stages = bspline_only(pipeline)
@@ -168,7 +169,9 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
         transforms = refine_on_neighbours(order, anchor, norm, transforms, grid, deformable_stages, seed, cancel)
     report(StackProgress(len(todo), len(todo), "", "assembling the volume"))
     result = _assemble(secs, transforms, grid, z_spacing or 1.0, 0.0, None, norm, None, seconds, report)
-    flags = jump_flags(order, result.details["neighbour_ncc"], solution.pair_residuals, min(grid.GetSpacing()))
+    # A poor pair's disagreement says that pair's section is bad (a jump), not its partner.
+    trusted = {key: r for key, r in solution.pair_residuals.items() if key not in poor}
+    flags = jump_flags(order, result.details["neighbour_ncc"], trusted, min(grid.GetSpacing()))
     for s in result.sections:
         if s.status == "missing":
             continue
@@ -183,6 +186,21 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     result.details.update(pair_residuals=solution.pair_residuals, pair_weights=solution.pair_weights,
                           pipeline=pipeline.to_dict())
     return result
+
+
+def _distrust_poor_pairs(pairs: list[Pair], done: dict, order: list[int]) -> tuple[list[Pair], set]:
+    """Pairs whose correlation after registration is far below that of the other pairs the
+    same distance apart (a torn or foreign section) keep 1 % of their weight: the section
+    is still placed by them, but the k+2 pairs around it decide where its neighbours go."""
+    from regviewer.core.stack.jumps import robust_low
+
+    by_gap: dict[int, dict[tuple[int, int], float]] = {}
+    for p in pairs:
+        gap = order.index(p.moving) - order.index(p.fixed)
+        by_gap.setdefault(gap, {})[(p.fixed, p.moving)] = done[(p.fixed, p.moving)].ncc
+    poor = set().union(*(robust_low(values) for values in by_gap.values())) if by_gap else set()
+    return [Pair(p.fixed, p.moving, p.matrix, p.offset, p.weight * (0.01 if (p.fixed, p.moving) in poor else 1.0))
+            for p in pairs], poor
 
 
 def _report_chained(chained: dict, k: int, j: int, r, secs, report, done: int, total: int) -> None:
