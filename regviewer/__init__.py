@@ -16,4 +16,11 @@ def register(*args, **kwargs):
     return _register(*args, **kwargs)
 
 
-__all__ = ["register", "__version__"]
+def align_stack(*args, **kwargs):
+    """Align serial 2D sections into a volume; see `regviewer.core.stack.align.align_stack`."""
+    from regviewer.core.stack.align import align_stack as _align_stack
+
+    return _align_stack(*args, **kwargs)
+
+
+__all__ = ["register", "align_stack", "__version__"]

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     handlers = {"register": cmd_register, "apply": cmd_apply, "apply-points": cmd_apply_points,
-                "presets": cmd_presets, "evaluate": cmd_evaluate, "batch": cmd_batch}
+                "presets": cmd_presets, "evaluate": cmd_evaluate, "batch": cmd_batch, "stack": _cmd_stack}
     warnings.showwarning = _show_warning
     try:
         return handlers[args.command](args)
@@ -92,6 +92,12 @@ def _exit_now_if_abandoned(code: int) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _cmd_stack(args: argparse.Namespace) -> int:
+    from regviewer.cli.stack_command import cmd_stack
+
+    return cmd_stack(args)
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ import sys
 from regviewer.core.registration.presets import DEFAULT_PRESET
 
 EXIT_OK, EXIT_WRITE, EXIT_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-COMMANDS = ("open", "register", "apply", "apply-points", "presets", "evaluate", "batch")
+COMMANDS = ("open", "register", "apply", "apply-points", "presets", "evaluate", "batch", "stack")
 
 _EPILOG = ("Every transform maps FIXED points to MOVING points (LPS mm), the direction ITK resamples with.\n"
            "Exit codes: 0 ok, 1 cannot write output, 2 bad arguments or input, 3 registration failed, "
@@ -138,6 +138,9 @@ def _build_parser() -> argparse.ArgumentParser:
     where.add_argument("--scheduler", metavar="tcp://HOST:8786", help="run on an existing Dask cluster")
     where.add_argument("--no-dask", action="store_true", help="run the pairs one after another in this process")
     p_batch.add_argument("--retry-failed", action="store_true", help="run pairs that failed before again")
+    from regviewer.cli.stack_command import add_stack_parser
+
+    add_stack_parser(sub, _formatter, _EPILOG)
     return parser
 
 

@@ -41,6 +41,8 @@ def build(w: "MainWindow") -> None:
     file_menu.addAction(_action(w, "Open Moving Image…", lambda: file_actions.open_image_dialog(w, "moving"), "Ctrl+M"))
     file_menu.addAction(_action(w, "Open DICOM Folder as Fixed…", lambda: file_actions.open_dicom_dialog(w, "fixed")))
     file_menu.addAction(_action(w, "Open DICOM Folder as Moving…", lambda: file_actions.open_dicom_dialog(w, "moving")))
+    file_menu.addAction(_action(w, "Open Stack…", lambda: __import__("regviewer.gui.stack.stack_window", fromlist=["_"])
+                                .open_stack_dialog(w), None, "Align a folder of serial 2D sections into a volume"))
     w.recent_menu = file_menu.addMenu("Open Recent")
     w.recent_menu.aboutToShow.connect(lambda: file_actions.fill_recent_menu(w, w.recent_menu))
     file_menu.addAction(_action(w, "Open Transform…", lambda: file_actions.open_transform_dialog(w), None,

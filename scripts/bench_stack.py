@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Benchmark serial-section alignment (`regviewer.align_stack`) against a known truth.
+
+A stack is cut from the 1 mm MNI T1 volume: coronal sections `--gap` mm apart, each put
+under its own known rigid transform (rotation up to +-`--max-angle` degrees, shift up to
++-`--max-shift` px), its own brightness and contrast, and noise, then saved as 8-bit PNG
+files without geometry (pixel units), exactly what a slide scanner hands over.
+
+Prints one table:
+- with a reference (the unmoved planes cut from the volume): per-section error (mean over
+  brain points of |estimated(x) - true(x)|, px);
+- without a reference: the error of each consecutive pair's relative transform, and the
+  first-to-last drift compared with sqrt(N) growth (error versus distance to the anchor);
+- seconds per section and peak RSS.
+`--slide` adds a synthetic 20 000 x 20 000 pyramidal slide pair aligned and written at full
+resolution, with the peak RSS of that run (a child process, so the figure is its own).
+
+    python scripts/bench_stack.py [--n 24] [--gap 6] [--slide] [--slide-size 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = Path(os.environ.get("REGVIEWER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def coronal_planes(n: int, gap: int) -> tuple[list[sitk.Image], list[np.ndarray]]:
+    """n coronal planes (x by z, 1 mm px, pixel frame) around the middle, and brain masks."""
+    from regviewer.core.imaging.io import read_image
+
+    t1 = sitk.GetArrayFromImage(read_image(DATA / "mni152_2009a_t1_1mm.nii.gz").sitk).astype(np.float32)  # z, y, x
+    gm = sitk.GetArrayFromImage(read_image(DATA / "mni152_2009a_gm_1mm.nii.gz").sitk).astype(np.float32)
+    wm = sitk.GetArrayFromImage(read_image(DATA / "mni152_2009a_wm_1mm.nii.gz").sitk).astype(np.float32)
+    mid = t1.shape[1] // 2
+    ys = [mid + (k - n // 2) * gap for k in range(n)]
+    if ys[0] < 10 or ys[-1] >= t1.shape[1] - 10:
+        raise SystemExit(f"{n} sections {gap} mm apart do not fit in the volume's {t1.shape[1]} coronal planes")
+    planes, masks = [], []
+    for y in ys:
+        plane = t1[::-1, y, :]  # rows = superior first
+        planes.append(sitk.GetImageFromArray(np.ascontiguousarray(plane)))
+        masks.append((gm[::-1, y, :] + wm[::-1, y, :]) > 80)
+    return planes, masks
+
+
+def make_stack(planes: list[sitk.Image], folder: Path, max_angle: float, max_shift: float, seed: int):
+    """Save each plane under its own rigid transform (true: plane frame -> section frame),
+    brightness, contrast and noise, as 8-bit PNG. Returns the true transforms."""
+    rng = np.random.default_rng(seed)
+    truths = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, plane in enumerate(planes):
+        w, h = plane.GetSize()
+        centre = ((w - 1) / 2.0, (h - 1) / 2.0)
+        true = sitk.Euler2DTransform(centre, math.radians(rng.uniform(-max_angle, max_angle)),
+                                     tuple(rng.uniform(-max_shift, max_shift, 2)))
+        pad = 30  # the section image is larger than the plane: the shifted tissue must fit
+        grid = sitk.Image(w + 2 * pad, h + 2 * pad, sitk.sitkFloat32)
+        grid.SetOrigin((-pad, -pad))
+        # section(y) = plane(true^-1(y)); the grid is shifted by -pad, which the true transform must include
+        section = sitk.Resample(plane, grid, true.GetInverse(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        arr = sitk.GetArrayFromImage(section)
+        gain, bias = rng.uniform(0.6, 1.3), rng.uniform(-10, 30)
+        arr = np.clip(arr * gain + bias + rng.normal(0, 4.0, arr.shape), 0, 255).astype(np.uint8)
+        sitk.WriteImage(sitk.GetImageFromArray(arr), str(folder / f"s{k}.png"))
+        # The PNG has origin 0, so section-frame point y_png = y + pad.
+        shifted = sitk.CompositeTransform([sitk.TranslationTransform(2, (pad, pad)), true])
+        truths.append(shifted)
+    return truths
+
+
+def points_of(mask: np.ndarray, step: int = 4) -> np.ndarray:
+    ys, xs = np.nonzero(mask[::step, ::step])
+    return np.stack([xs * step, ys * step], axis=1).astype(float)
+
+
+def apply(tx: sitk.Transform, pts: np.ndarray) -> np.ndarray:
+    return np.array([tx.TransformPoint(p.tolist()) for p in pts])
+
+
+def stack_table(args) -> list[tuple]:
+    import regviewer
+
+    planes, masks = coronal_planes(args.n, args.gap)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "sections"
+        truths = make_stack(planes, folder, args.max_angle, args.max_shift, args.seed)
+        ref = sitk.JoinSeries(planes)
+        ref.SetSpacing((1.0, 1.0, float(args.gap)))
+        # with a reference
+        t0 = time.perf_counter()
+        res = regviewer.align_stack(folder, reference=ref)
+        t_ref = (time.perf_counter() - t0) / args.n
+        errs = []
+        for k, s in enumerate(res.sections):
+            pts = points_of(masks[k])
+            errs.append(float(np.mean(np.linalg.norm(apply(s.transform, pts) - apply(truths[k], pts), axis=1))))
+        rows.append(("with reference: per-section error, mean of means (px)", f"{np.mean(errs):.2f}"))
+        rows.append(("with reference: worst section mean error (px)", f"{np.max(errs):.2f}"))
+        rows.append(("with reference: sections within 1 px mean", f"{sum(e <= 1.0 for e in errs)}/{len(errs)}"))
+        rows.append(("with reference: flagged", str(sum(s.status != 'ok' for s in res.sections))))
+        rows.append(("with reference: s per section", f"{t_ref:.2f}"))
+        # without a reference
+        t0 = time.perf_counter()
+        res = regviewer.align_stack(folder)
+        t_free = (time.perf_counter() - t0) / args.n
+        a = res.anchor
+        anchor_inv = truths[a].GetInverse()
+
+        def misplacement(k: int, out_pts: np.ndarray) -> np.ndarray:
+            """Where section k's aligned pixels really come from, minus where they should
+            (plane px): T_k^-1(A_k(x)) - T_a^-1(x) for output-frame points x."""
+            seen = apply(truths[k].GetInverse(), apply(res.sections[k].transform, out_pts))
+            return seen - apply(anchor_inv, out_pts)
+
+        consec = []
+        for k in range(args.n - 1):
+            out_pts = apply(truths[a], points_of(masks[k]))  # output-frame points over section k's brain
+            consec.append(float(np.mean(np.linalg.norm(misplacement(k + 1, out_pts) - misplacement(k, out_pts),
+                                                       axis=1))))
+        by_distance = {}
+        for k in range(args.n):
+            out_pts = apply(truths[a], points_of(masks[k]))
+            by_distance.setdefault(abs(k - a), []).append(float(np.mean(np.linalg.norm(misplacement(k, out_pts),
+                                                                                      axis=1))))
+        pts0 = apply(truths[a], points_of(masks[0]))
+        drift = float(np.mean(np.linalg.norm(misplacement(args.n - 1, pts0) - misplacement(0, pts0), axis=1)))
+        rows.append(("without: consecutive-pair error, mean (px)", f"{np.mean(consec):.2f}"))
+        rows.append(("without: consecutive-pair error, worst pair (px)", f"{np.max(consec):.2f}"))
+        rows.append(("without: consecutive pairs within 1.5 px", f"{sum(c <= 1.5 for c in consec)}/{len(consec)}"))
+        rows.append(("without: first-to-last drift (px)", f"{drift:.2f}"))
+        rows.append(("without: sqrt(N-1) x mean consecutive error (px)",
+                     f"{math.sqrt(args.n - 1) * np.mean(consec):.2f}"))
+        curve = ", ".join(f"{d}:{np.mean(v):.2f}" for d, v in sorted(by_distance.items()))
+        rows.append(("without: error vs sections from anchor (d:px)", curve))
+        rows.append(("without: flagged", str(sum(s.status != 'ok' for s in res.sections))))
+        rows.append(("without: s per section", f"{t_free:.2f}"))
+    rows.append(("peak RSS, stack runs (MB)", f"{rss_mb():.0f}"))
+    return rows
+
+
+def make_slide(path: Path, size: int, angle: float, shift: tuple[float, float], seed: int) -> None:
+    """A size x size tiled pyramidal TIFF of smooth random 'tissue' under a rigid transform,
+    written tile by tile (the generator never holds the full image): a 1000 px random
+    texture, smoothed, is sampled through the transform with bilinear interpolation."""
+    import tifffile
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    base = ndimage.gaussian_filter(rng.normal(0, 1, (1000, 1000)), 12)
+    base = ndimage.gaussian_filter(rng.normal(0, 1, (1000, 1000)), 3) * 0.3 + base / base.std()
+    yy, xx = np.mgrid[0:1000, 0:1000]
+    body = np.exp(-(((xx - 500) / 380.0) ** 6 + ((yy - 500) / 300.0) ** 6))  # a tissue outline on glass
+    tissue = np.clip(40 + body * (120 + 40 * base), 0, 255).astype(np.float32)
+    f = size / 1000.0
+    centre = size / 2.0
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+
+    def value(xs, ys):
+        # section(y) = tissue(true^-1(y)); true = rotation about the centre, then the shift
+        x0, y0 = xs - centre - shift[0], ys - centre - shift[1]
+        u, v = c * x0 + s * y0 + centre, -s * x0 + c * y0 + centre
+        out = ndimage.map_coordinates(tissue, [v / f - 0.5, u / f - 0.5], order=1, mode="constant", cval=40.0)
+        return out.astype(np.uint8)
+
+    def tiles(level_size: int, factor: int):
+        t = 512
+        for ty in range(0, level_size, t):
+            for tx in range(0, level_size, t):
+                ys, xs = (np.mgrid[ty:ty + t, tx:tx + t].astype(np.float32) + 0.5) * factor
+                yield value(xs, ys)
+
+    levels = []
+    n = size
+    while n > 1024:
+        n //= 4
+        levels.append(n)
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        tif.write(tiles(size, 1), shape=(size, size), dtype=np.uint8, tile=(512, 512), subifds=len(levels),
+                  compression="zlib")
+        for n in levels:
+            tif.write(tiles(n, size // n), shape=(n, n), dtype=np.uint8, tile=(512, 512), subfiletype=1,
+                      compression="zlib")
+
+
+def slide_child(folder: str) -> None:
+    """Runs in its own process: align the two slides and write the full-resolution OME-TIFF."""
+    import regviewer
+
+    t0 = time.perf_counter()
+    res = regviewer.align_stack(folder, anchor=0, neighbours=1)
+    t_align = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res.write(Path(folder) / "out")
+    t_write = time.perf_counter() - t0
+    tx = res.sections[1].transform
+    w = res.slides[0].size[0]
+    points = [(f * w, g * w) for f in (0.2, 0.5, 0.8) for g in (0.2, 0.5, 0.8)]
+    mapped = [tx.TransformPoint(p) for p in points]
+    print(f"{t_align:.1f} {t_write:.1f} {rss_mb():.0f} {res.sections[1].status} "
+          + " ".join(f"{p[0]:.3f},{p[1]:.3f},{m[0]:.3f},{m[1]:.3f}" for p, m in zip(points, mapped)))
+
+
+def slide_table(args) -> list[tuple]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        make_slide(folder / "slide1.tif", args.slide_size, 0.0, (0.0, 0.0), 1)
+        make_slide(folder / "slide2.tif", args.slide_size, 4.0, (60.0, -40.0), 1)
+        t_make = time.perf_counter() - t0
+        out = subprocess.run([sys.executable, __file__, "--slide-child", str(folder)], capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit(out.stderr)
+        t_align, t_write, rss, status, *pairs = out.stdout.split()[-13:]
+        size = (folder / "out" / "stack.ome.tif").stat().st_size / 1e6
+        centre = args.slide_size / 2.0
+        a = math.radians(4.0)
+        errors = []
+        for item in pairs:
+            px, py, mx, my = map(float, item.split(","))
+            # true: output (slide 1) point p -> slide 2 point R(p - c) + c + shift
+            p = np.array([px, py]) - centre
+            true = np.array([math.cos(a) * p[0] - math.sin(a) * p[1], math.sin(a) * p[0] + math.cos(a) * p[1]]) \
+                + centre + np.array([60.0, -40.0])
+            errors.append(float(np.hypot(mx - true[0], my - true[1])))
+        n = args.slide_size
+        rows += [(f"slide {n}x{n} px, 2 sections: make (s)", f"{t_make:.1f}"),
+                 ("slide: align on a pyramid level (s)", t_align),
+                 ("slide: write full-res OME-TIFF tile by tile (s)", f"{t_write} ({size:.0f} MB file)"),
+                 ("slide: error at 9 points over the slide, mean / max, full-res px",
+                  f"{np.mean(errors):.2f} / {np.max(errors):.2f} ({status})"),
+                 ("slide: peak RSS of the align+write process (MB)", rss),
+                 ("slide: one full-res 8-bit plane would be (MB)", f"{n * n / 1e6:.0f}")]
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=24)
+    ap.add_argument("--gap", type=int, default=6, help="mm between sections")
+    ap.add_argument("--max-angle", type=float, default=15.0)
+    ap.add_argument("--max-shift", type=float, default=15.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--slide", action="store_true", help="also the 20k x 20k slide case")
+    ap.add_argument("--slide-only", action="store_true")
+    ap.add_argument("--slide-size", type=int, default=20000)
+    ap.add_argument("--slide-child", metavar="DIR", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.slide_child:
+        slide_child(args.slide_child)
+        return
+    rows = [] if args.slide_only else stack_table(args)
+    if args.slide or args.slide_only:
+        rows += slide_table(args)
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'measure'.ljust(width)} | value |")
+    print(f"|{'-' * (width + 2)}|-------|")
+    for name, value in rows:
+        print(f"| {name.ljust(width)} | {value} |")
+
+
+if __name__ == "__main__":
+    main()

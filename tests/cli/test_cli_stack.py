@@ -1,0 +1,107 @@
+"""`regviewer stack`, run as the real command: outputs, a missing section, exit codes."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import SimpleITK as sitk
+
+from tests.stack_phantom import block, cut, mean_error, tissue_points
+
+from .conftest import run_cli
+
+
+def test_stack_writes_volume_transforms_and_table(tmp_path):
+    sections = tmp_path / "sections"
+    planes = block(6, seed=2)
+    truths = cut(planes, sections, seed=3, names=[f"slice{k + 1}.png" for k in range(6)])  # slice10-safe naming
+    (sections / "slice4.png").write_bytes(b"\x89PNG truncated")  # one bad section
+    out = tmp_path / "out"
+    proc = run_cli("stack", sections, "--out", out, "--spacing", "0.5", "0.5", "3", "--anchor", "1",
+                   "--neighbours", "2")
+    assert proc.returncode == 3, proc.stderr  # a section could not be read: reported, the rest written
+    assert "slice4" in proc.stderr and "missing" in proc.stderr
+    assert "5/6 sections aligned" in proc.stdout
+    vol = sitk.ReadImage(str(out / "stack.nii.gz"))
+    assert vol.GetSize() == (96, 96, 6) and np.allclose(vol.GetSpacing(), (0.5, 0.5, 3.0))
+    rows = list(csv.DictReader((out / "stack.csv").open()))
+    assert [r["section"] for r in rows] == [f"slice{k + 1}" for k in range(6)]
+    assert [r["status"] for r in rows].count("missing") == 1
+    assert sorted(p.stem for p in (out / "transforms").glob("*.tfm")) == sorted(
+        f"slice{k + 1}" for k in range(6) if k != 3)
+    anchor = sitk.ReadTransform(str(out / "transforms" / "slice2.tfm"))
+    assert np.allclose(anchor.TransformPoint((10.0, 20.0)), (10.0, 20.0), atol=1e-6)  # the anchor's frame
+
+
+def test_stack_with_reference_volume_exits_zero(tmp_path):
+    sections = tmp_path / "sections"
+    planes = block(4, seed=6)
+    truths = cut(planes, sections, seed=7)
+    ref = sitk.JoinSeries(planes)
+    sitk.WriteImage(ref, str(tmp_path / "reference.nii.gz"))
+    proc = run_cli("stack", sections, "--out", tmp_path / "out", "--reference", tmp_path / "reference.nii.gz")
+    assert proc.returncode == 0, proc.stderr
+    for k, true in enumerate(truths):
+        est = sitk.ReadTransform(str(tmp_path / "out" / "transforms" / f"s{k}.tfm"))
+        assert mean_error(est, true, tissue_points()) < 1.0
+
+
+def test_stack_bad_arguments(tmp_path):
+    proc = run_cli("stack", tmp_path / "missing", "--out", tmp_path / "out")
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    proc = run_cli("stack", "--help")
+    assert proc.returncode == 0 and "--reference" in proc.stdout
+
+
+def test_stack_workers_give_the_same_transforms(tmp_path):
+    sections = tmp_path / "sections"
+    cut(block(5, seed=10), sections, seed=11)
+    one = run_cli("stack", sections, "--out", tmp_path / "one", "--quiet")
+    two = run_cli("stack", sections, "--out", tmp_path / "two", "--workers", "2", "--quiet")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    for k in range(5):
+        a = sitk.ReadTransform(str(tmp_path / "one" / "transforms" / f"s{k}.tfm"))
+        b = sitk.ReadTransform(str(tmp_path / "two" / "transforms" / f"s{k}.tfm"))
+        # the same up to ITK threading (1 thread per worker process here, all cores in one process)
+        assert np.allclose(a.TransformPoint((30.0, 60.0)), b.TransformPoint((30.0, 60.0)), atol=0.05)
+
+
+def test_stack_on_an_external_dask_scheduler(tmp_path):
+    """A scheduler and a worker as separate processes; `stack` gets only the address."""
+    import json
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    sections = tmp_path / "sections"
+    cut(block(4, seed=13), sections, seed=14)
+    scheduler_file = tmp_path / "scheduler.json"
+    dask = str(Path(sys.executable).parent / "dask")
+    logs = [open(tmp_path / "scheduler.log", "w"), open(tmp_path / "worker.log", "w")]
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(scheduler_file)], stdout=logs[0], stderr=subprocess.STDOUT)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                       "--no-dashboard", "--memory-limit", "0"], stdout=logs[1],
+                                      stderr=subprocess.STDOUT))
+        proc = run_cli("stack", sections, "--out", tmp_path / "out", "--scheduler", address, "--quiet", timeout=240)
+        assert proc.returncode == 0, proc.stderr + (tmp_path / "worker.log").read_text()[-2000:]
+        rows = list(csv.DictReader((tmp_path / "out" / "stack.csv").open()))
+        assert [r["status"] for r in rows] == ["ok"] * 4
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in logs:
+            f.close()
