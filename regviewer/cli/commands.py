@@ -189,8 +189,6 @@ def cmd_register(args: argparse.Namespace) -> int:
     finally:
         if printer is not None:
             printer.finish()
-    for warning in outcome.summary.get("warnings") or []:
-        _err(f"warning: {warning}")
     for key, path in outcome.files.items():
         print(f"{key:<11}{path}")
     print(f"stopped    {outcome.stop_reason}")
