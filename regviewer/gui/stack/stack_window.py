@@ -42,10 +42,12 @@ class _DragBox(pg.ViewBox):
             self._kind = None
 
 
-def _image_view(title: str, on_drag=None) -> tuple[pg.GraphicsLayoutWidget, pg.ImageItem]:
+def _image_view(caption: str, title: str, on_drag=None) -> tuple[pg.GraphicsLayoutWidget, pg.ImageItem]:
+    """A view with its `caption` drawn above it (what it shows) and `title` as the tooltip (how to use it)."""
     widget = pg.GraphicsLayoutWidget()
     box = _DragBox(on_drag) if on_drag is not None else pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
-    widget.addItem(box)
+    widget.addLabel(caption, row=0, col=0, size="9pt")
+    widget.addItem(box, row=1, col=0)
     widget.view_box = box
     item = pg.ImageItem(axisOrder="row-major")
     box.addItem(item)
@@ -82,11 +84,11 @@ class StackWindow(QtWidgets.QMainWindow):
         central = QtWidgets.QWidget()
         grid = QtWidgets.QGridLayout(central)
         self.overlay_widget, self.overlay_item = _image_view(
-            "Section k (moving) over section k−1 or its reference. Shift-drag moves section k, Ctrl-drag turns it; "
+            "Section k over k−1 (or its reference)", "Section k (moving) over section k−1 or its reference. Shift-drag moves section k, Ctrl-drag turns it; "
             "the sections after it follow when you release", self.drag)
-        self.section_widget, self.section_item = _image_view("Aligned section (volume, section plane)")
-        self.rows_widget, self.rows_item = _image_view("Volume: sections × columns at the middle row")
-        self.cols_widget, self.cols_item = _image_view("Volume: sections × rows at the middle column")
+        self.section_widget, self.section_item = _image_view("Aligned section k", "Aligned section (volume, section plane)")
+        self.rows_widget, self.rows_item = _image_view("Volume: sections × columns", "Volume: sections × columns at the middle row")
+        self.cols_widget, self.cols_item = _image_view("Volume: sections × rows", "Volume: sections × rows at the middle column")
         grid.addWidget(self.overlay_widget, 0, 0, 2, 1)
         grid.addWidget(self.section_widget, 0, 1)
         grid.addWidget(self.rows_widget, 0, 2)
