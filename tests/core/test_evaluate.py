@@ -229,3 +229,31 @@ def test_bspline_support_ending_at_the_image_border_gives_no_false_folding():
     bs.SetParameters([5.0] * (len(bs.GetParameters()) // 2) + [0.0] * (len(bs.GetParameters()) // 2))
     jac = sitk.GetArrayFromImage(jacobian_determinant(bs, img))
     np.testing.assert_allclose(jac, 1.0, atol=1e-6)  # a uniform shift everywhere, borders included
+
+
+@pytest.mark.parametrize("dimension", [2, 3])
+@pytest.mark.parametrize("slab_voxels", [1, 2 * 20 * 22, 7 * 20 * 22])
+def test_deformation_maps_in_slabs_equal_the_whole_field_at_once(dimension, slab_voxels):
+    """The slabs (one-voxel halo, extrapolation only at the image's borders) must give the
+    numbers of the whole field at once, for a B-spline under an oblique-ish direction."""
+    from regviewer.core.qa.measures import deformation_maps
+
+    if dimension == 3:
+        ref = _grid(direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))
+        linear = _affine(M)
+    else:
+        ref = sitk.Image([20, 22], sitk.sitkFloat32)
+        ref.SetSpacing((1.5, 2.0))
+        ref.SetDirection((0.0, -1.0, 1.0, 0.0))
+        linear = sitk.AffineTransform(2)
+        linear.SetMatrix((1.1, 0.2, 0.05, 0.9))
+    bs = sitk.BSplineTransformInitializer(ref, [3] * dimension)
+    bs.SetParameters(np.random.default_rng(1).normal(0, 2.0, bs.GetNumberOfParameters()).tolist())
+    tx = sitk.CompositeTransform([linear, bs])
+    whole_jac, whole_mag = deformation_maps(tx, ref, slab_voxels=10**9)
+    jac, mag = deformation_maps(tx, ref, slab_voxels=slab_voxels)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(jac), sitk.GetArrayFromImage(whole_jac), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(mag), sitk.GetArrayFromImage(whole_mag), rtol=1e-6, atol=1e-6)
+    assert jac.GetOrigin() == ref.GetOrigin() and jac.GetSize() == ref.GetSize()
+    assert jac.GetDirection() == ref.GetDirection() and mag.GetSpacing() == ref.GetSpacing()
+    assert np.ptp(sitk.GetArrayFromImage(jac)) > 0.05  # a real deformation, not a constant

@@ -73,26 +73,65 @@ def _extend_linearly(a: np.ndarray, n_axes: int) -> np.ndarray:
     return a
 
 
-def deformation_maps(transform: sitk.Transform, reference) -> tuple[sitk.Image, sitk.Image]:
+# Voxels per slab of `deformation_maps`: its float64 temporaries stay near 10 MB per
+# copy whatever the image size (a 4M-voxel field at once took ~400 MB at its peak).
+SLAB_VOXELS = 400_000
+
+
+def deformation_maps(transform: sitk.Transform, reference, slab_voxels: int = SLAB_VOXELS) -> tuple[sitk.Image, sitk.Image]:
     """(Jacobian determinant, displacement magnitude in mm) on the fixed grid, from ONE
-    evaluation of the transform (the costly part for B-splines and fields)."""
+    evaluation of the transform (the costly part for B-splines and fields).
+
+    Computed slab by slab along the slowest axis, each slab with a one-voxel halo of
+    real neighbours (linear extrapolation only at the image's own borders), so the
+    central differences, and hence the numbers, are those of the whole field at once
+    while the memory is that of one slab."""
     ref = _grid_of(reference)
     dim = ref.GetDimension()
     direction = np.array(ref.GetDirection(), dtype=float).reshape(dim, dim)
-    field = displacement_field(transform, ref)
-    vectors = sitk.GetArrayViewFromImage(field)
-    magnitude = sitk.GetImageFromArray(np.sqrt(np.sum(vectors**2, axis=-1)).astype(np.float32))
+    rotate = not np.allclose(direction, np.eye(dim))
+    size = ref.GetSize()
+    n_slow = size[-1]  # numpy axis 0
+    per_slice = int(np.prod(size[:-1]))
+    step = max(1, int(slab_voxels) // max(per_slice, 1))
+    jac_out = np.empty(tuple(reversed(size)), np.float32)
+    mag_out = np.empty(tuple(reversed(size)), np.float32)
+    for z0 in range(0, n_slow, step):
+        z1 = min(z0 + step, n_slow)
+        a, b = max(z0 - 1, 0), min(z1 + 1, n_slow)
+        origin = ref.TransformIndexToPhysicalPoint((0,) * (dim - 1) + (a,))
+        field = sitk.TransformToDisplacementField(
+            transform, sitk.sitkVectorFloat64, tuple(size[:-1]) + (b - a,), origin, ref.GetSpacing(), ref.GetDirection()
+        )
+        vectors = sitk.GetArrayFromImage(field)  # (b - a, ..., dim), the slab and its halo
+        del field
+        inner = slice(z0 - a, z0 - a + (z1 - z0))
+        mag_out[z0:z1] = np.sqrt(np.sum(vectors[inner] ** 2, axis=-1))
+        if rotate:
+            vectors = vectors @ direction  # row vector u^T D == (D^T u)^T
+        jac_out[z0:z1] = _jacobian_of_slab(vectors, ref.GetSpacing(), dim, extend_start=a == z0, extend_end=b == z1)
+        del vectors
+    jac = sitk.GetImageFromArray(jac_out)
+    jac.CopyInformation(ref)
+    magnitude = sitk.GetImageFromArray(mag_out)
     magnitude.CopyInformation(ref)
-    if not np.allclose(direction, np.eye(dim)):
-        vectors = vectors @ direction  # row vector u^T D == (D^T u)^T
-    index_frame = sitk.GetImageFromArray(_extend_linearly(vectors, dim), isVector=True)
-    del field, vectors
-    index_frame.SetSpacing(ref.GetSpacing())
-    jac = sitk.DisplacementFieldJacobianDeterminant(index_frame, True)
-    del index_frame
-    out = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(jac)[(slice(1, -1),) * dim].astype(np.float32))
-    out.CopyInformation(ref)
-    return out, magnitude
+    return jac, magnitude
+
+
+def _jacobian_of_slab(vectors: np.ndarray, spacing, dim: int, extend_start: bool, extend_end: bool) -> np.ndarray:
+    """det(I + grad u) (float32) of the slab inside its halo: vectors in the index frame,
+    axis 0 carrying one halo slice at each end that is not an image border, where it is
+    extended linearly instead (as the other axes always are)."""
+    if extend_start or extend_end:
+        grown = _extend_linearly(vectors, 1)
+        vectors = grown[(0 if extend_start else 1):(len(grown) if extend_end else len(grown) - 1)]
+    extended = np.moveaxis(_extend_linearly(np.moveaxis(vectors, 0, -2), dim - 1), -2, 0) if dim > 1 else vectors
+    image = sitk.GetImageFromArray(np.ascontiguousarray(extended), isVector=True)
+    del extended
+    image.SetSpacing(spacing)
+    jac = sitk.DisplacementFieldJacobianDeterminant(image, True)
+    del image
+    return sitk.GetArrayViewFromImage(jac)[(slice(1, -1),) * dim].astype(np.float32)
 
 
 def mask_on_grid(mask, like: sitk.Image) -> np.ndarray | None:
