@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 
 from regviewer.core.errors import IncompatibleImagesError
 from regviewer.core.qa.measures import (
@@ -257,3 +258,28 @@ def test_deformation_maps_in_slabs_equal_the_whole_field_at_once(dimension, slab
     assert jac.GetOrigin() == ref.GetOrigin() and jac.GetSize() == ref.GetSize()
     assert jac.GetDirection() == ref.GetDirection() and mag.GetSpacing() == ref.GetSpacing()
     assert np.ptp(sitk.GetArrayFromImage(jac)) > 0.05  # a real deformation, not a constant
+
+
+def test_chunked_mutual_information_and_correlation_equal_numpys_in_one_pass():
+    from regviewer.core.qa.measures import CHUNK, MI_BINS, mutual_information, pearson
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(0, 1, 2 * CHUNK + 17).astype(np.float32)
+    b = (0.6 * a + rng.normal(0, 1, a.size)).astype(np.float32)
+    joint, _, _ = np.histogram2d(a, b, bins=MI_BINS)
+    p = joint / joint.sum()
+    pa, pb = p.sum(axis=1, keepdims=True), p.sum(axis=0, keepdims=True)
+    nz = p > 0
+    assert mutual_information(a, b) == float(np.sum(p[nz] * np.log(p[nz] / (pa @ pb)[nz])))
+    assert pearson(a, b) == pytest.approx(np.corrcoef(a.astype(np.float64), b.astype(np.float64))[0, 1], abs=1e-12)
+    assert mutual_information(np.ones(10, np.float32), np.arange(10, dtype=np.float32)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_similarity_of_a_uint8_moving_image_equals_that_of_its_float32_cast():
+    """The moving image is resampled as it is (no float32 copy of it): same numbers."""
+    rng = np.random.default_rng(4)
+    arr = rng.integers(0, 255, (18, 22, 20)).astype(np.uint8)
+    fixed = sitk.GetImageFromArray(ndimage.gaussian_filter(arr.astype(np.float32), 1.0))
+    moving = sitk.GetImageFromArray(arr)
+    tx = sitk.TranslationTransform(3, (0.7, -0.4, 0.3))
+    assert similarity(fixed, moving, tx) == similarity(fixed, sitk.Cast(moving, sitk.sitkFloat32), tx)

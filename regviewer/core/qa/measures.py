@@ -75,7 +75,7 @@ def _extend_linearly(a: np.ndarray, n_axes: int) -> np.ndarray:
 
 # Voxels per slab of `deformation_maps`: its float64 temporaries stay near 10 MB per
 # copy whatever the image size (a 4M-voxel field at once took ~400 MB at its peak).
-SLAB_VOXELS = 400_000
+SLAB_VOXELS = 150_000
 
 
 def deformation_maps(transform: sitk.Transform, reference, slab_voxels: int = SLAB_VOXELS) -> tuple[sitk.Image, sitk.Image]:
@@ -112,8 +112,10 @@ def deformation_maps(transform: sitk.Transform, reference, slab_voxels: int = SL
         jac_out[z0:z1] = _jacobian_of_slab(vectors, ref.GetSpacing(), dim, extend_start=a == z0, extend_end=b == z1)
         del vectors
     jac = sitk.GetImageFromArray(jac_out)
+    del jac_out  # one copy of each map at a time
     jac.CopyInformation(ref)
     magnitude = sitk.GetImageFromArray(mag_out)
+    del mag_out
     magnitude.CopyInformation(ref)
     return jac, magnitude
 
@@ -296,7 +298,9 @@ def label_volumes_ml(labels) -> dict[int, float]:
 def _overlap_values(fixed, moving, transform: sitk.Transform | None, mask) -> tuple[np.ndarray, np.ndarray]:
     """Fixed and resampled-moving intensities at fixed voxels whose T(x) lies in the moving image."""
     f = to_scalar_float32(_as_sitk(fixed))
-    m = to_scalar_float32(_as_sitk(moving))
+    m = _as_sitk(moving)
+    if m.GetNumberOfComponentsPerPixel() > 1:  # RGB: its luminance; a grey image is resampled as it is,
+        m = to_scalar_float32(m)  # straight to float32 (the same numbers as a cast first, without a copy)
     if f.GetDimension() != m.GetDimension():
         raise IncompatibleImagesError(
             f"The fixed image is {f.GetDimension()}D and the moving image {m.GetDimension()}D; similarity needs both the same"
@@ -312,15 +316,47 @@ def _overlap_values(fixed, moving, transform: sitk.Transform | None, mask) -> tu
 
 
 def mutual_information(a: np.ndarray, b: np.ndarray, bins: int = MI_BINS) -> float:
-    """Mutual information (nats) of two paired samples from their joint histogram."""
+    """Mutual information (nats) of two paired samples from their joint histogram.
+
+    The histogram is that of `np.histogram2d(a, b, bins)` (equal bins between each
+    sample's min and max), counted in chunks: the same counts, without the ~40 bytes
+    per sample numpy's binning takes at once."""
     if a.size < 2:
         return 0.0
-    joint, _, _ = np.histogram2d(a, b, bins=bins)
+    edges = [_bin_edges(a, bins), _bin_edges(b, bins)]
+    joint = np.zeros((bins, bins))
+    for start in range(0, a.size, CHUNK):
+        joint += np.histogram2d(a[start:start + CHUNK], b[start:start + CHUNK], bins=edges)[0]
     p = joint / joint.sum()
     pa = p.sum(axis=1, keepdims=True)
     pb = p.sum(axis=0, keepdims=True)
     nz = p > 0
     return float(np.sum(p[nz] * np.log(p[nz] / (pa @ pb)[nz])))
+
+
+CHUNK = 262_144  # samples per pass in the chunked sums above and below
+
+
+def _bin_edges(x: np.ndarray, bins: int) -> np.ndarray:
+    """The edges `np.histogram2d` takes for an integer number of bins."""
+    lo, hi = float(x.min()), float(x.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, bins + 1)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r in float64, summed in chunks (no float64 copies of whole samples)."""
+    n = a.size
+    mean_a, mean_b = float(np.mean(a, dtype=np.float64)), float(np.mean(b, dtype=np.float64))
+    sab = saa = sbb = 0.0
+    for start in range(0, n, CHUNK):
+        da = a[start:start + CHUNK].astype(np.float64) - mean_a
+        db = b[start:start + CHUNK].astype(np.float64) - mean_b
+        sab += float(da @ db)
+        saa += float(da @ da)
+        sbb += float(db @ db)
+    return sab / math.sqrt(saa * sbb) if saa > 0 and sbb > 0 else 0.0
 
 
 def subsample_grid(image: sitk.Image, max_voxels: int) -> sitk.Image:
@@ -352,7 +388,7 @@ def similarity(fixed, moving, transform: sitk.Transform | None, mask=None, max_v
     if a.size < 2 or float(a.std()) == 0.0 or float(b.std()) == 0.0:
         corr = 0.0
     else:
-        corr = float(np.corrcoef(a.astype(np.float64), b.astype(np.float64))[0, 1])
+        corr = pearson(a, b)
     return {
         "mutual_information": mutual_information(a, b),
         "correlation": corr,
