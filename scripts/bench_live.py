@@ -160,8 +160,11 @@ def main() -> int:
     from regviewer.core.resources import demo_dir
 
     tmp = tempfile.TemporaryDirectory(prefix="bench_live_")
-    if args.pair == "1mm":
-        fixed, moving, mask = pair_1mm(Path(tmp.name), args.data)
+    if args.pair == "1mm":  # built in a child process: the window's peak RSS is the window's own
+        code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import bench_live; "
+                "bench_live.pair_1mm(Path(sys.argv[2]), Path(sys.argv[3]))")
+        subprocess.run([sys.executable, "-c", code, str(ROOT / "scripts"), tmp.name, str(args.data)], check=True)
+        fixed, moving, mask = (str(Path(tmp.name) / n) for n in ("t1_1mm.nii", "t2like_1mm.nii", "mask_1mm.nii"))
         what = "the 1 mm MNI brain (197x233x189)"
     else:
         demo = demo_dir()

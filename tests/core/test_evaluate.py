@@ -283,3 +283,19 @@ def test_similarity_of_a_uint8_moving_image_equals_that_of_its_float32_cast():
     moving = sitk.GetImageFromArray(arr)
     tx = sitk.TranslationTransform(3, (0.7, -0.4, 0.3))
     assert similarity(fixed, moving, tx) == similarity(fixed, sitk.Cast(moving, sitk.sitkFloat32), tx)
+
+
+def test_summarise_equals_numpys_statistics_and_leaves_its_input_alone():
+    """It orders its own copy in place (memory on a 1 mm map): numbers as numpy gives them."""
+    from regviewer.core.qa.tre import summarise
+
+    rng = np.random.default_rng(5)
+    values = rng.gamma(2.0, 1.0, 100_001)
+    values[7] = np.nan
+    kept = values.copy()
+    s = summarise(values)
+    np.testing.assert_array_equal(values, kept)
+    f = kept[np.isfinite(kept)]
+    assert (s.n, s.mean_mm, s.median_mm, s.p95_mm, s.max_mm, s.rms_mm) == (
+        f.size, float(f.mean()), float(np.median(f)), float(np.percentile(f, 95)), float(f.max()),
+        float(np.sqrt(np.mean(f * f))))
