@@ -84,8 +84,9 @@ class SliceCache:
 
 
 def compute_moving_slice(moving: sitk.Image, plane: PlaneGeometry, depth: float,
-                         transform_fixed_to_moving: sitk.Transform, coarse_factor: int = 1) -> np.ndarray:
+                         transform_fixed_to_moving: sitk.Transform, coarse_factor: int = 1,
+                         threads: int | None = None) -> np.ndarray:
     """The moving image on the plane at `depth` (`coarse_factor` times coarser, expanded
     back to the plane's shape); pure, so a background thread may call it."""
-    coarse = reslice(moving, preview_plane(plane, coarse_factor), depth, transform_fixed_to_moving)
+    coarse = reslice(moving, preview_plane(plane, coarse_factor), depth, transform_fixed_to_moving, threads=threads)
     return expand_preview(coarse, coarse_factor, plane.shape)

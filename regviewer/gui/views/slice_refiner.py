@@ -84,7 +84,8 @@ class SliceRefiner(QtCore.QObject):
 
         def work() -> Any:
             start = time.perf_counter()
-            return compute_moving_slice(moving, plane, depth, transform), time.perf_counter() - start
+            # one ITK thread: the other core stays with the engine and the GUI thread
+            return compute_moving_slice(moving, plane, depth, transform, threads=1), time.perf_counter() - start
 
         def done(result: Any, error: BaseException | None) -> None:
             if self._in_flight.get(id(view)) == key:
