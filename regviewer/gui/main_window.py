@@ -310,11 +310,17 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
         return rgb
 
     def _bump_transform(self) -> None:
-        """The displayed transform changed: resample the visible moving slices."""
+        """The displayed transform changed: resample the visible moving slices. Under a
+        costly transform a view keeps its picture until its new slice comes from the
+        background (`SliceRefiner`): one redraw per snapshot of a live run, not two."""
         self._slices.transform_changed()
+        transform = self.displayed_transform()
         for view in self.visible_slice_views():
             if view.role != "fixed" and view.space == "fixed":
-                view.refresh()
+                if view.last_image is not None and not self.interacting and self._refiner.wanted(view.plane, transform):
+                    self._refiner.request(view, view.plane, view.depth, transform)
+                else:
+                    view.refresh()
         self.displayedTransformChanged.emit()
 
     def refresh_views(self) -> None:

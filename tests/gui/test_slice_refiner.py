@@ -16,13 +16,17 @@ def _bspline(image: sitk.Image) -> sitk.Transform:
 
 
 def test_bspline_slices_are_coarse_first_then_exact(qtbot, brain_window):
+    """A new transform keeps the picture until the full slice arrives; a slice step
+    draws a coarse slice at once, then the full one."""
     w = brain_window
     w._refiner.min_pixels = 0  # the demo's planes are small: make every slice go the background way
     axial = w.view("overlay", "axial")
     moving = w.moving_volume().sitk
     tx = _bspline(moving)
+    before = axial.last_rgb.copy()
     w.show_preview_transform(tx)
     w.flush_preview()
+    np.testing.assert_array_equal(axial.last_rgb, before)  # a snapshot keeps the picture until its slice arrives
     full = compute_moving_slice(moving, axial.plane, axial.depth, tx)
     coarse = compute_moving_slice(moving, axial.plane, axial.depth, tx, 4)
     drawn = w._slices.cached_moving(axial.plane, axial.depth)
@@ -60,3 +64,21 @@ def test_linear_transforms_and_small_planes_stay_synchronous(brain_window):
     axial = w.view("overlay", "axial")
     assert not w._refiner.wanted(axial.plane, sitk.TranslationTransform(3, (1.0, 0.0, 0.0)))
     assert not w._refiner.wanted(axial.plane, _bspline(w.moving_volume().sitk))  # 98x116 < MIN_PIXELS
+
+
+def test_a_slice_step_under_a_bspline_draws_a_coarse_slice_at_once(qtbot, brain_window):
+    w = brain_window
+    w._refiner.min_pixels = 0
+    axial = w.view("overlay", "axial")
+    moving = w.moving_volume().sitk
+    tx = _bspline(moving)
+    w.show_preview_transform(tx)
+    w.flush_preview()
+    w.finish_slices()
+    axial.step_slice(1)
+    np.testing.assert_array_equal(w._slices.cached_moving(axial.plane, axial.depth, 4),
+                                  compute_moving_slice(moving, axial.plane, axial.depth, tx, 4))
+    w.finish_slices()
+    qtbot.waitUntil(lambda: w._slices.cached_moving(axial.plane, axial.depth) is not None, timeout=5000)
+    np.testing.assert_array_equal(w._slices.cached_moving(axial.plane, axial.depth),
+                                  compute_moving_slice(moving, axial.plane, axial.depth, tx))
