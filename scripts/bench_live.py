@@ -49,13 +49,13 @@ def headless(fixed: str, moving: str, mask: str, preset: str) -> tuple[float, fl
     return tuple(json.loads(out.strip().splitlines()[-1]))
 
 
-def pair_1mm(folder: Path) -> tuple[str, str, str]:
+def pair_1mm(folder: Path, data: Path) -> tuple[str, str, str]:
     """The 1 mm MNI T1 (fixed), a T2-like moving image under a known affine, the brain mask."""
     import SimpleITK as sitk
 
     from regviewer.core.imaging import synthetic as syn
 
-    pair = syn.brain_pair(ROOT.parent / "shared" / "data", shrink=1, with_warp=False)
+    pair = syn.brain_pair(data, shrink=1, with_warp=False)
     paths = [str(folder / n) for n in ("t1_1mm.nii", "t2like_1mm.nii", "mask_1mm.nii")]
     for image, path in zip((pair.fixed, pair.moving, pair.mask), paths):
         sitk.WriteImage(image, path)
@@ -154,12 +154,17 @@ def main() -> int:
     parser.add_argument("--preset", default="affine-bspline-mi")
     parser.add_argument("--repeat", type=int, default=1, help="alternate headless/live runs this many times")
     parser.add_argument("--pair", choices=("demo", "1mm"), default="demo")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
+                        help="the shared data folder (the MNI images) for --pair 1mm")
     args = parser.parse_args()
     from regviewer.core.resources import demo_dir
 
     tmp = tempfile.TemporaryDirectory(prefix="bench_live_")
-    if args.pair == "1mm":
-        fixed, moving, mask = pair_1mm(Path(tmp.name))
+    if args.pair == "1mm":  # built in a child process: the window's peak RSS is the window's own
+        code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import bench_live; "
+                "bench_live.pair_1mm(Path(sys.argv[2]), Path(sys.argv[3]))")
+        subprocess.run([sys.executable, "-c", code, str(ROOT / "scripts"), tmp.name, str(args.data)], check=True)
+        fixed, moving, mask = (str(Path(tmp.name) / n) for n in ("t1_1mm.nii", "t2like_1mm.nii", "mask_1mm.nii"))
         what = "the 1 mm MNI brain (197x233x189)"
     else:
         demo = demo_dir()

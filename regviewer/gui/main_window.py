@@ -29,6 +29,7 @@ from regviewer.gui.panels.manual_align import ManualAlignDock
 from regviewer.gui.views.moving_space import MovingSpace
 from regviewer.gui.views.overlay import OverlayController
 from regviewer.gui.views.roi_item import RoiController
+from regviewer.gui.views.slice_refiner import COARSE_FACTOR, SliceRefiner
 from regviewer.gui.views.slice_view import SliceView
 from regviewer.gui.views.volume_view import make_volume_view
 from regviewer.gui.window_display import INTERACTION_MODES, WindowDisplayMixin
@@ -65,6 +66,7 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
 
         self.interacting = False
         self._init_workspace(workspace)
+        self._refiner = SliceRefiner(self.background, self._slices, parent=self)  # B-spline slices off the GUI thread
         self._preview_timer = QtCore.QTimer(self)
         self._preview_timer.setSingleShot(True)
         self._preview_timer.timeout.connect(self._bump_transform)
@@ -291,8 +293,15 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
         fixed_raw = self._slices.fixed_slice(plane, depth)
         moving_raw = None
         if view.role != "fixed":
+            transform = self.displayed_transform()
             factor = PREVIEW_FACTOR if (self.interacting and self.workspace.preview is not None) else 1
-            moving_raw = self._slices.moving_slice(plane, depth, self.displayed_transform(), factor)
+            moving_raw = self._slices.cached_moving(plane, depth, factor)
+            if moving_raw is None and factor == 1 and self._refiner.wanted(plane, transform):
+                # a costly (non-linear) transform: a coarse slice now, the full one from the background
+                moving_raw = self._slices.moving_slice(plane, depth, transform, COARSE_FACTOR)
+                self._refiner.request(view, plane, depth, transform)
+            elif moving_raw is None:
+                moving_raw = self._slices.moving_slice(plane, depth, transform, factor)
         rgb = render_slice(view.role, fixed_raw, moving_raw, self._wl.get("fixed", (1.0, 0.5)),
                            self._wl.get("moving", (1.0, 0.5)), self.overlay.settings,
                            plane.spacing, self.overlay.flicker_shows)
@@ -301,11 +310,17 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
         return rgb
 
     def _bump_transform(self) -> None:
-        """The displayed transform changed: resample the visible moving slices."""
+        """The displayed transform changed: resample the visible moving slices. Under a
+        costly transform a view keeps its picture until its new slice comes from the
+        background (`SliceRefiner`): one redraw per snapshot of a live run, not two."""
         self._slices.transform_changed()
+        transform = self.displayed_transform()
         for view in self.visible_slice_views():
             if view.role != "fixed" and view.space == "fixed":
-                view.refresh()
+                if view.last_image is not None and not self.interacting and self._refiner.wanted(view.plane, transform):
+                    self._refiner.request(view, view.plane, view.depth, transform)
+                else:
+                    view.refresh()
         self.displayedTransformChanged.emit()
 
     def refresh_views(self) -> None:

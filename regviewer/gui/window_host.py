@@ -98,6 +98,10 @@ class WorkspaceHostMixin:
             self._preview_timer.stop()
             self._bump_transform()
 
+    def finish_slices(self, timeout: float = 30.0) -> None:
+        """Wait for the full-resolution slices still computed in the background (tests, screenshots)."""
+        self._refiner.wait(timeout)
+
     def set_interacting(self, active: bool) -> None:
         """While the user drags the moving image, previews resample the moving image at
         half resolution (a quarter of the work); the release redraws at full resolution."""

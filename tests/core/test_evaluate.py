@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 
 from regviewer.core.errors import IncompatibleImagesError
 from regviewer.core.qa.measures import (
@@ -229,3 +230,72 @@ def test_bspline_support_ending_at_the_image_border_gives_no_false_folding():
     bs.SetParameters([5.0] * (len(bs.GetParameters()) // 2) + [0.0] * (len(bs.GetParameters()) // 2))
     jac = sitk.GetArrayFromImage(jacobian_determinant(bs, img))
     np.testing.assert_allclose(jac, 1.0, atol=1e-6)  # a uniform shift everywhere, borders included
+
+
+@pytest.mark.parametrize("dimension", [2, 3])
+@pytest.mark.parametrize("slab_voxels", [1, 2 * 20 * 22, 7 * 20 * 22])
+def test_deformation_maps_in_slabs_equal_the_whole_field_at_once(dimension, slab_voxels):
+    """The slabs (one-voxel halo, extrapolation only at the image's borders) must give the
+    numbers of the whole field at once, for a B-spline under an oblique-ish direction."""
+    from regviewer.core.qa.measures import deformation_maps
+
+    if dimension == 3:
+        ref = _grid(direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))
+        linear = _affine(M)
+    else:
+        ref = sitk.Image([20, 22], sitk.sitkFloat32)
+        ref.SetSpacing((1.5, 2.0))
+        ref.SetDirection((0.0, -1.0, 1.0, 0.0))
+        linear = sitk.AffineTransform(2)
+        linear.SetMatrix((1.1, 0.2, 0.05, 0.9))
+    bs = sitk.BSplineTransformInitializer(ref, [3] * dimension)
+    bs.SetParameters(np.random.default_rng(1).normal(0, 2.0, bs.GetNumberOfParameters()).tolist())
+    tx = sitk.CompositeTransform([linear, bs])
+    whole_jac, whole_mag = deformation_maps(tx, ref, slab_voxels=10**9)
+    jac, mag = deformation_maps(tx, ref, slab_voxels=slab_voxels)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(jac), sitk.GetArrayFromImage(whole_jac), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(mag), sitk.GetArrayFromImage(whole_mag), rtol=1e-6, atol=1e-6)
+    assert jac.GetOrigin() == ref.GetOrigin() and jac.GetSize() == ref.GetSize()
+    assert jac.GetDirection() == ref.GetDirection() and mag.GetSpacing() == ref.GetSpacing()
+    assert np.ptp(sitk.GetArrayFromImage(jac)) > 0.05  # a real deformation, not a constant
+
+
+def test_chunked_mutual_information_and_correlation_equal_numpys_in_one_pass():
+    from regviewer.core.qa.measures import CHUNK, MI_BINS, mutual_information, pearson
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(0, 1, 2 * CHUNK + 17).astype(np.float32)
+    b = (0.6 * a + rng.normal(0, 1, a.size)).astype(np.float32)
+    joint, _, _ = np.histogram2d(a, b, bins=MI_BINS)
+    p = joint / joint.sum()
+    pa, pb = p.sum(axis=1, keepdims=True), p.sum(axis=0, keepdims=True)
+    nz = p > 0
+    assert mutual_information(a, b) == float(np.sum(p[nz] * np.log(p[nz] / (pa @ pb)[nz])))
+    assert pearson(a, b) == pytest.approx(np.corrcoef(a.astype(np.float64), b.astype(np.float64))[0, 1], abs=1e-12)
+    assert mutual_information(np.ones(10, np.float32), np.arange(10, dtype=np.float32)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_similarity_of_a_uint8_moving_image_equals_that_of_its_float32_cast():
+    """The moving image is resampled as it is (no float32 copy of it): same numbers."""
+    rng = np.random.default_rng(4)
+    arr = rng.integers(0, 255, (18, 22, 20)).astype(np.uint8)
+    fixed = sitk.GetImageFromArray(ndimage.gaussian_filter(arr.astype(np.float32), 1.0))
+    moving = sitk.GetImageFromArray(arr)
+    tx = sitk.TranslationTransform(3, (0.7, -0.4, 0.3))
+    assert similarity(fixed, moving, tx) == similarity(fixed, sitk.Cast(moving, sitk.sitkFloat32), tx)
+
+
+def test_summarise_equals_numpys_statistics_and_leaves_its_input_alone():
+    """It orders its own copy in place (memory on a 1 mm map): numbers as numpy gives them."""
+    from regviewer.core.qa.tre import summarise
+
+    rng = np.random.default_rng(5)
+    values = rng.gamma(2.0, 1.0, 100_001)
+    values[7] = np.nan
+    kept = values.copy()
+    s = summarise(values)
+    np.testing.assert_array_equal(values, kept)
+    f = kept[np.isfinite(kept)]
+    assert (s.n, s.mean_mm, s.median_mm, s.p95_mm, s.max_mm, s.rms_mm) == (
+        f.size, float(f.mean()), float(np.median(f)), float(np.percentile(f, 95)), float(f.max()),
+        float(np.sqrt(np.mean(f * f))))

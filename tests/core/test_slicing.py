@@ -103,3 +103,13 @@ def test_volume_index_physical_round_trip():
     assert vol.physical_to_index(vol.index_to_physical(idx)) == pytest.approx(idx)
     assert vol.contains(vol.center_physical())
     assert vol.value_at(vol.index_to_physical((4, 5, 6))) == pytest.approx(vol.index_to_physical((4, 5, 6))[0], abs=1e-4)
+
+
+def test_reslice_on_one_thread_gives_the_same_slice():
+    rng = np.random.default_rng(2)
+    image = sitk.GetImageFromArray(rng.random((12, 14, 16)).astype(np.float32))
+    image.SetSpacing((1.5, 1.0, 2.0))
+    bs = sitk.BSplineTransformInitializer(image, [2, 2, 2])
+    bs.SetParameters(rng.normal(0, 1.0, bs.GetNumberOfParameters()).tolist())
+    for plane in planes_for(Volume(image)).values():
+        np.testing.assert_array_equal(reslice(image, plane, 4.0, bs, threads=1), reslice(image, plane, 4.0, bs))

@@ -58,13 +58,35 @@ class SliceCache:
         key = (plane.orientation, plane.shape, round(depth, 6), self.version, coarse_factor)
         out = self._moving_cache.get(key)
         if out is None:
-            coarse = reslice(self.moving.sitk, preview_plane(plane, coarse_factor), depth, transform_fixed_to_moving)
-            out = expand_preview(coarse, coarse_factor, plane.shape)
+            out = compute_moving_slice(self.moving.sitk, plane, depth, transform_fixed_to_moving, coarse_factor)
             self._store(self._moving_cache, key, out, self._sizes[1])
         return out
+
+    def cached_moving(self, plane: PlaneGeometry, depth: float, coarse_factor: int = 1) -> np.ndarray | None:
+        """The moving slice if it was made under the current transform, else None (never computes)."""
+        return self._moving_cache.get((plane.orientation, plane.shape, round(depth, 6), self.version, coarse_factor))
+
+    def put_moving(self, plane: PlaneGeometry, depth: float, version: int, slice_: np.ndarray,
+                   coarse_factor: int = 1) -> bool:
+        """Keep a moving slice computed elsewhere (another thread) under transform `version`;
+        False, and nothing kept, when the transform has changed since."""
+        if version != self.version:
+            return False
+        self._store(self._moving_cache, (plane.orientation, plane.shape, round(depth, 6), version, coarse_factor),
+                    slice_, self._sizes[1])
+        return True
 
     @staticmethod
     def _store(cache: OrderedDict, key: tuple, value: np.ndarray, limit: int) -> None:
         cache[key] = value
         while len(cache) > limit:
             cache.popitem(last=False)
+
+
+def compute_moving_slice(moving: sitk.Image, plane: PlaneGeometry, depth: float,
+                         transform_fixed_to_moving: sitk.Transform, coarse_factor: int = 1,
+                         threads: int | None = None) -> np.ndarray:
+    """The moving image on the plane at `depth` (`coarse_factor` times coarser, expanded
+    back to the plane's shape); pure, so a background thread may call it."""
+    coarse = reslice(moving, preview_plane(plane, coarse_factor), depth, transform_fixed_to_moving, threads=threads)
+    return expand_preview(coarse, coarse_factor, plane.shape)

@@ -157,12 +157,15 @@ def reslice(
     transform: sitk.Transform | None = None,
     interpolator: str = "linear",
     default_value: float = 0.0,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Sample `image` on the plane's pixel grid at `depth`, under `transform`.
 
     `transform` maps fixed (plane) points to the image's points, the resampling
     direction of every registration result. Returns (rows, cols) float32 for a scalar
-    image, (rows, cols, channels) uint8-range float32 for RGB.
+    image, (rows, cols, channels) uint8-range float32 for RGB. `threads`: ITK threads for
+    this call on a 3D plane (None: the global default), e.g. 1 for a background job that
+    should leave the other cores to the engine and the GUI.
     """
     tx = transform if transform is not None else sitk.Transform(plane.dimension, sitk.sitkIdentity)
     interp = _INTERPOLATORS[interpolator]
@@ -177,6 +180,18 @@ def reslice(
         return sitk.GetArrayFromImage(out)
     origin = np.asarray(plane.origin) + depth * np.asarray(plane.n)
     direction = np.column_stack([plane.u, plane.v, plane.n]).ravel()
+    if threads is not None:
+        resampler = sitk.ResampleImageFilter()
+        resampler.SetSize([cols, rows, 1])
+        resampler.SetTransform(tx)
+        resampler.SetInterpolator(interp)
+        resampler.SetOutputOrigin(tuple(origin))
+        resampler.SetOutputSpacing((plane.spacing[0], plane.spacing[1], 1.0))
+        resampler.SetOutputDirection(tuple(direction))
+        resampler.SetDefaultPixelValue(default_value)
+        resampler.SetOutputPixelType(pixel_type)
+        resampler.SetNumberOfThreads(int(threads))
+        return sitk.GetArrayFromImage(resampler.Execute(image))[0]
     out = sitk.Resample(
         image,
         [cols, rows, 1],

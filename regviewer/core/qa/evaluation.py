@@ -393,10 +393,12 @@ def jacobian_log2_range(jacobian: np.ndarray, inside: np.ndarray | None = None) 
     v = np.asarray(jacobian, dtype=np.float32)
     if inside is not None:
         v = v[inside]
-    v = v[v > 0]
+    v = v[v > 0]  # a copy: the steps below work in it, in place (one volume of float32 in all)
     if v.size == 0:
         return 2.0
-    r = float(np.percentile(np.abs(np.log2(v)), 99))
+    np.log2(v, out=v)
+    np.abs(v, out=v)
+    r = float(np.percentile(v, 99, overwrite_input=True))
     return float(np.clip(r, MIN_LOG2_RANGE, 2.0))
 
 

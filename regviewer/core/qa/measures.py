@@ -73,26 +73,67 @@ def _extend_linearly(a: np.ndarray, n_axes: int) -> np.ndarray:
     return a
 
 
-def deformation_maps(transform: sitk.Transform, reference) -> tuple[sitk.Image, sitk.Image]:
+# Voxels per slab of `deformation_maps`: its float64 temporaries stay near 10 MB per
+# copy whatever the image size (a 4M-voxel field at once took ~400 MB at its peak).
+SLAB_VOXELS = 150_000
+
+
+def deformation_maps(transform: sitk.Transform, reference, slab_voxels: int = SLAB_VOXELS) -> tuple[sitk.Image, sitk.Image]:
     """(Jacobian determinant, displacement magnitude in mm) on the fixed grid, from ONE
-    evaluation of the transform (the costly part for B-splines and fields)."""
+    evaluation of the transform (the costly part for B-splines and fields).
+
+    Computed slab by slab along the slowest axis, each slab with a one-voxel halo of
+    real neighbours (linear extrapolation only at the image's own borders), so the
+    central differences, and hence the numbers, are those of the whole field at once
+    while the memory is that of one slab."""
     ref = _grid_of(reference)
     dim = ref.GetDimension()
     direction = np.array(ref.GetDirection(), dtype=float).reshape(dim, dim)
-    field = displacement_field(transform, ref)
-    vectors = sitk.GetArrayViewFromImage(field)
-    magnitude = sitk.GetImageFromArray(np.sqrt(np.sum(vectors**2, axis=-1)).astype(np.float32))
+    rotate = not np.allclose(direction, np.eye(dim))
+    size = ref.GetSize()
+    n_slow = size[-1]  # numpy axis 0
+    per_slice = int(np.prod(size[:-1]))
+    step = max(1, int(slab_voxels) // max(per_slice, 1))
+    jac_out = np.empty(tuple(reversed(size)), np.float32)
+    mag_out = np.empty(tuple(reversed(size)), np.float32)
+    for z0 in range(0, n_slow, step):
+        z1 = min(z0 + step, n_slow)
+        a, b = max(z0 - 1, 0), min(z1 + 1, n_slow)
+        origin = ref.TransformIndexToPhysicalPoint((0,) * (dim - 1) + (a,))
+        field = sitk.TransformToDisplacementField(
+            transform, sitk.sitkVectorFloat64, tuple(size[:-1]) + (b - a,), origin, ref.GetSpacing(), ref.GetDirection()
+        )
+        vectors = sitk.GetArrayFromImage(field)  # (b - a, ..., dim), the slab and its halo
+        del field
+        inner = slice(z0 - a, z0 - a + (z1 - z0))
+        mag_out[z0:z1] = np.sqrt(np.sum(vectors[inner] ** 2, axis=-1))
+        if rotate:
+            vectors = vectors @ direction  # row vector u^T D == (D^T u)^T
+        jac_out[z0:z1] = _jacobian_of_slab(vectors, ref.GetSpacing(), dim, extend_start=a == z0, extend_end=b == z1)
+        del vectors
+    jac = sitk.GetImageFromArray(jac_out)
+    del jac_out  # one copy of each map at a time
+    jac.CopyInformation(ref)
+    magnitude = sitk.GetImageFromArray(mag_out)
+    del mag_out
     magnitude.CopyInformation(ref)
-    if not np.allclose(direction, np.eye(dim)):
-        vectors = vectors @ direction  # row vector u^T D == (D^T u)^T
-    index_frame = sitk.GetImageFromArray(_extend_linearly(vectors, dim), isVector=True)
-    del field, vectors
-    index_frame.SetSpacing(ref.GetSpacing())
-    jac = sitk.DisplacementFieldJacobianDeterminant(index_frame, True)
-    del index_frame
-    out = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(jac)[(slice(1, -1),) * dim].astype(np.float32))
-    out.CopyInformation(ref)
-    return out, magnitude
+    return jac, magnitude
+
+
+def _jacobian_of_slab(vectors: np.ndarray, spacing, dim: int, extend_start: bool, extend_end: bool) -> np.ndarray:
+    """det(I + grad u) (float32) of the slab inside its halo: vectors in the index frame,
+    axis 0 carrying one halo slice at each end that is not an image border, where it is
+    extended linearly instead (as the other axes always are)."""
+    if extend_start or extend_end:
+        grown = _extend_linearly(vectors, 1)
+        vectors = grown[(0 if extend_start else 1):(len(grown) if extend_end else len(grown) - 1)]
+    extended = np.moveaxis(_extend_linearly(np.moveaxis(vectors, 0, -2), dim - 1), -2, 0) if dim > 1 else vectors
+    image = sitk.GetImageFromArray(np.ascontiguousarray(extended), isVector=True)
+    del extended
+    image.SetSpacing(spacing)
+    jac = sitk.DisplacementFieldJacobianDeterminant(image, True)
+    del image
+    return sitk.GetArrayViewFromImage(jac)[(slice(1, -1),) * dim].astype(np.float32)
 
 
 def mask_on_grid(mask, like: sitk.Image) -> np.ndarray | None:
@@ -257,7 +298,9 @@ def label_volumes_ml(labels) -> dict[int, float]:
 def _overlap_values(fixed, moving, transform: sitk.Transform | None, mask) -> tuple[np.ndarray, np.ndarray]:
     """Fixed and resampled-moving intensities at fixed voxels whose T(x) lies in the moving image."""
     f = to_scalar_float32(_as_sitk(fixed))
-    m = to_scalar_float32(_as_sitk(moving))
+    m = _as_sitk(moving)
+    if m.GetNumberOfComponentsPerPixel() > 1:  # RGB: its luminance; a grey image is resampled as it is,
+        m = to_scalar_float32(m)  # straight to float32 (the same numbers as a cast first, without a copy)
     if f.GetDimension() != m.GetDimension():
         raise IncompatibleImagesError(
             f"The fixed image is {f.GetDimension()}D and the moving image {m.GetDimension()}D; similarity needs both the same"
@@ -273,15 +316,47 @@ def _overlap_values(fixed, moving, transform: sitk.Transform | None, mask) -> tu
 
 
 def mutual_information(a: np.ndarray, b: np.ndarray, bins: int = MI_BINS) -> float:
-    """Mutual information (nats) of two paired samples from their joint histogram."""
+    """Mutual information (nats) of two paired samples from their joint histogram.
+
+    The histogram is that of `np.histogram2d(a, b, bins)` (equal bins between each
+    sample's min and max), counted in chunks: the same counts, without the ~40 bytes
+    per sample numpy's binning takes at once."""
     if a.size < 2:
         return 0.0
-    joint, _, _ = np.histogram2d(a, b, bins=bins)
+    edges = [_bin_edges(a, bins), _bin_edges(b, bins)]
+    joint = np.zeros((bins, bins))
+    for start in range(0, a.size, CHUNK):
+        joint += np.histogram2d(a[start:start + CHUNK], b[start:start + CHUNK], bins=edges)[0]
     p = joint / joint.sum()
     pa = p.sum(axis=1, keepdims=True)
     pb = p.sum(axis=0, keepdims=True)
     nz = p > 0
     return float(np.sum(p[nz] * np.log(p[nz] / (pa @ pb)[nz])))
+
+
+CHUNK = 262_144  # samples per pass in the chunked sums above and below
+
+
+def _bin_edges(x: np.ndarray, bins: int) -> np.ndarray:
+    """The edges `np.histogram2d` takes for an integer number of bins."""
+    lo, hi = float(x.min()), float(x.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, bins + 1)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r in float64, summed in chunks (no float64 copies of whole samples)."""
+    n = a.size
+    mean_a, mean_b = float(np.mean(a, dtype=np.float64)), float(np.mean(b, dtype=np.float64))
+    sab = saa = sbb = 0.0
+    for start in range(0, n, CHUNK):
+        da = a[start:start + CHUNK].astype(np.float64) - mean_a
+        db = b[start:start + CHUNK].astype(np.float64) - mean_b
+        sab += float(da @ db)
+        saa += float(da @ da)
+        sbb += float(db @ db)
+    return sab / math.sqrt(saa * sbb) if saa > 0 and sbb > 0 else 0.0
 
 
 def subsample_grid(image: sitk.Image, max_voxels: int) -> sitk.Image:
@@ -313,7 +388,7 @@ def similarity(fixed, moving, transform: sitk.Transform | None, mask=None, max_v
     if a.size < 2 or float(a.std()) == 0.0 or float(b.std()) == 0.0:
         corr = 0.0
     else:
-        corr = float(np.corrcoef(a.astype(np.float64), b.astype(np.float64))[0, 1])
+        corr = pearson(a, b)
     return {
         "mutual_information": mutual_information(a, b),
         "correlation": corr,

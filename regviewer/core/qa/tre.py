@@ -37,13 +37,19 @@ class ErrorSummary:
 
 def summarise(errors_mm: Iterable[float] | np.ndarray) -> ErrorSummary:
     """Summary of the finite values of `errors_mm` (non-finite ones are left out)."""
-    e = np.asarray(list(errors_mm) if not isinstance(errors_mm, np.ndarray) else errors_mm, dtype=float).ravel()
-    e = e[np.isfinite(e)]
+    # Our own float64 copy, ordered in place by the median and percentile below (a 1 mm
+    # displacement map has millions of values: no further copies of it).
+    e = np.array(list(errors_mm) if not isinstance(errors_mm, np.ndarray) else errors_mm, dtype=float).ravel()
+    finite = np.isfinite(e)
+    if not finite.all():
+        e = e[finite]
+    del finite
     if e.size == 0:
         nan = math.nan
         return ErrorSummary(0, nan, nan, nan, nan, nan)
-    return ErrorSummary(int(e.size), float(e.mean()), float(np.median(e)), float(np.percentile(e, 95)),
-                        float(e.max()), float(np.sqrt(np.mean(e * e))))
+    mean, largest, rms = float(e.mean()), float(e.max()), float(np.sqrt(np.mean(e * e)))  # before reordering
+    median = float(np.median(e, overwrite_input=True))
+    return ErrorSummary(int(e.size), mean, median, float(np.percentile(e, 95, overwrite_input=True)), largest, rms)
 
 
 def point_errors(transform: sitk.Transform, fixed_points: Sequence[Sequence[float]] | np.ndarray,

@@ -379,7 +379,8 @@ class QADock(QtWidgets.QDockWidget):
 
 def _histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     v = np.asarray(values, dtype=np.float32).ravel()
-    v = v[np.isfinite(v)]
+    if not np.isfinite(v).all():
+        v = v[np.isfinite(v)]
     if v.size == 0:
         return np.zeros(0), np.zeros(0), 1.0
     lo, hi = float(min(v.min(), 0.9)), float(max(v.max(), 1.1))

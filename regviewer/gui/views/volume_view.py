@@ -19,6 +19,8 @@ from PyQt6 import QtCore, QtWidgets
 
 from regviewer.core.imaging.slicing import PlaneGeometry
 
+RENDER_SHARE = 0.05  # of the GUI thread's time for 3D frames while the 2D views keep changing
+
 
 def _vtk_namespace() -> SimpleNamespace:
     """The few VTK classes this view uses, from their own modules (importing the whole
@@ -72,6 +74,7 @@ class VolumeView(QtWidgets.QWidget):
         self._render_timer.setSingleShot(True)
         self._render_timer.timeout.connect(self._render_now)
         self._first_request = 0.0
+        self._next_render = 0.0  # no render before this (time.monotonic), see schedule_render
         self.interactor.Initialize()
 
     # --- VolumeViewLike ----------------------------------------------------------------
@@ -182,16 +185,22 @@ class VolumeView(QtWidgets.QWidget):
     def schedule_render(self) -> None:
         """Render once the 2D views are idle for a moment (software OpenGL takes tens of
         ms per frame; it must not compete with slice scrolling or dragging), but at
-        least every half second while they keep changing."""
+        least every half second while they keep changing -- and, while they do, never
+        more than `RENDER_SHARE` of the GUI thread's time (a 40 ms frame: at most
+        about one a second during a live run, whose snapshots come every 250 ms)."""
         now = time.monotonic()
         if not self._render_timer.isActive():
             self._first_request = now
         if now - self._first_request < 0.5:
-            self._render_timer.start(120)
+            wait = max(0.12, self._next_render - now)
+            self._render_timer.start(int(1000 * wait))
 
     def _render_now(self) -> None:
         if self.isVisible():
+            start = time.monotonic()
             self.render_window.Render()
+            cost = time.monotonic() - start
+            self._next_render = start + cost / RENDER_SHARE
 
     def snapshot(self):
         """The rendered picture as a QImage (an OpenGL widget grabs as black), or None."""
