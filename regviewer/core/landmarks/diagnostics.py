@@ -132,10 +132,11 @@ def studentised(model: str, fixed: np.ndarray, moving: np.ndarray, weights: np.n
     return Studentised(unweighted_loo, chance, np.sqrt(s2 * d))
 
 
-def _linear_flags(model, fixed, moving, weights, solve) -> list[Flag]:
+def _linear_flags(model, fixed, moving, weights, solve, check) -> list[Flag]:
     active = np.arange(len(fixed))
     flags: list[Flag] = []
     while len(flags) < max(1, len(fixed) // 5):
+        check()
         a, b = solve(model, fixed[active], moving[active], weights[active])
         st = studentised(model, fixed[active], moving[active], weights[active], a, b)
         if st is None:
@@ -165,10 +166,11 @@ def _round_odds(x: float) -> str:
 
 
 # --- tps / bspline ---------------------------------------------------------------------------------
-def _spline_flags(fixed, moving, weights, solve, tps_loo) -> list[Flag]:
+def _spline_flags(fixed, moving, weights, solve, tps_loo, check) -> list[Flag]:
     active = np.arange(len(fixed))
     flags: list[Flag] = []
     while len(flags) < max(1, len(fixed) // 5):
+        check()
         m = len(active)
         a, b = solve("affine", fixed[active], moving[active], weights[active])
         st = studentised("affine", fixed[active], moving[active], weights[active], a, b)
@@ -220,13 +222,15 @@ def _local_loo(fixed: np.ndarray, moving: np.ndarray, k: int) -> tuple[np.ndarra
     return loo, loo[sample]
 
 
-def flag_pairs(model: str, fixed: np.ndarray, moving: np.ndarray, weights: np.ndarray, solve, tps_loo) -> list[Flag]:
+def flag_pairs(model: str, fixed: np.ndarray, moving: np.ndarray, weights: np.ndarray, solve, tps_loo,
+               check=lambda: None) -> list[Flag]:
     """Likely misplaced pairs, each with a sentence saying why. `solve(model, fixed, moving,
     weights) -> (A, b)` is the linear least-squares fit; `tps_loo(fixed, moving)` the
-    thin-plate spline's leave-one-out errors."""
+    thin-plate spline's leave-one-out errors; `check()` runs before each test (it raises
+    to abandon the fit)."""
     if model in _LINEAR:
-        return sorted(_linear_flags(model, fixed, moving, weights, solve), key=lambda f: f.position)
-    return sorted(_spline_flags(fixed, moving, weights, solve, tps_loo), key=lambda f: f.position)
+        return sorted(_linear_flags(model, fixed, moving, weights, solve, check), key=lambda f: f.position)
+    return sorted(_spline_flags(fixed, moving, weights, solve, tps_loo, check), key=lambda f: f.position)
 
 
 # --- directions the pairs cannot constrain -----------------------------------------------------------

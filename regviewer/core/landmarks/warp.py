@@ -20,12 +20,21 @@ from regviewer.core.errors import LandmarkFitError
 # Field grid for the TPS: at most this many nodes per axis (the TPS is smooth; a finer
 # grid costs memory without changing the result by more than a fraction of a voxel).
 TPS_MAX_NODES = {2: 256, 3: 64}
+TPS_CHUNK_VALUES = 50_000_000  # kernel values per chunk of the TPS field (between cancel checks)
 
 
-def tps_field(fixed: np.ndarray, displacement: np.ndarray, grid: sitk.Image) -> sitk.DisplacementFieldTransform:
-    """The thin-plate spline through (fixed_i -> displacement_i), sampled on `grid`."""
+def tps_field(fixed: np.ndarray, displacement: np.ndarray, grid: sitk.Image,
+              check=lambda: None) -> sitk.DisplacementFieldTransform:
+    """The thin-plate spline through (fixed_i -> displacement_i), sampled on `grid`;
+    `check()` runs between chunks of grid nodes (it raises to abandon the fit)."""
     interpolant = RBFInterpolator(fixed, displacement, kernel="thin_plate_spline", degree=1)
-    field = interpolant(grid_points(grid)).reshape(tuple(reversed(grid.GetSize())) + (fixed.shape[1],))
+    nodes = grid_points(grid)
+    step = max(1, TPS_CHUNK_VALUES // len(fixed))  # about as many kernel values per chunk at any size
+    values = []
+    for start in range(0, len(nodes), step):
+        check()
+        values.append(interpolant(nodes[start:start + step]))
+    field = np.concatenate(values).reshape(tuple(reversed(grid.GetSize())) + (fixed.shape[1],))
     image = sitk.GetImageFromArray(field.astype(np.float64), isVector=True)
     image.CopyInformation(grid)
     return sitk.DisplacementFieldTransform(image)
