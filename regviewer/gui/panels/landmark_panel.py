@@ -307,6 +307,9 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
             progress = None
         else:
             cancel = self.fit_progress.start(n_pairs)  # and cancels the fit this one supersedes
+            if self.fit_error is not None:  # an old "too few pairs" would read as this fit's outcome
+                self.fit_error = None
+                self.summary.setText(self._summary_text())
             progress = lambda done, total: self.fit_progress.report(cancel, done, total)  # noqa: E731
 
         def work():
@@ -427,6 +430,10 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
         pairs = self._set.pairs
         selected = self.selected_index()
         self._filling = True
+        # Sizing columns to their contents while replacing items re-measures every row for
+        # each item (3000 pairs: minutes); measure once, after the fill.
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         try:
             self.table.setRowCount(len(pairs))
             for row, pair in enumerate(pairs):
@@ -450,6 +457,7 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
             if selected is not None and selected < len(pairs):
                 self.table.selectRow(selected)
         finally:
+            header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
             self._filling = False
         errors = [l if l is not None else r for l, r in zip(loo, residuals)]
         self.markers.set_pairs(pairs, error_classes(errors, flagged), self.selected_index())
