@@ -83,7 +83,8 @@ def main() -> None:
         if args.reference:
             ref, ref_mb = measure(args.reference, what, n, args.limit)
             try:
-                ratio = f"{float(ref.lstrip('>')) / max(float(ours), 1e-3):.0f}x" + ("+" if ref.startswith(">") else "")
+                r = float(ref.lstrip('>')) / max(float(ours), 1e-3)
+                ratio = (f"{r:.1f}x" if r < 10 else f"{r:.0f}x") + ("+" if ref.startswith(">") else "")
             except ValueError:
                 ratio = "n/a"
             row += f" {ref} | {ref_mb} | {ratio} |"
