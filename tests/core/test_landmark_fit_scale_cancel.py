@@ -32,7 +32,7 @@ def test_studentised_residuals_of_20000_pairs_need_no_hat_matrix():
     st = diagnostics.studentised("affine", fixed, moving, weights, a, b)
     assert st is not None and np.all(np.isfinite(st.chance))
     # for an affine, the leave-one-out error it derives is the exact one
-    exact = fitting._linear_leave_one_out("affine", fixed, moving, weights)
+    exact = diagnostics.linear_leave_one_out("affine", fixed, moving, weights)
     np.testing.assert_allclose(st.loo_mm, exact, rtol=1e-6)
 
 
@@ -41,7 +41,7 @@ def test_closed_form_linear_leave_one_out_equals_refits(model):
     fixed, moving = _pairs(60)
     weights = np.random.default_rng(1).uniform(0.5, 2, 60)
     refits = fitting._leave_one_out(model, fixed, moving, weights, None, 0.0)  # 60 < LOO_EXACT_MAX: refits
-    np.testing.assert_allclose(fitting._linear_leave_one_out(model, fixed, moving, weights), refits, rtol=1e-9)
+    np.testing.assert_allclose(diagnostics.linear_leave_one_out(model, fixed, moving, weights), refits, rtol=1e-9)
 
 
 @pytest.mark.parametrize("model", ["tps", "bspline"])

@@ -132,6 +132,24 @@ def studentised(model: str, fixed: np.ndarray, moving: np.ndarray, weights: np.n
     return Studentised(unweighted_loo, chance, np.sqrt(s2 * d))
 
 
+def linear_leave_one_out(model: str, fixed: np.ndarray, moving: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Exact leave-one-out errors of a weighted least-squares translation or affine, all at
+    once: without pair k the fit misses it by e_k / (1 - h_k) (e: residual, h: leverage)."""
+    n, dim = fixed.shape
+    if model == "translation":  # moving - fixed ≈ b
+        x, y = np.ones((n, 1)), moving - fixed
+    else:
+        x, y = np.hstack([fixed - fixed.mean(axis=0), np.ones((n, 1))]), moving
+    w = weights / weights.sum()
+    gram_inv = np.linalg.pinv((x * w[:, None]).T @ x)
+    beta = gram_inv @ ((x * w[:, None]).T @ y)
+    lever = np.einsum("ij,jk,ik->i", x, gram_inv, x) * w
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo = np.linalg.norm(y - x @ beta, axis=1) / (1 - lever)
+    loo[~np.isfinite(loo) | (lever > 1 - 1e-9)] = math.nan  # nothing else determines that pair
+    return loo
+
+
 def _linear_flags(model, fixed, moving, weights, solve, check) -> list[Flag]:
     active = np.arange(len(fixed))
     flags: list[Flag] = []
@@ -262,4 +280,4 @@ def geometry_warnings(model: str, fixed: np.ndarray) -> list[str]:
     return out
 
 
-__all__ = ["ALPHA", "Flag", "Studentised", "flag_pairs", "geometry_warnings", "studentised"]
+__all__ = ["ALPHA", "Flag", "Studentised", "flag_pairs", "geometry_warnings", "linear_leave_one_out", "studentised"]

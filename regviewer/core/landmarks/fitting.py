@@ -255,7 +255,7 @@ def _leave_one_out(model, fixed, moving, weights, basis, smoothing, tick=lambda 
     n, dim = fixed.shape
     if model in ("translation", "affine") and n > LOO_EXACT_MAX:
         tick(0)
-        return _linear_leave_one_out(model, fixed, moving, weights)
+        return diagnostics.linear_leave_one_out(model, fixed, moving, weights)
     if model == "bspline" and n > LOO_EXACT_MAX and basis is not None:
         if smoothing > 0:
             return warp.bspline_leave_one_out(fixed, moving, weights, basis, smoothing)
@@ -283,24 +283,6 @@ def _leave_one_out(model, fixed, moving, weights, basis, smoothing, tick=lambda 
         except (LandmarkFitError, np.linalg.LinAlgError, ValueError):
             continue  # undetermined without this pair: NaN
         loo[k] = float(np.linalg.norm(predicted[0] - moving[k]))
-    return loo
-
-
-def _linear_leave_one_out(model: str, fixed: np.ndarray, moving: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Exact leave-one-out errors of a weighted least-squares translation or affine, all at
-    once: without pair k the fit misses it by e_k / (1 - h_k) (e: residual, h: leverage)."""
-    n, dim = fixed.shape
-    if model == "translation":  # moving - fixed ≈ b
-        x, y = np.ones((n, 1)), moving - fixed
-    else:
-        x, y = np.hstack([fixed - fixed.mean(axis=0), np.ones((n, 1))]), moving
-    w = weights / weights.sum()
-    gram_inv = np.linalg.pinv((x * w[:, None]).T @ x)
-    beta = gram_inv @ ((x * w[:, None]).T @ y)
-    lever = np.einsum("ij,jk,ik->i", x, gram_inv, x) * w
-    with np.errstate(divide="ignore", invalid="ignore"):
-        loo = np.linalg.norm(y - x @ beta, axis=1) / (1 - lever)
-    loo[~np.isfinite(loo) | (lever > 1 - 1e-9)] = math.nan  # nothing else determines that pair
     return loo
 
 
