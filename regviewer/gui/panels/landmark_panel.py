@@ -414,7 +414,7 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
                     if p.enabled and p.fixed is not None and p.moving is not None]
         if len(used) != len(fit.residuals_mm):
             return residuals, loo, flagged  # the set changed since this fit; wait for the next
-        flags = list(getattr(fit, "flagged", []) or [])
+        flags = set(getattr(fit, "flagged", []) or [])
         for k, i in enumerate(used):
             if i < n:
                 value = float(fit.residuals_mm[k])
