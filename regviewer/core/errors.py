@@ -85,6 +85,10 @@ class LandmarkFitError(RegviewerError):
     """Too few or degenerate landmarks for the chosen model."""
 
 
+class LandmarkFitCancelled(LandmarkFitError):
+    """The caller's `progress` callback asked a landmark fit to stop."""
+
+
 class ParameterError(RegviewerError):
     """A registration parameter or preset is invalid."""
 

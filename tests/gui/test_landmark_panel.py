@@ -279,3 +279,57 @@ def test_2d_images_pair_and_fit(qtbot):
     assert np.allclose(dock.fit_result.transform.TransformPoint((0.0, 0.0)), (5.0, 0.0))
     assert len(dock.markers.markers(fixed_view)) == 3
     dock.shutdown()
+
+
+def _slow_rigid_pairs(monkeypatch, n=1000, seconds_per_fold=0.005):
+    """n rigid pairs whose leave-one-out folds each take `seconds_per_fold` (a fit of seconds)."""
+    import time
+
+    from regviewer.core.landmarks import fitting
+    from regviewer.core.landmarks.model import LandmarkPair
+
+    folds = []
+    real = fitting._predict
+
+    def slow_predict(*args, **kwargs):
+        folds.append(1)
+        time.sleep(seconds_per_fold)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fitting, "_predict", slow_predict)
+    rng = np.random.default_rng(0)
+    fixed = rng.uniform(0, 50, (n, 3))
+    pairs = [LandmarkPair(f"L{i}", tuple(fixed[i]), tuple(fixed[i] + 2.0)) for i in range(n)]
+    return pairs, folds
+
+
+def test_a_long_fit_shows_progress_and_cancel_stops_it(qtbot, host, dock, monkeypatch):
+    host.show()
+    dock.set_model("rigid")
+    pairs, folds = _slow_rigid_pairs(monkeypatch)
+    dock.landmark_set().replace_all(pairs, "many pairs")  # > INLINE_MAX_PAIRS: off the GUI thread
+    assert dock.fit_progress.isHidden()  # not for the first half second
+    qtbot.waitUntil(lambda: dock.fit_progress.isVisible(), timeout=5000)
+    assert dock.fit_progress.label.text().startswith("Fitting… (1000 pairs)")
+    qtbot.waitUntil(lambda: "leave-one-out" in dock.fit_progress.label.text(), timeout=5000)
+    qtbot.mouseClick(dock.fit_progress.cancel_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "cancelled" in str(dock.fit_error), timeout=5000)
+    assert dock.fit_result is None
+    assert "cancelled" in dock.summary.text()
+    assert dock.fit_progress.isHidden()
+    stopped_at = len(folds)
+    assert stopped_at < len(pairs)  # the leave-one-out loop stopped early
+    qtbot.wait(200)
+    assert len(folds) == stopped_at  # and stays stopped
+
+
+def test_a_new_edit_cancels_the_running_fit_and_the_newest_result_wins(qtbot, host, dock, monkeypatch):
+    dock.set_model("rigid")
+    pairs, folds = _slow_rigid_pairs(monkeypatch)
+    dock.landmark_set().replace_all(pairs, "many pairs")
+    qtbot.waitUntil(lambda: len(folds) > 10, timeout=5000)
+    dock.landmark_set().replace_all(pairs[:250], "fewer pairs")  # supersedes the 1000-pair fit
+    qtbot.waitUntil(lambda: dock.fit_result is not None, timeout=20000)
+    assert len(dock.fit_result.pair_indices) == 250
+    assert len(folds) < 1000 + 250  # the 1000-pair fit did not run to its end
+    assert dock.fit_progress.isHidden()

@@ -36,13 +36,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from regviewer.core.landmarks import diagnostics, warp
-from regviewer.core.errors import ImageWriteError, LandmarkFitError
+from regviewer.core.errors import ImageWriteError, LandmarkFitCancelled, LandmarkFitError
 from regviewer.core.qa.tre import ErrorSummary, summarise
 
 MODELS = ("translation", "rigid", "similarity", "affine", "tps", "bspline")
@@ -184,7 +184,8 @@ def landmark_errors(transform: sitk.Transform, landmark_set) -> LandmarkErrors:
 
 # --- fitting -----------------------------------------------------------------------------------
 def fit(landmark_set, model: str, reference=None, *, bspline_mesh_size: int = 4,
-        bspline_smoothing: float = 0.1, leave_one_out: bool = True) -> LandmarkFit:
+        bspline_smoothing: float = 0.1, leave_one_out: bool = True,
+        progress: Callable[[int, int], bool | None] | None = None) -> LandmarkFit:
     """Fit a fixed→moving `model` transform to the enabled, complete pairs.
 
     `reference` (a `Volume` or `sitk.Image`, normally the fixed image) is the grid
@@ -192,6 +193,9 @@ def fit(landmark_set, model: str, reference=None, *, bspline_mesh_size: int = 4,
     points with a 25 % margin. `bspline_mesh_size` (cells per axis) and
     `bspline_smoothing` (relative ridge; 0 = exact fit) shape the bspline model.
     `leave_one_out=False` skips the refits (loo_errors_mm all NaN, nothing flagged).
+    `progress(done, total)` is called between leave-one-out folds (total = the pairs
+    used), between the flag tests and between chunks of the TPS field; when it returns
+    False the fit stops with `LandmarkFitCancelled` (a window's Cancel button).
     Raises `LandmarkFitError` for an unknown model or too few / degenerate points.
     """
     if model not in MODELS:
@@ -209,7 +213,9 @@ def fit(landmark_set, model: str, reference=None, *, bspline_mesh_size: int = 4,
     if not (math.isfinite(bspline_smoothing) and bspline_smoothing >= 0) or int(bspline_mesh_size) < 1:
         raise LandmarkFitError("bspline_mesh_size must be >= 1 and bspline_smoothing a number >= 0")
     spline = (int(bspline_mesh_size), float(bspline_smoothing))
-    transform = _fit_transform(model, fixed, moving, weights, grid, spline)
+    tick = _ticker(progress, len(used))
+    tick(0)
+    transform = _fit_transform(model, fixed, moving, weights, grid, spline, lambda: tick(0))
     mapped = np.array([transform.TransformPoint(tuple(p)) for p in fixed]).reshape(-1, dim)
     residuals = np.linalg.norm(mapped - moving, axis=1)
 
@@ -219,9 +225,10 @@ def fit(landmark_set, model: str, reference=None, *, bspline_mesh_size: int = 4,
         basis = None
         if model == "bspline":  # the control grid is fixed, so each pair's basis row is computed once
             basis = warp.bspline_basis(warp.bspline_for(grid, bspline_mesh_size).GetCoefficientImages()[0], fixed)
-        loo = _leave_one_out(model, fixed, moving, weights, basis, spline[1])
+        loo = _leave_one_out(model, fixed, moving, weights, basis, spline[1], tick)
         flags = diagnostics.flag_pairs(model, fixed, moving, weights, _solve_linear,
-                                       lambda f, m: _leave_one_out("tps", f, m, np.ones(len(f)), None, 0.0))
+                                       lambda f, m: _leave_one_out("tps", f, m, np.ones(len(f)), None, 0.0),
+                                       check=lambda: tick(len(used)))
     return LandmarkFit(model, transform, tuple(used), tuple(pairs[i].name for i in used), residuals, loo,
                        tuple(used[f.position] for f in flags), tuple(f.reason for f in flags),
                        tuple(diagnostics.geometry_warnings(model, fixed)))
@@ -230,14 +237,25 @@ def fit(landmark_set, model: str, reference=None, *, bspline_mesh_size: int = 4,
 LOO_EXACT_MAX = 300  # above this many pairs, B-spline leave-one-out errors are computed in closed form
 
 
-def _leave_one_out(model, fixed, moving, weights, basis, smoothing) -> np.ndarray:
+def _ticker(progress: Callable[[int, int], bool | None] | None, total: int) -> Callable[[int], None]:
+    """`tick(done)`: report progress; raise `LandmarkFitCancelled` when the callback says stop."""
+    def tick(done: int) -> None:
+        if progress is not None and progress(done, total) is False:
+            raise LandmarkFitCancelled(f"landmark fit cancelled ({total} pairs)")
+    return tick
+
+
+def _leave_one_out(model, fixed, moving, weights, basis, smoothing, tick=lambda done: None) -> np.ndarray:
     """|model fitted without pair k, at fixed_k - moving_k| for each k (NaN if undetermined).
 
-    Up to `LOO_EXACT_MAX` pairs every model is refitted without each pair. Above it the
-    B-spline uses the closed-form downdate (`warp.bspline_leave_one_out`) and, with no
+    Up to `LOO_EXACT_MAX` pairs every model is refitted without each pair. Above it
+    translation and affine use the regression deletion formula, the B-spline uses the closed-form downdate (`warp.bspline_leave_one_out`) and, with no
     smoothing (where that form does not exist), refits for an evenly spread sample of
     `LOO_EXACT_MAX` pairs only (the others NaN); the TPS always uses Rippa's formula."""
     n, dim = fixed.shape
+    if model in ("translation", "affine") and n > LOO_EXACT_MAX:
+        tick(0)
+        return diagnostics.linear_leave_one_out(model, fixed, moving, weights)
     if model == "bspline" and n > LOO_EXACT_MAX and basis is not None:
         if smoothing > 0:
             return warp.bspline_leave_one_out(fixed, moving, weights, basis, smoothing)
@@ -245,8 +263,10 @@ def _leave_one_out(model, fixed, moving, weights, basis, smoothing) -> np.ndarra
     else:
         sample = np.arange(n)
     if model == "tps":
+        tick(0)
         loo = warp.tps_leave_one_out(fixed, moving)
         for k in range(n if n <= LOO_EXACT_MAX else 0):  # Rippa's formula gives numbers where the rest is degenerate
+            tick(k)
             try:
                 _check_enough(model, np.delete(fixed, k, axis=0), dim, 0)
             except LandmarkFitError:
@@ -254,6 +274,7 @@ def _leave_one_out(model, fixed, moving, weights, basis, smoothing) -> np.ndarra
         return loo
     loo = np.full(n, math.nan)
     for k in sample:
+        tick(int(k))
         keep = np.arange(n) != k
         try:
             _check_enough(model, fixed[keep], dim, 0)
@@ -347,7 +368,8 @@ def _linear_to_sitk(model: str, a: np.ndarray, b: np.ndarray, center: np.ndarray
     return tx
 
 
-def _fit_transform(model, fixed, moving, weights, grid, spline: tuple[int, float]) -> sitk.Transform:
+def _fit_transform(model, fixed, moving, weights, grid, spline: tuple[int, float],
+                   check: Callable[[], None] = lambda: None) -> sitk.Transform:
     linear_model = model if model in _LINEAR else "affine"
     a, b = _solve_linear(linear_model, fixed, moving, weights)
     center = (weights / weights.sum()) @ fixed
@@ -359,7 +381,7 @@ def _fit_transform(model, fixed, moving, weights, grid, spline: tuple[int, float
     a_inv = np.linalg.inv(a) if abs(np.linalg.det(a)) > 1e-12 else np.linalg.pinv(a)
     inner_targets = (moving - b) @ a_inv.T
     if model == "tps":
-        deformation: sitk.Transform = warp.tps_field(fixed, inner_targets - fixed, grid)
+        deformation: sitk.Transform = warp.tps_field(fixed, inner_targets - fixed, grid, check)
     else:
         deformation = warp.fit_bspline(fixed, inner_targets - fixed, weights, grid, spline)
     return sitk.CompositeTransform([linear, deformation])  # applied last-first: w, then A

@@ -25,14 +25,16 @@ from typing import Any
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.landmarks import model as lm
-from regviewer.core.errors import RegviewerError
+from regviewer.core.errors import LandmarkFitCancelled, RegviewerError
 from regviewer.core.workspace.state import TransformSource
 from regviewer.gui.background import LatestResult
+from regviewer.gui.widgets.fit_progress import FitProgress
 from regviewer.gui.widgets.landmark_files import LandmarkFiles
 from regviewer.gui.views.landmark_markers import LandmarkMarkers, PointMapper, error_classes
 
 MODELS = ("translation", "rigid", "similarity", "affine", "tps", "bspline")
 SLOW_FIT_SECONDS = 0.05  # fits slower than this (one frame or so) run off the GUI thread
+INLINE_MAX_PAIRS = 200  # larger sets always fit off the GUI thread, with progress and Cancel
 COLUMNS = ("On", "Name", "Fixed (LPS mm)", "Moving (LPS mm)", "Residual mm", "LOO mm")
 
 
@@ -220,6 +222,8 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
         self.summary = QtWidgets.QLabel("Click the fixed view, then the moving view, to make a pair.")
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
+        self.fit_progress = FitProgress()  # "Fitting… (n pairs)" and Cancel, for fits that take a while
+        layout.addWidget(self.fit_progress)
 
         buttons = QtWidgets.QHBoxLayout()
         for text, slot, tip in (
@@ -296,11 +300,22 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
         reference = self.host.fixed_volume()
         reference = reference.sitk if reference is not None else None
         snapshot, model = lm.LandmarkSet.from_dict(self._set.to_dict()), self.model  # the worker's own copy
+        n_pairs = sum(1 for p in snapshot.pairs if p.enabled and p.complete)
+        inline = not self._slow_fits.get(model) and n_pairs <= INLINE_MAX_PAIRS
+        if inline:
+            self.fit_progress.finish()
+            progress = None
+        else:
+            cancel = self.fit_progress.start(n_pairs)  # and cancels the fit this one supersedes
+            if self.fit_error is not None:  # an old "too few pairs" would read as this fit's outcome
+                self.fit_error = None
+                self.summary.setText(self._summary_text())
+            progress = lambda done, total: self.fit_progress.report(cancel, done, total)  # noqa: E731
 
         def work():
             start = time.perf_counter()
             try:
-                return lm.fit(snapshot, model, reference=reference)
+                return lm.fit(snapshot, model, reference=reference, progress=progress)
             except RegviewerError:
                 raise
             except Exception as exc:  # never let a numeric failure escape into Qt
@@ -308,10 +323,13 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
             finally:
                 self._slow_fits[model] = time.perf_counter() - start > SLOW_FIT_SECONDS
 
-        self._background.submit("landmark-fit", work, self._on_fit_done, inline=not self._slow_fits.get(model))
+        self._background.submit("landmark-fit", work, self._on_fit_done, inline=inline)
 
     def _on_fit_done(self, result, error) -> None:
-        if error is not None and not isinstance(error, RegviewerError):
+        self.fit_progress.finish()
+        if isinstance(error, LandmarkFitCancelled):
+            error = RegviewerError("The fit was cancelled; press Fit to fit again.")
+        elif error is not None and not isinstance(error, RegviewerError):
             error = RegviewerError(f"The landmark fit failed: {error}")
         self.fit_result, self.fit_error = result, error
         self._refresh_all()
@@ -396,7 +414,7 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
                     if p.enabled and p.fixed is not None and p.moving is not None]
         if len(used) != len(fit.residuals_mm):
             return residuals, loo, flagged  # the set changed since this fit; wait for the next
-        flags = list(getattr(fit, "flagged", []) or [])
+        flags = set(getattr(fit, "flagged", []) or [])
         for k, i in enumerate(used):
             if i < n:
                 value = float(fit.residuals_mm[k])
@@ -412,6 +430,10 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
         pairs = self._set.pairs
         selected = self.selected_index()
         self._filling = True
+        # Sizing columns to their contents while replacing items re-measures every row for
+        # each item (3000 pairs: minutes); measure once, after the fill.
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         try:
             self.table.setRowCount(len(pairs))
             for row, pair in enumerate(pairs):
@@ -435,6 +457,7 @@ class LandmarkDock(LandmarkFiles, QtWidgets.QDockWidget):
             if selected is not None and selected < len(pairs):
                 self.table.selectRow(selected)
         finally:
+            header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
             self._filling = False
         errors = [l if l is not None else r for l, r in zip(loo, residuals)]
         self.markers.set_pairs(pairs, error_classes(errors, flagged), self.selected_index())
