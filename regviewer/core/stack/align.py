@@ -15,6 +15,8 @@ Transforms map OUTPUT points to SECTION points (fixed -> moving).
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -334,7 +336,7 @@ def _reference_mode(secs, reference, preset, params, planes, spacing, max_side, 
     metric = "mattes"
     pipeline = pairwise.pipeline_for(preset, params, pairwise.normalise(grid), metric, deformable)
     if rigid:
-        pipeline = Pipeline(stages=pipeline.stages[:1], name=pipeline.name, description=pipeline.description)
+        pipeline = dataclasses.replace(pipeline, stages=pipeline.stages[:1])
     norm = {i: pairwise.normalise(s.image) for i, s in enumerate(secs) if s.ok}
     transforms, seconds, ref_ncc, failed = {}, {}, {}, {}
     for i, s in enumerate(secs):

@@ -59,13 +59,14 @@ def jump_flags(order: list[int], neighbour_ncc: dict[tuple[int, int], float],
     for k in robust_low(best):
         flags[k].append(f"jump: fits neither neighbour (correlation {best[k]:.2f}, typical {typical:.2f})")
     if pair_residuals:
-        # The median over a section's pairs: a bad section spoils all of its pairs, a good
-        # neighbour of it only one.
+        # A bad section spoils all of its pairs, a good neighbour of it only one: the median over
+        # a section's pairs, or the smaller of two (an end section has only two, and one poor
+        # pair there says no more about it than about its partner).
         through: dict[int, list[float]] = {}
         for (a, b), r in pair_residuals.items():
             for s in (a, b):
                 through.setdefault(s, []).append(r)
-        per_section = {k: float(np.median(v)) for k, v in through.items() if k in flags}
+        per_section = {k: float(np.median(v) if len(v) > 2 else np.min(v)) for k, v in through.items() if k in flags}
         med = float(np.median(list(per_section.values()))) if per_section else 0.0
         for k in robust_high(per_section, floor=max(3.0 * pixel, 3.0 * med)):
             flags[k].append(f"inconsistent: its pairwise registrations disagree by {per_section[k]:.1f} units "

@@ -9,6 +9,8 @@ from section to section averages out over k-1 and k+1 and nothing accumulates.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -19,7 +21,7 @@ from regviewer.core.stack.result import resample_section
 def bspline_only(pipeline: Pipeline) -> Pipeline | None:
     """The deformable stages of `pipeline` (None when it has none)."""
     stages = tuple(s for s in pipeline.stages if s.transform.kind in ("bspline", "displacement", "demons"))
-    return Pipeline(stages=stages, name=pipeline.name + "-refine") if stages else None
+    return dataclasses.replace(pipeline, stages=stages, name=pipeline.name + "-refine") if stages else None
 
 
 def linear_only(pipeline: Pipeline) -> Pipeline | None:
@@ -27,7 +29,7 @@ def linear_only(pipeline: Pipeline) -> Pipeline | None:
     from regviewer.core.registration.params import LINEAR_TRANSFORMS
 
     stages = tuple(s for s in pipeline.stages if s.transform.kind in LINEAR_TRANSFORMS)
-    return Pipeline(stages=stages, name=pipeline.name, description=pipeline.description) if stages else None
+    return dataclasses.replace(pipeline, stages=stages) if stages else None
 
 
 def refine_on_neighbours(order: list[int], anchor: int, norm: dict[int, sitk.Image],
