@@ -3,9 +3,9 @@
 Thin Qt over core: the engine runs in `gui.worker`; the grid geometry comes from
 `core.grid` (computed on the worker thread for each snapshot, the GUI only sets data);
 runs are kept in the Workspace's run history (`ws.runs`), shown by the History tab
-(`run_history_tab.py`, which also writes the "Copy as Python / command line" text). The
-dock talks to the main window only through the
-`RegistrationHost` protocol (`gui/host.py`).
+(`run_history_tab.py`, which also writes the "Copy as Python / command line" text); the
+masks, seed and the job a run starts from are `widgets/run_inputs.py`'s. The dock talks to
+the main window only through the `RegistrationHost` protocol (`gui/host.py`).
 
 A run starts from the user's current transform (manual alignment or landmark fit;
 fixed → moving) when there is one, else from the first stage's initializer. While it
@@ -19,34 +19,21 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 from PyQt6 import QtCore, QtWidgets
 
-from regviewer.core.errors import ParameterError, RegviewerError
-from regviewer.core.registration.reproduce import is_identity
+from regviewer.core.errors import RegviewerError
 from regviewer.core.workspace.run_history import landmark_tre
 from regviewer.gui.views.grid_item import DeformationGridItem
 from regviewer.gui.views.live_grid import DutyCycle, LiveGrid
 from regviewer.gui.widgets.metric_plot import MetricPlot
 from regviewer.gui.widgets.params_panel import ParamsPanel
 from regviewer.gui.widgets.run_history_tab import RunHistoryTab
-from regviewer.gui.worker import LiveSnapshot, RegistrationJob, RegistrationWorker
+from regviewer.gui.widgets.run_inputs import LandmarkCopy, RunInputs
+from regviewer.gui.worker import LiveSnapshot, RegistrationWorker
 
 LIVE_RATE_HZ = 10.0  # snapshots per second: what the eye needs, and the engine keeps the CPU
-
-
-class _LandmarkCopy:
-    """A frozen copy of the enabled landmark pairs, safe to read from the worker thread."""
-
-    def __init__(self, landmark_set: Any) -> None:
-        from types import SimpleNamespace
-
-        self.pairs = [SimpleNamespace(fixed=tuple(p.fixed), moving=tuple(p.moving), enabled=True)
-                      for p in getattr(landmark_set, "pairs", []) or []
-                      if getattr(p, "enabled", True) and getattr(p, "fixed", None) is not None
-                      and getattr(p, "moving", None) is not None]
 
 
 def describe_progress(progress: Any, n_stages: int) -> str:
@@ -56,7 +43,7 @@ def describe_progress(progress: Any, n_stages: int) -> str:
             f"{progress.elapsed:.1f} s")
 
 
-class LiveRegistrationDock(RunHistoryTab, QtWidgets.QDockWidget):
+class LiveRegistrationDock(RunInputs, RunHistoryTab, QtWidgets.QDockWidget):
     """See the module docstring. `run()`, `cancel()`, `apply()`, `revert()` are the buttons' actions."""
 
     runFinished = QtCore.pyqtSignal(object)  # the RunRecord added to the history
@@ -71,9 +58,8 @@ class LiveRegistrationDock(RunHistoryTab, QtWidgets.QDockWidget):
         self._shown_run: int | None = None  # the run whose result is previewed, not yet applied
         self._discard_run = False
         self._run_context: dict = {}
-        self._landmark_copy: _LandmarkCopy | None = None
+        self._landmark_copy: LandmarkCopy | None = None
         self._overlay_budget = DutyCycle(share=0.15, min_interval_s=0.25)  # checkerboard redraws (the window reslices)
-        self._masks: dict[str, Any] = {"fixed": None, "moving": None}
         self.snapshots_shown = 0
         self._build()
         self.history.subscribe(self._refresh_history)
@@ -102,24 +88,7 @@ class LiveRegistrationDock(RunHistoryTab, QtWidgets.QDockWidget):
         params_page = QtWidgets.QWidget()
         params_layout = QtWidgets.QVBoxLayout(params_page)
         params_layout.setContentsMargins(0, 0, 0, 0)
-        inputs = QtWidgets.QGroupBox("Masks and seed")
-        form = QtWidgets.QFormLayout(inputs)
-        self.mask_edits: dict[str, QtWidgets.QLineEdit] = {}
-        for which in ("fixed", "moving"):
-            row = QtWidgets.QHBoxLayout()
-            edit = QtWidgets.QLineEdit()
-            edit.setPlaceholderText("none (whole image)")
-            edit.setToolTip(f"A {which}-image mask file: the metric only looks where it is non-zero")
-            browse = QtWidgets.QToolButton(text="…")
-            browse.clicked.connect(lambda _=False, w=which: self._browse_mask(w))
-            row.addWidget(edit, 1)
-            row.addWidget(browse)
-            form.addRow(f"{which.capitalize()} mask", row)
-            self.mask_edits[which] = edit
-        self.seed_spin = QtWidgets.QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
-        self.seed_spin.setToolTip("Random sampling seed: the same seed gives the same result")
-        form.addRow("Random seed", self.seed_spin)
+        inputs = self._build_inputs_group()
         params_layout.addWidget(inputs)
         params_layout.addWidget(self.params)
         scroll = QtWidgets.QScrollArea()
@@ -200,7 +169,7 @@ class LiveRegistrationDock(RunHistoryTab, QtWidgets.QDockWidget):
         self._shown_run = None
         self.plot.reset()
         landmark_set = self._landmark_set()
-        self._landmark_copy = _LandmarkCopy(landmark_set) if landmark_set is not None else None
+        self._landmark_copy = LandmarkCopy(landmark_set) if landmark_set is not None else None
         if self._landmark_copy is not None and not self._landmark_copy.pairs:
             self._landmark_copy = None
         self.workspace.set_settings(preset=self.params.preset_name(), pipeline=job.params.to_dict(), seed=job.seed,
@@ -263,53 +232,6 @@ class LiveRegistrationDock(RunHistoryTab, QtWidgets.QDockWidget):
     def _applied_last(self) -> bool:
         """True when the last undo step is this panel's Apply of a run."""
         return self.workspace.source.kind == "run" and self.workspace.history.undo_text.startswith("Apply Run")
-
-    def _make_job(self) -> RegistrationJob:
-        fixed, moving = self.host.fixed_volume(), self.host.moving_volume()
-        if fixed is None or moving is None:
-            raise RegviewerError("Open a fixed and a moving image before running a registration.")
-        errors = self.params.errors()
-        if errors:
-            path, message = next(iter(errors.items()))
-            raise ParameterError(f"A parameter was refused ({'.'.join(map(str, path))}: {message}); correct the "
-                                 "field shown in red first.")
-        pipeline = self.params.pipeline()
-        current = self.host.current_transform()
-        initial = None if is_identity(current) else current
-        landmarks = self._landmark_set() if pipeline.stages[0].initializer == "landmarks" and initial is None else None
-        if landmarks is None and any(s.landmark_weight > 0 for s in pipeline.stages):  # landmark-guided stages
-            pairs = self._landmark_set()
-            landmarks = pairs if pairs is not None and any(p.complete and p.enabled for p in pairs) else None
-        return RegistrationJob(fixed, moving, params=pipeline, initial_transform=initial,
-                               fixed_mask=self._mask("fixed"), moving_mask=self._mask("moving"),
-                               seed=int(self.seed_spin.value()), landmarks=landmarks)
-
-    def _landmark_set(self) -> Any:
-        return self.workspace.landmarks
-
-    def set_mask(self, which: str, mask: Any) -> None:
-        """Use `mask` (a path, Volume or sitk image; None for none) as the fixed or moving mask."""
-        self._masks[which] = None if isinstance(mask, (str, Path)) else mask
-        self.mask_edits[which].setText(str(mask) if isinstance(mask, (str, Path)) else ("(in memory)" if mask is not None else ""))
-
-    def _mask(self, which: str) -> Any:
-        if self._masks[which] is not None:
-            return self._masks[which]
-        text = self.mask_edits[which].text().strip()
-        return text if text and text != "(in memory)" else None
-
-    def _browse_mask(self, which: str) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, f"{which.capitalize()} mask")
-        if path:
-            self.set_mask(which, path)
-
-    def _inputs(self) -> dict:
-        fixed, moving = self.host.fixed_volume(), self.host.moving_volume()
-        out = {"fixed": getattr(fixed, "path", None), "moving": getattr(moving, "path", None)}
-        for which in ("fixed", "moving"):
-            mask = self._mask(which)
-            out[f"{which}_mask"] = mask if isinstance(mask, str) else None
-        return out
 
     # --- worker thread: precompute what the live views draw ------------------------------------------
     def _prepare(self, progress: Any) -> dict:
