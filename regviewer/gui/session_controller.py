@@ -3,10 +3,8 @@
 Thin Qt over `core.workspace`: the Workspace turns itself into a `Session` (image paths,
 the current fixed→moving transform and its source, landmarks, runs, settings), the
 controller adds every panel's registered session part, writes it atomically, and puts
-it back on open. If autosave fails, the person is told once (status bar and a dialog). The recovery file and the
-crash detection live in `core.session.RecoveryManager`; this class only decides when
-to call it (every 30 s when something changed, and shortly after every landmark edit)
-and asks the user.
+it back on open. Autosave and the crash-recovery offer are `session_recovery.py`'s (a
+mixin); the recovery file and the crash detection live in `core.workspace.session.RecoveryManager`.
 
 Dialogs that appear on their own (recovery offer, unsaved changes on close) are non-blocking, so an automated
 run never hangs on them; tests replace `ask_recover` / `ask_save_changes`.
@@ -20,21 +18,18 @@ import weakref
 from pathlib import Path
 from typing import Callable
 
-import SimpleITK as sitk
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.errors import RegviewerError, SessionError
 from regviewer.core.workspace.session import SESSION_SUFFIX, RecoveryCandidate, RecoveryManager, Session
-from regviewer.gui.background import LatestResult
+from regviewer.gui.session_recovery import AutosaveRecovery
 
-AUTOSAVE_INTERVAL_MS = 30_000
-EDIT_AUTOSAVE_DELAY_MS = 300  # a burst of edits (a drag, a paste) costs one write
 SESSION_FILTER = f"regviewer session (*{SESSION_SUFFIX} *.json);;All files (*)"
 # The window's view state is the session's top-level "view_state"; other parts go in "parts".
 _VIEW_PARTS = ("view", "view_state")
 
 
-class SessionController(QtCore.QObject):
+class SessionController(AutosaveRecovery, QtCore.QObject):
     """Sessions for one main window (see the module docstring).
 
     `window` provides `session_parts()` (key -> (get_state, set_state)),
@@ -59,17 +54,7 @@ class SessionController(QtCore.QObject):
         # None: ask with a dialog (non-blocking on close). Tests set a callable returning
         # "save", "discard" or "cancel".
         self.ask_save_changes: Callable[[], str] | None = None
-        self.autosave_timer = QtCore.QTimer(self)
-        self.autosave_timer.setInterval(AUTOSAVE_INTERVAL_MS)
-        self.autosave_timer.timeout.connect(self._autosave_if_dirty)
-        self._edit_timer = QtCore.QTimer(self)
-        self._edit_timer.setSingleShot(True)
-        self._edit_timer.setInterval(EDIT_AUTOSAVE_DELAY_MS)
-        self._edit_timer.timeout.connect(self.autosave_now)
-        # Encoding a dense displacement field takes a fraction of a second: autosaves are
-        # written off the GUI thread, one at a time, the newest state winning.
-        self._background = getattr(window, "background", None) or LatestResult(self)
-        self.autosave_error: str | None = None  # the first autosave failure, told to the person once
+        self._init_autosave(window)
 
     # ------------------------------------------------------------------ installation
     def install(self, window=None) -> "SessionController":
@@ -219,57 +204,6 @@ class SessionController(QtCore.QObject):
         self._message(f"Session {Path(path).name} opened")
         return session
 
-    def autosave_now(self, wait: bool = False) -> None:
-        """Write the recovery file off the GUI thread (`wait` blocks until written); the
-        newest state wins. A failure is told to the person once, never as a traceback."""
-        if self._loading:
-            return
-        try:
-            session = self.collect()
-        except Exception as exc:  # noqa: BLE001 - told to the person, never a traceback
-            self._autosave_failed(exc)
-            return
-        # SimpleITK copies are copy-on-write: cheap, and safe from later edits.
-        session.transforms = {k: sitk.Transform(t) for k, t in session.transforms.items()}
-        self._dirty_since_autosave = False
-        self._background.submit("autosave", lambda: self.recovery.autosave(session), self._on_autosave_finished)
-        if wait:
-            self.wait_for_autosave()
-
-    def wait_for_autosave(self, timeout: float = 30.0) -> None:
-        """Block until the newest autosave is on disk (closing, saving, tests)."""
-        self._background.wait("autosave", timeout)
-
-    def _on_autosave_finished(self, path, error) -> None:
-        if error is not None:
-            self._autosave_failed(error)
-        else:
-            self.autosave_error = None  # working again: a later failure is news
-            self.autosaved.emit(str(path))
-
-    def _autosave_failed(self, error: BaseException) -> None:
-        """Tell the person (status bar, and a dialog the first time) that crash recovery stopped."""
-        text = f"Autosave failed, so crash recovery is not protecting your work: {error}"
-        self._message(text)
-        if self.autosave_error is None:
-            self.autosave_error = text
-            self._error(SessionError(text + "\nSave the session (File > Save Session) to keep your work."))
-
-    def recover(self, candidate: RecoveryCandidate) -> Session | None:
-        """Open a crashed run's autosave; the result counts as unsaved work."""
-        try:
-            session = self.recovery.recover(candidate)
-            self.apply(session)
-        except RegviewerError as exc:
-            self._error(exc)
-            return None
-        self.recovery.discard(candidate)
-        self.path = None
-        self.mark_modified()
-        self.autosave_now()
-        self._message("Recovered the autosaved session")
-        return session
-
     # ------------------------------------------------------------------ menu actions
     def open_session_dialog(self) -> None:
         if self.modified and not self._resolve_unsaved():
@@ -368,12 +302,6 @@ class SessionController(QtCore.QObject):
         self.wait_for_autosave()
         self.recovery.finish()
 
-    def _finish_quietly(self) -> None:
-        try:
-            self.recovery.finish()
-        except Exception:
-            pass
-
     # ------------------------------------------------------------------ dialogs
     def _ask_save_changes_dialog(self) -> str:
         box = self._save_changes_box()
@@ -393,35 +321,7 @@ class SessionController(QtCore.QObject):
         box.setDefaultButton(buttons.Save)
         return box
 
-    def _ask_recover_dialog(self, candidates: list[RecoveryCandidate]) -> None:
-        """Non-blocking: offers the newest crashed run's autosave."""
-        candidate = candidates[0]
-        box = QtWidgets.QMessageBox(self._parent_widget())
-        box.setWindowTitle("Recover session")
-        box.setIcon(QtWidgets.QMessageBox.Icon.Question)
-        box.setText("regviewer did not exit cleanly last time. Recover the autosaved work?")
-        box.setInformativeText(candidate.describe())
-        recover = box.addButton("Recover", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
-        box.addButton("Discard", QtWidgets.QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton("Later", QtWidgets.QMessageBox.ButtonRole.RejectRole)
-
-        def done(_result: int) -> None:
-            clicked = box.clickedButton()
-            if clicked is recover:
-                self.recover(candidate)
-            elif clicked is not None and box.buttonRole(clicked) == QtWidgets.QMessageBox.ButtonRole.DestructiveRole:
-                self.recovery.discard(candidate)
-            box.deleteLater()
-
-        box.finished.connect(done)
-        box.open()
-        self.recovery_box = box
-
     # ------------------------------------------------------------------ helpers
-    def _autosave_if_dirty(self) -> None:
-        if self._dirty_since_autosave:
-            self.autosave_now()
-
     def _set_clean(self) -> None:
         self.modified = False
         self._dirty_since_autosave = False
