@@ -5,7 +5,8 @@ Qt bridge; `window_host.py` implements `gui.host.RegistrationHost` for the panel
 Everything it draws comes from `core` (`view_state.slice_pair/render_slice`); every
 redraw resamples only the planes on screen, and the fixed image's slices are cached
 because they never change with the transform. Menus, toolbars and layouts live in
-`window_chrome.py`, file dialogs in `file_actions.py`.
+`window_chrome.py`, which view shows what in each layout in `window_layout.py`, file
+dialogs in `file_actions.py`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.io import check_compatible
 from regviewer.core.imaging.slicing import ORIENTATIONS, planes_for
 from regviewer.core.imaging.slice_cache import SliceCache
-from regviewer.core.workspace.view_state import LAYOUTS, render_slice
+from regviewer.core.workspace.view_state import render_slice
 from regviewer.gui import file_actions
 from regviewer.gui import window_chrome
 from regviewer.gui import window_panels
@@ -34,11 +35,12 @@ from regviewer.gui.views.slice_view import SliceView
 from regviewer.gui.views.volume_view import make_volume_view
 from regviewer.gui.window_display import INTERACTION_MODES, WindowDisplayMixin
 from regviewer.gui.window_host import WorkspaceHostMixin
+from regviewer.gui.window_layout import WindowLayoutMixin
 
 PREVIEW_FACTOR = 2  # moving-image resolution divisor while the user drags it
 
 
-class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
+class MainWindow(WorkspaceHostMixin, WindowLayoutMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
     """The regviewer window (see the module docstring)."""
 
     modified = QtCore.pyqtSignal()
@@ -210,77 +212,6 @@ class MainWindow(WorkspaceHostMixin, WindowDisplayMixin, QtWidgets.QMainWindow):
             view.set_role(role)
             view.set_plane(plane, depth=plane.depth_of(self._cursor) if plane.dimension == 3 else 0.0)
         view.set_cursor(self._cursor)
-
-    def _orientations(self) -> list[str]:
-        if self.workspace.fixed is None:
-            return []
-        return ["axial"] if self.workspace.fixed.dimension == 2 else list(ORIENTATIONS)
-
-    def _assignments(self, all_views: bool = False) -> list[tuple[str, str]]:
-        """(role, orientation) of each pooled view in the current layout (shown views
-        first); with `all_views`, hidden pool views get a sensible assignment too."""
-        if self.workspace.fixed is None:
-            return []
-        focus = self.focus_orientation if self.focus_orientation in self._orientations() else "axial"
-        if self.layout_name == "side_by_side":
-            shown = [("fixed", focus), ("moving", focus)]
-        elif self.layout_name == "single" or self.workspace.fixed.dimension == 2:
-            shown = [("overlay", focus)]
-        else:
-            shown = [("overlay", o) for o in ORIENTATIONS]
-        if not all_views:
-            return shown
-        rest = [("overlay", o) for o in self._orientations() if ("overlay", o) not in shown]
-        return (shown + rest + [("overlay", focus)] * 3)[:3]
-
-    def apply_layout(self, name: str, orientation: str | None = None) -> None:
-        """"1x3+3d" (axial, coronal, sagittal and 3D), "single" (one large overlay view)
-        or "side_by_side" (fixed | moving, each in its own space: `gui.views.moving_space`)."""
-        if name not in LAYOUTS:
-            self.show_error(RegviewerError(f"Unknown layout '{name}'; choose one of {', '.join(LAYOUTS)}"))
-            return
-        self.layout_name = name
-        if orientation is not None:
-            self.focus_orientation = orientation
-        window_chrome.sync_layout_actions(self)
-        if self.workspace.fixed is None:
-            return
-        while self._grid.count():
-            self._grid.takeAt(0)
-        for view in self._pool:
-            view.hide()
-        self._volume_widget.hide()
-        keys = self._assignments()
-        assignments = self._assignments(all_views=True)
-        for view, (role, orientation) in zip(self._pool, assignments):
-            self._assign(view, role, orientation)
-        self._shown = self._pool[: len(keys)]
-        positions = [(0, 0), (0, 1), (1, 0)] if len(keys) == 3 else [(0, i) for i in range(len(keys))]
-        for view, (r, c) in zip(self._shown, positions):
-            self._grid.addWidget(view, r, c)
-            view.show()
-        if len(keys) == 3:
-            self._grid.addWidget(self._volume_widget, 1, 1)
-            self._volume_widget.show()
-        for r in range(2):
-            self._grid.setRowStretch(r, 1 if (len(keys) == 3 or r == 0) else 0)
-        for c in range(3):
-            self._grid.setColumnStretch(c, 1 if c < max(2, len(keys)) and c < (2 if len(keys) == 3 else len(keys)) else 0)
-        self._sync_curtain()
-        for view in self.visible_slice_views():
-            view.refresh()
-            view.sliceChanged.emit()  # panels redraw their markers in newly shown views
-        self._update_3d()
-
-    def views_widget(self) -> QtWidgets.QWidget:
-        return self._views_widget
-
-    def view(self, role: str, orientation: str = "axial") -> SliceView:
-        """The view on screen with this role and orientation (KeyError if none)."""
-        for view in self._shown:
-            if view.role == role and view.plane.orientation == orientation:
-                return view
-        raise KeyError(f"no {role} {orientation} view in the {self.layout_name} layout")
 
     # ================================================================ drawing
     def _render_view(self, view: SliceView) -> np.ndarray:
