@@ -39,7 +39,7 @@ def _wait(app, condition, timeout: float) -> bool:
 
 def _shot(app, window, path: Path) -> None:
     """The X screen as a user sees it (imagemagick `import`: includes the OpenGL 3D view,
-    which `QWidget.grab()` cannot read back), else the window's own grab."""
+    which `QWidget.grab()` cannot read back), else the window's own grab with the 3D view read from VTK."""
     for _ in range(5):
         app.processEvents()
         time.sleep(0.02)
@@ -50,7 +50,9 @@ def _shot(app, window, path: Path) -> None:
         if done.returncode == 0:
             print("wrote", path)
             return
-    window.grab().save(str(path))
+    from regviewer.gui.file_actions import grab_with_3d
+
+    grab_with_3d(window).save(str(path))  # the 3D view painted from its own frame buffer
     print("wrote", path)
 
 

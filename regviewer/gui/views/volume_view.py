@@ -20,6 +20,7 @@ from PyQt6 import QtCore, QtWidgets
 from regviewer.core.imaging.slicing import PlaneGeometry
 
 RENDER_SHARE = 0.05  # of the GUI thread's time for 3D frames while the 2D views keep changing
+MAX_RENDER_GAP_S = 1.0  # but a frame at least this often
 
 
 def _vtk_namespace() -> SimpleNamespace:
@@ -200,7 +201,9 @@ class VolumeView(QtWidgets.QWidget):
             start = time.monotonic()
             self.render_window.Render()
             cost = time.monotonic() - start
-            self._next_render = start + cost / RENDER_SHARE
+            # At most a second away: the first frame (building the scene) can take seconds,
+            # and 20x that would leave the view blank for a minute.
+            self._next_render = start + min(cost / RENDER_SHARE, MAX_RENDER_GAP_S)
 
     def snapshot(self):
         """The rendered picture as a QImage (an OpenGL widget grabs as black), or None."""
