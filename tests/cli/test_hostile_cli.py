@@ -294,8 +294,8 @@ def test_cancel_abandons_a_registration_stuck_inside_itk(tiny_pair, tmp_path, mo
 
     from regviewer.core.registration import engine
 
-    def stuck(*args, **kwargs):  # a filter that checks no token, ~5 s of C++
-        sitk.DiscreteGaussian(sitk.Image([60, 60, 60], sitk.sitkFloat32), 400.0, 200, 0.0001, False)
+    def stuck(*args, **kwargs):  # a filter that checks no token: ~5 s of C++ on a quiet 2-core machine
+        sitk.DiscreteGaussian(sitk.Image([120, 120, 120], sitk.sitkFloat32), 400.0, 200, 0.0001, False)
         pytest.fail("the stuck filter's result must be dropped")
 
     monkeypatch.setattr(engine, "register", stuck)
