@@ -99,3 +99,14 @@ def test_landmarks_go_over_to_the_engine_process():
     result = run_in_process(dict(fixed=fixed, moving=moving, params=pipe, landmarks=landmarks), None, CancelToken())
     here = register(fixed, moving, params=pipe, landmarks=landmarks)
     assert result.transform.GetParameters() == here.transform.GetParameters()
+
+
+def test_the_verifications_warnings_come_back_from_the_engine_process():
+    """The window reads `result.warnings` ("probably wrong", "made the alignment worse"): they
+    must cross the process boundary, or a result worse than its start looks like a success."""
+    fixed = _blobs()
+    turned = sitk.GetImageFromArray(np.ascontiguousarray(sitk.GetArrayFromImage(fixed)[::-1, ::-1]))
+    here = register(fixed, turned, params=_pipeline())
+    assert here.warnings  # a translation cannot undo a half turn, and the check says so
+    there = run_in_process(dict(fixed=Volume(fixed), moving=turned, params=_pipeline()), None, CancelToken())
+    assert there.warnings == here.warnings

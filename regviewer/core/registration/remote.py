@@ -28,6 +28,7 @@ from typing import Any, Callable
 import SimpleITK as sitk
 
 from regviewer.core.errors import RegistrationFailed, RegviewerError
+from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.registration.run_state import Progress
 
 _CTX = multiprocessing.get_context("spawn")
@@ -152,7 +153,7 @@ def _child_main(conn: Any, stop: Any, snapshot_hz: float) -> None:
         result = register(job.pop("fixed"), job.pop("moving"), preset=preset, progress=progress,
                           cancel=_EventToken(stop), **job)
         conn.send(("result", result.transform, result.history, result.stop_reason, result.elapsed, result.params,
-                   result.cancelled, result.details))
+                   result.cancelled, result.details, list(result.warnings)))
     except BaseException as exc:  # noqa: BLE001 -- every failure goes back as words
         try:
             pickle.loads(pickle.dumps(exc))
@@ -164,7 +165,7 @@ def _child_main(conn: Any, stop: Any, snapshot_hz: float) -> None:
 
 
 def run_in_process(job: dict, progress: Callable[[Progress], None] | None = None, cancel: Any = None,
-                   snapshot_hz: float = 20.0, cancel_grace_s: float = 0.7,
+                   snapshot_hz: float = 20.0, cancel_grace_s: float = 1.5,
                    on_start: Callable[[Any], None] | None = None) -> Any:
     """Run `engine.register(**job)` in a spawned process; return its `RegistrationResult`.
 
@@ -246,7 +247,8 @@ def _serve(proc, here, stop, progress, cancel, grace, fixed_v, moving_v, result_
                 def resampled(transform=transform) -> sitk.Image:
                     return resample(moving_v, fixed_v, transform)
 
-                return result_type(transform, resampled, msg[2], msg[3], msg[4], msg[5], msg[6], msg[7])
+                return result_type(transform, resampled, msg[2], msg[3], msg[4], msg[5], msg[6], msg[7],
+                                   warnings=msg[8])  # the verification's words reach the window
             elif kind == "error":
                 error = msg[1]
                 if isinstance(error, RegviewerError):
@@ -290,10 +292,12 @@ def _abandoned(proc, snapshot, history, fixed_v, moving_v, result_type, resample
     if params is None:
         from regviewer.core.registration.presets import load_preset
 
-        params = load_preset(job.get("preset") or "affine-mi")
+        params = load_preset(job.get("preset") or DEFAULT_PRESET)
     elapsed = history[-1].elapsed if history else 0.0
+    note = ("The engine did not answer the cancel in time and was stopped; the transform kept is its last "
+            "snapshot, which the stage checks did not see: judge it before you apply it.")
     return result_type(snapshot, resampled, history, "cancelled by the user", elapsed, params, True,
-                       {"terminated": True})
+                       {"terminated": True}, warnings=[note])
 
 
 __all__ = ["run_in_process", "JOB_KEYS"]
