@@ -74,6 +74,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ParameterError(f"Cannot read the parameters file '{args.params}': {exc.strerror or exc}") from None
     sections = args.sections[0] if len(args.sections) == 1 else args.sections
+    from regviewer.core.registration.headless import check_output_folder
+
+    check_output_folder(args.out, writable=True)  # an unwritable --out fails now, not after the whole stack
     token = CancelToken()
     printer = _StackPrinter(None if args.quiet else sys.stderr)
     with sigint_cancels(token), _executor(args) as executor:

@@ -105,3 +105,13 @@ def test_stack_on_an_external_dask_scheduler(tmp_path):
                 p.wait()
         for f in logs:
             f.close()
+
+
+def test_an_unusable_out_fails_before_aligning(tmp_path):
+    sections = tmp_path / "sections"
+    cut(block(4, seed=2), sections, seed=3)
+    out = tmp_path / "out"
+    out.write_text("a file where the folder should be")
+    proc = run_cli("stack", sections, "--out", out)
+    assert proc.returncode == 1 and "not a folder" in proc.stderr, proc.stderr
+    assert "aligned" not in proc.stdout  # nothing was registered

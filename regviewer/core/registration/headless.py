@@ -172,7 +172,7 @@ def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = 
     inputs = _input_paths(fixed=fixed, moving=moving, landmarks=landmarks, fixed_mask=fixed_mask,
                           moving_mask=moving_mask, initial_transform=initial_transform, parameters=params)
     _refuse_overwriting_inputs(out_dir, OUTPUT_NAMES, inputs)
-    _check_output_folder(out_dir, writable=True)  # before minutes of work, not after
+    check_output_folder(out_dir, writable=True)  # before minutes of work, not after
     fixed_v, moving_v = as_volume(fixed), as_volume(moving)
     for role, volume in (("fixed", fixed_v), ("moving", moving_v)):
         _refuse_constant(volume, role)
@@ -286,7 +286,7 @@ def _refuse_overwriting_inputs(out_dir: str | Path, names, inputs: dict[str, Pat
                                               "input. Choose another output folder or file name")
 
 
-def _check_output_folder(out_dir: str | Path, writable: bool = False) -> Path:
+def check_output_folder(out_dir: str | Path, writable: bool = False) -> Path:
     """The output folder; with `writable`, created and proven writable by a probe file
     (a read-only folder must fail before minutes of registration, not after)."""
     out = Path(out_dir)
@@ -348,7 +348,7 @@ def save_result(result, fixed: Volume, moving: Volume, out_dir: str | Path, land
         if cancel is not None and cancel.cancelled:
             raise RegistrationCancelled("Interrupted while saving; nothing was written", best_transform=result.transform)
 
-    out = _check_output_folder(out_dir, writable=True)
+    out = check_output_folder(out_dir, writable=True)
     linear = is_linear(result.transform)
     names = {
         "transform": TRANSFORM_LINEAR_NAME if linear else TRANSFORM_DEFORMABLE_NAME,

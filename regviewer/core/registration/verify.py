@@ -49,8 +49,10 @@ class Evaluation:
         self.reference = ref
         values = sitk.GetArrayViewFromImage(fixed)[(slice(None, None, k),) * dim].astype(np.float64)
         keep = np.isfinite(values)
-        if fixed_mask is not None:
-            keep &= sitk.GetArrayViewFromImage(fixed_mask)[(slice(None, None, k),) * dim] != 0
+        if fixed_mask is not None:  # ITK takes a mask on any grid: bring it onto the fixed one first
+            on_fixed = sitk.Resample(fixed_mask, fixed, sitk.Transform(dim, sitk.sitkIdentity),
+                                     sitk.sitkNearestNeighbor, 0, fixed_mask.GetPixelID())
+            keep &= sitk.GetArrayViewFromImage(on_fixed)[(slice(None, None, k),) * dim] != 0
         self.keep = keep
         self.bins = bins
         self.fixed_values = values[keep]

@@ -64,7 +64,8 @@ class LandmarkDock(LandmarkTable, LandmarkFiles, QtWidgets.QDockWidget):
         self._install_shortcuts(window or self)
         self._follow_window_mode()
         host.on_images_changed(self._on_images_changed)
-        host.on_transform_changed(self.markers.transform_changed)
+        if getattr(host, "displayedTransformChanged", None) is None:  # the window's signal (see
+            host.on_transform_changed(self.markers.transform_changed)  # landmark_picking) covers it
         register = getattr(host, "register_session_part", None)
         if register is not None:
             register("landmark_panel", self.panel_state, self.restore_panel_state)

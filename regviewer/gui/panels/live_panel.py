@@ -209,11 +209,12 @@ class LiveRegistrationDock(RunInputs, RunHistoryTab, QtWidgets.QDockWidget):
         if self._shown_run is None:
             return
         record = self.history.get(self._shown_run)
-        self._shown_run = None
         try:
             self.workspace.apply_run(record)
         except RegviewerError as exc:
             self.host.show_error(exc)
+            return  # nothing was applied: the result stays previewed
+        self._shown_run = None
         self.status.setText(f"{record.label} applied")
         self._update_buttons()
         self.refresh_grid()

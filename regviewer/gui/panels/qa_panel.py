@@ -11,12 +11,12 @@ of Jacobian values, and a "Write report…" button (`core.report.write_report`).
 
 from __future__ import annotations
 
-import traceback
+import logging
 from pathlib import Path
-
 
 import numpy as np
 import pyqtgraph as pg
+
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.errors import RegviewerError
@@ -26,6 +26,9 @@ from regviewer.gui.views.qa_overlay import QAOverlays
 AUTO_DELAY_MS = 400  # wait for the transform to settle before re-evaluating
 HISTOGRAM_BINS = 80
 
+
+
+log = logging.getLogger(__name__)
 
 class QADock(QtWidgets.QDockWidget):
     """Quality numbers, Jacobian overlay, grid and histogram for the host's current transform."""
@@ -278,7 +281,8 @@ class QADock(QtWidgets.QDockWidget):
             self._on_done(kind, result)
             return
         if not isinstance(error, RegviewerError):
-            error = RegviewerError(f"Evaluation failed: {error}\n{''.join(traceback.format_exception(error, limit=3))}")
+            log.error("QA evaluation failed", exc_info=error)  # the traceback goes to the log, not the dialog
+            error = RegviewerError(f"Evaluation failed: {type(error).__name__}: {error}")
         self._on_failed(kind, error)
 
     def _on_done(self, kind: str, result) -> None:
