@@ -168,6 +168,9 @@ def _inflated_size(source: Path, start: int, expected: int, kind: str) -> int:
                     break
                 if kind == "bzip2":
                     total += len(inflater.decompress(chunk, _CHUNK))
+                    # decompress() returns at most _CHUNK bytes and keeps the rest of its input
+                    while not inflater.eof and not inflater.needs_input and total < expected:
+                        total += len(inflater.decompress(b"", _CHUNK))
                     if inflater.eof:
                         break
                 else:

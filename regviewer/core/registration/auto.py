@@ -11,7 +11,7 @@ curve); inverted contrast gives r < 0, another modality r² well below eta². `b
 
 - pyramid depth from the image size (the coarsest level keeps about 48 voxels across);
 - sampling as a *count* that bounds the cost of one iteration (every pixel of a small
-  image; 10 000 random points in 2D, 30 000 in 3D otherwise);
+  image; 5 000 points in 2D, 20 000 in 3D otherwise);
 - the metric by modality (correlation for the same modality, Mattes MI otherwise);
 - rigid (similarity in 2D, for zoomed photographs) from the pose search, then affine
   on the two finest levels with a smaller step (a full step of shear from a good start

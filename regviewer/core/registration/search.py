@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +34,8 @@ from regviewer.core.registration.verify import Evaluation
 ANGLES_2D = tuple(range(0, 360, 15))
 SCALES_2D = (0.8, 1.0, 1.25)
 REFINE = 4  # candidates refined by a short optimisation
-_CACHE: dict[tuple, "SearchResult"] = {}
+_CACHE: dict[tuple, "SearchResult"] = {}  # a few recent pairs; runs in several threads share it
+_CACHE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -69,26 +71,27 @@ def coarse(image: sitk.Image, across: int) -> sitk.Image:
     return sitk.Resample(smooth, ref, sitk.Transform(dim, sitk.sitkIdentity), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
 
-def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid", fixed_mask: sitk.Image | None = None,
+def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
                 start: sitk.Transform | None = None) -> SearchResult:
     """The best coarse pose of `moving` onto `fixed` (see the module docstring); cached per pair."""
     dim = fixed.GetDimension()
     f, m = coarse(fixed, 64 if dim == 2 else 32), coarse(moving, 64 if dim == 2 else 32)
     scaled = dim == 2 and kind in ("similarity", "affine")
     key = (_digest(f), _digest(m), scaled, None if start is None else tuple(start.GetParameters()))
-    if key in _CACHE:
-        return _CACHE[key]
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
     if start is None and _volume(moving) < 0.5 * _volume(fixed):
         # The moving image covers part of the fixed one (a slab, a detail): judge poses on the moving
         # image's points, all of which have a partner, and invert. From the larger side, most points map
         # outside for every pose and a wrong pose can score by lining up "outside" with the background.
-        back = search_pose(moving, fixed, kind, None)
+        back = search_pose(moving, fixed, kind)
         forward = _affine(back.matrix, back.translation, back.center).GetInverse()
         center = np.asarray(_center_of_mass(f))
         matrix, shift = _matrix_shift(forward, center)
         result = SearchResult(matrix, shift, center, back.score, back.correlation, back.candidates, back.linearity)
-        _CACHE[key] = result
-        return result
+        return _remember(key, result)
     evaluation = Evaluation(f, m, None, max_samples=4000 if dim == 2 else 6000)
     center = np.asarray(_center_of_mass(f))
     shifts = _candidate_shifts(f, m, center, start)
@@ -108,10 +111,14 @@ def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid", fixe
     matrix, shift = _matrix_shift(best[1], center)
     r, eta2 = evaluation.relation(best[1])
     linearity = r * r / eta2 if eta2 and np.isfinite(eta2) and np.isfinite(r) else 0.0
-    result = SearchResult(matrix, shift, center, best[0], r, len(scored), float(linearity))
-    if len(_CACHE) > 8:
-        _CACHE.clear()
-    _CACHE[key] = result
+    return _remember(key, SearchResult(matrix, shift, center, best[0], r, len(scored), float(linearity)))
+
+
+def _remember(key: tuple, result: SearchResult) -> SearchResult:
+    with _CACHE_LOCK:
+        if len(_CACHE) > 8:
+            _CACHE.clear()
+        _CACHE[key] = result
     return result
 
 
