@@ -169,6 +169,7 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     if deformable_stages is not None:
         report(StackProgress(len(todo), len(todo), "", "deformable refinement on the neighbours' mean"))
         transforms = refine_on_neighbours(order, anchor, norm, transforms, grid, deformable_stages, seed, cancel)
+        _check_cancel(cancel)  # a refinement cut short is not a finished stack
     report(StackProgress(len(todo), len(todo), "", "assembling the volume"))
     result = _assemble(secs, transforms, grid, z_spacing or 1.0, 0.0, None, norm, None, seconds, report)
     # A poor pair's disagreement says that pair's section is bad (a jump), not its partner.

@@ -14,13 +14,14 @@ import dataclasses
 import numpy as np
 import SimpleITK as sitk
 
+from regviewer.core.errors import RegviewerError
 from regviewer.core.registration.params import Pipeline
 from regviewer.core.stack.result import resample_section
 
 
 def bspline_only(pipeline: Pipeline) -> Pipeline | None:
     """The deformable stages of `pipeline` (None when it has none)."""
-    stages = tuple(s for s in pipeline.stages if s.transform.kind in ("bspline", "displacement", "demons"))
+    stages = tuple(s for s in pipeline.stages if s.transform.kind in ("bspline", "displacement", "demons", "flow"))
     return dataclasses.replace(pipeline, stages=stages, name=pipeline.name + "-refine") if stages else None
 
 
@@ -50,9 +51,10 @@ def refine_on_neighbours(order: list[int], anchor: int, norm: dict[int, sitk.Ima
         try:
             result = register(mean, norm[k], params=pipeline, initial_transform=transforms[k], seed=seed,
                               cancel=cancel)
-        except Exception:  # noqa: BLE001 -- keep the linear result for this section
+        except (RegviewerError, RuntimeError):  # keep the linear result for this section
             continue
-        out[k] = result.transform
+        if not result.cancelled:
+            out[k] = result.transform
     return out
 
 
