@@ -17,7 +17,8 @@ def test_drag_a_box_and_paint_and_every_run_uses_the_mask(qtbot, make_window, br
     w.set_interaction_mode("roi")
     qtbot.wait(50)  # the new layout settles its geometry
     view = w.visible_slice_views()[0]
-    drag(qtbot, view, (20, 30), (60, 70))
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):  # the mask is written off the GUI thread
+        drag(qtbot, view, (20, 30), (60, 70))
     box = w.roi.roi.box
     a, b = np.asarray(view.to_physical(20, 30)), np.asarray(view.to_physical(60, 70))
     assert np.allclose(box[0][:2], np.minimum(a, b)[:2], atol=0.6)
@@ -44,11 +45,13 @@ def test_drag_a_box_and_paint_and_every_run_uses_the_mask(qtbot, make_window, br
     w.apply_layout("single", "coronal")
     qtbot.wait(50)
     coronal = w.visible_slice_views()[0]
-    drag(qtbot, coronal, (30, 40), (50, 60))
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        drag(qtbot, coronal, (30, 40), (50, 60))
     lo, hi = w.roi.roi.box
     assert hi[2] - lo[2] < corners[:, 2].max() - corners[:, 2].min() - 10
     w.roi.tool_box.setCurrentText("paint")
-    drag(qtbot, coronal, (10, 10), (14, 10))
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        drag(qtbot, coronal, (10, 10), (14, 10))
     assert len(w.roi.roi.balls) >= 2
 
     # Saved with the session, restored on open.
@@ -56,7 +59,8 @@ def test_drag_a_box_and_paint_and_every_run_uses_the_mask(qtbot, make_window, br
     session_path = w.session_controller.save_session(tmp_path / "case.rvsession")
     w.roi.clear()
     assert w.roi.roi.is_empty and live._mask("fixed") is None
-    w.session_controller.open_session(session_path)
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        w.session_controller.open_session(session_path)
     assert w.roi.roi == saved and live._mask("fixed") == str(path)
 
 
@@ -66,7 +70,8 @@ def test_a_box_on_a_2d_pair(qtbot, make_window, retina_paths, tmp_path, monkeypa
     w.set_interaction_mode("roi")
     qtbot.wait(50)
     view = w.visible_slice_views()[0]
-    drag(qtbot, view, (100, 120), (300, 260))
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        drag(qtbot, view, (100, 120), (300, 260))
     xs, _ys = w.roi._items[id(view)][0].getData()
     assert len(xs) == 5
     mask = sitk.ReadImage(str(w.roi.mask_path))
@@ -75,12 +80,14 @@ def test_a_box_on_a_2d_pair(qtbot, make_window, retina_paths, tmp_path, monkeypa
     assert 0.1 < inside.mean() < 0.5
 
 
-def test_a_session_whose_mask_folder_is_gone_writes_the_mask_afresh(make_window, brain_paths, tmp_path, monkeypatch):
+def test_a_session_whose_mask_folder_is_gone_writes_the_mask_afresh(qtbot, make_window, brain_paths, tmp_path,
+                                                                     monkeypatch):
     from regviewer.core.imaging.roi import RegionOfInterest
 
     monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
     w = make_window(*brain_paths, panels=True)
     region = RegionOfInterest().with_box((-20, -20, -20), (20, 20, 20))
-    w.roi.restore_state({"region": region.to_json(), "mask": str(tmp_path / "gone" / "roi.nii.gz")})
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        w.roi.restore_state({"region": region.to_json(), "mask": str(tmp_path / "gone" / "roi.nii.gz")})
     assert w.roi.roi == region and w.roi.mask_path.parent == tmp_path / "roi"
     assert w.roi.mask_path.exists() and w.last_error is None

@@ -43,6 +43,7 @@ class RoiController(QtCore.QObject):
     """The window's region of interest: drawing, outlines, mask file, session part."""
 
     changed = QtCore.pyqtSignal()
+    maskWritten = QtCore.pyqtSignal(str)  # the mask file runs now use (written off the GUI thread)
 
     def __init__(self, window: "MainWindow") -> None:
         super().__init__(window)
@@ -134,13 +135,29 @@ class RoiController(QtCore.QObject):
         self.changed.emit()
 
     def _write_and_use(self, path: Path | None) -> None:
+        """Rasterise and write the mask off the GUI thread (seconds on a 256³ grid); the newest
+        region wins, and runs use the file once it is written."""
         fixed = self.window.fixed_volume()
         if fixed is None or self.roi.is_empty:
             return
-        try:
-            self.save_mask(path or roi_dir() / f"roi-mask-{os.getpid()}.nii.gz")
-        except (RegviewerError, OSError) as exc:
-            self.window.show_error(exc if isinstance(exc, RegviewerError) else RegviewerError(str(exc)))
+        roi, target = self.roi, path or roi_dir() / f"roi-mask-{os.getpid()}.nii.gz"
+
+        def done(written, error) -> None:
+            if error is not None:
+                self.window.show_error(error if isinstance(error, RegviewerError) else RegviewerError(str(error)))
+                return
+            self.mask_path = written
+            self._use_mask(written)
+            self.maskWritten.emit(str(written))
+
+        background = getattr(self.window, "background", None)
+        if background is None:  # a host without a background helper: write here
+            try:
+                done(write_mask(roi, fixed.sitk, target), None)
+            except (RegviewerError, OSError) as exc:
+                done(None, exc)
+            return
+        background.submit("roi-mask", lambda: write_mask(roi, fixed.sitk, target), done)
 
     def _use_mask(self, path: Path | None) -> None:
         live = getattr(self.window, "panels", {}).get("LiveRegistrationDock")
