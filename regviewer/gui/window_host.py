@@ -36,6 +36,7 @@ class WorkspaceHostMixin:
         self._session_parts: "OrderedDict[str, tuple[Callable[[], dict], Callable[[dict], None]]]" = OrderedDict()
         self._opening = False
         self.last_error: str | None = None
+        self.bridge.imagesChanged.connect(self._on_workspace_images)
         self.bridge.transformChanged.connect(self._on_workspace_transform)
         self.bridge.previewChanged.connect(self._on_workspace_preview)
         self.bridge.historyChanged.connect(self._on_workspace_history)
@@ -111,6 +112,11 @@ class WorkspaceHostMixin:
                 self._bump_transform()  # the preview, now at full resolution
 
     # ================================================================ Workspace events
+    def _on_workspace_images(self, _images) -> None:
+        """Images opened on the Workspace by a script (`ws.open(...)`): show them like File > Open."""
+        if not self._opening and self.workspace.fixed is not None:
+            self._show_images()
+
     def _on_workspace_transform(self, _state) -> None:
         self._preview_timer.stop()
         self._bump_transform()

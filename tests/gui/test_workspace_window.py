@@ -87,3 +87,11 @@ def test_run_apply_move_run_apply_fit_save_reopen_and_undo_in_order(qtbot, make_
     b.manual_dock.reset()
     assert all(np.allclose(b.current_transform().TransformPoint(p), p) for p in POINTS)
     assert b.undo_action.text() == "Undo Reset transform"
+
+
+def test_images_opened_on_the_workspace_by_a_script_are_shown(qtbot, make_window, retina_paths):
+    """The window and scripts share one Workspace: `ws.open(...)` from Python shows the pair."""
+    window = make_window()
+    window.workspace.open(*[str(p) for p in retina_paths])
+    assert window.visible_slice_views() and window.visible_slice_views()[0].last_image is not None
+    assert "retina_fixed" in window.windowTitle()
