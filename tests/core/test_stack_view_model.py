@@ -44,3 +44,13 @@ def test_correction_moves_the_section_and_the_later_ones():
     m.correct(0, 0.0, 0.0, 90.0, propagate=False)
     assert np.allclose(m.aligned[0], np.rot90(before[0], -1), atol=1e-2) or \
         np.allclose(m.aligned[0], np.rot90(before[0], 1), atol=1e-2)
+
+
+def test_a_model_grown_for_more_sections_keeps_what_it_showed():
+    grid = sitk.Image([8, 6], sitk.sitkFloat32)
+    model = StackViewModel(2, grid)
+    model.set_section(1, grid + 1.0, "s1")
+    bigger = model.grown(5)
+    assert bigger.n == 5 and bigger.names[1] == "s1" and bigger.aligned[1] is not None
+    assert bigger.aligned[4] is None and bigger.statuses[4] == "waiting"
+    assert model.grown(1) is model

@@ -47,6 +47,16 @@ class StackViewModel:
         self._range: tuple[float, float] | None = None
         self.z_spacing = 1.0
 
+    def grown(self, n: int) -> "StackViewModel":
+        """The same model with room for `n` sections; what is already shown is kept."""
+        if n <= self.n:
+            return self
+        bigger = StackViewModel(n, self.grid, self.references)
+        for name in ("aligned", "statuses", "flags", "metrics", "names", "transforms", "images"):
+            getattr(bigger, name)[:self.n] = getattr(self, name)
+        bigger._range, bigger.z_spacing = self._range, self.z_spacing
+        return bigger
+
     def display_thickness(self) -> float:
         """Drawn height of one section in the through-stack planes, in output pixels: the true
         section spacing, stretched when the stack is thin so it stays visible (at least

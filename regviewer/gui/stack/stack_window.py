@@ -67,6 +67,7 @@ class StackWindow(QtWidgets.QMainWindow):
         self.model: StackViewModel | None = None
         self._drag_total = (0.0, 0.0, 0.0)
         self._expected = _count(sections)
+        self._auto_slider: int | None = None  # the section the run last showed (None: not yet)
         self.result = None
         self.settings = OverlaySettings()
         self.runner = StackRunner(self)
@@ -148,14 +149,19 @@ class StackWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(text)
 
     def _on_section(self, index: int, total: int, name: str, image) -> None:
-        if self.model is None or index >= self.model.n:
-            # The first aligned section (the anchor) brings the output grid.
-            n = len(self.model.aligned) if self.model is not None else 0
-            self.model = StackViewModel(max(n, index + 1, self._expected), image)
-            self.slider.setMaximum(self.model.n - 1)
+        n = max(index + 1, total, self._expected)
+        if self.model is None:  # the first aligned section (the anchor) brings the output grid
+            self.model = StackViewModel(n, image)
+        elif n > self.model.n:  # e.g. a multi-page TIFF whose count was not known up front
+            self.model = self.model.grown(n)
+        self.slider.setMaximum(self.model.n - 1)
         self.model.set_section(index, image, name)
-        self.slider.setValue(index)
-        self.redraw()
+        following = self._auto_slider is None or self.slider.value() == self._auto_slider
+        if following and self.slider.value() != index:  # the slider follows the run until the user moves it
+            self._auto_slider = index
+            self.slider.setValue(index)  # valueChanged redraws
+        else:
+            self.redraw()
 
     def _on_finished(self, result) -> None:
         self.result = result
