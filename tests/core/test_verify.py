@@ -120,3 +120,13 @@ def test_a_guided_stage_trading_similarity_for_landmarks_is_kept_and_said():
     assert verifier.accept(1, "guided", truth, off, landmark_mm=(3.0, 0.5))  # landmarks much closer: kept
     assert "to follow the landmarks" in verifier.warnings[-1]
     assert not verifier.accept(2, "guided", truth, off, landmark_mm=(3.0, 2.95))  # no real landmark gain
+
+
+def test_a_symmetric_runs_average_is_the_transform_judged():
+    import dataclasses
+
+    fixed, moving = blobs(), blobs((3.0, -2.0))
+    result = regviewer.register(fixed, moving, params=dataclasses.replace(one_stage(), symmetric=True))
+    verification = result.details["verification"]
+    assert verification["final_is"] == "forward/backward average"
+    assert verification["final"] == round(Evaluation(fixed, moving).score(result.transform), 6)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import SimpleITK as sitk
 
 from regviewer.core.registration.run_state import RunState
+from regviewer.core.registration.verify import Evaluation, StageVerifier
 from regviewer.core.imaging.image import Volume
 from regviewer.core.transforms.ops import invert, is_linear, linear_log_average, to_displacement_field
 
@@ -41,9 +42,20 @@ def run_symmetric(params, fixed: Volume, moving: Volume, fixed_mask, moving_mask
     backward = run_pipeline(params, m, f, moving_mask, fixed_mask, back_initial, swapped, back_run, seed)
     run.history.extend(back_run.history)
     run.stop_reasons.extend(f"backward {r}" for r in back_run.stop_reasons)
+    run.warnings.extend(f"Backward pass: {w}" for w in back_run.warnings)
     if run.cancelled:
         return forward, {"symmetric": "cancelled during the backward pass; forward result returned"}
-    return average_forward_backward(forward, backward, f), {"symmetric": "forward/backward average"}
+    averaged = average_forward_backward(forward, backward, f)
+    # The average is a new transform: judged like every result, against the run's start.
+    verifier = StageVerifier(Evaluation(f, m, fixed_mask))
+    verifier.begin(initial_transform)
+    ok, score = verifier.finish(initial_transform, averaged)
+    if not ok:
+        run.warnings.append("The forward/backward average did not improve on the starting alignment; the "
+                            "forward result is kept (not inverse-consistent).")
+        return forward, {"symmetric": "average worse than the start; forward result returned"}
+    run.verification = dict(run.verification, final=round(score, 6), final_is="forward/backward average")
+    return averaged, {"symmetric": "forward/backward average"}
 
 
 def _backward_progress(run: RunState, forward: sitk.Transform):
