@@ -22,6 +22,7 @@ import SimpleITK as sitk
 from regviewer.core.errors import ParameterError, RegistrationFailed
 from regviewer.core.registration.params import Stage
 from regviewer.core.registration.run_state import RunState
+from regviewer.core.transforms.ops import after
 
 PASSES = 2  # a second DIS pass on the residual halves the error on large local motions
 
@@ -74,7 +75,7 @@ def run_flow_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous
             raise RegistrationFailed(f"Stage '{stage.name}': the optical flow did not converge (non-finite values)")
         run.record(0, 1, k, float(np.mean(np.abs(f8.astype(np.float32) - cv2.remap(
             m8, grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)))) / 255.0,
-            (lambda f=flow.copy(): _compose(previous, _field_transform(f, fixed, 0.0))) if run.progress else None)
+            (lambda f=flow.copy(): after(previous, _field_transform(f, fixed, 0.0))) if run.progress else None)
     tx = _field_transform(flow, fixed, stage.transform.field_smoothing_mm)
     run.stop_reasons.append(f"{stage.name}: DIS optical flow, {PASSES} passes, largest motion "
                             f"{float(np.max(np.hypot(flow[..., 0], flow[..., 1]))):.1f} px")
@@ -92,14 +93,6 @@ def _field_transform(flow: np.ndarray, fixed: sitk.Image, smoothing_mm: float) -
         field = sitk.SmoothingRecursiveGaussian(field, float(smoothing_mm))
     return sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
 
-
-def _compose(previous: sitk.Transform | None, current: sitk.Transform) -> sitk.Transform:
-    if previous is None:
-        return current
-    comp = sitk.CompositeTransform(2)
-    comp.AddTransform(previous)
-    comp.AddTransform(current)
-    return comp
 
 
 __all__ = ["run_flow_stage"]

@@ -30,6 +30,7 @@ import SimpleITK as sitk
 from regviewer.core.errors import RegistrationFailed, RegviewerError
 from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.registration.run_state import Progress
+from regviewer.core.transforms.ops import after
 
 _CTX = multiprocessing.get_context("spawn")
 FIELD_INTERVAL_S = 2.0
@@ -237,7 +238,7 @@ def _serve(proc, here, stop, progress, cancel, grace, fixed_v, moving_v, result_
                 if msg[8] is not None:
                     current, snapshot = msg[8], None
                 if snapshot is None and current is not None:
-                    snapshot = _compose(previous, current)
+                    snapshot = after(previous, current)
                 history.append(HistoryEntry(msg[1], msg[2], msg[3], msg[5], msg[6], msg[7]))
                 if progress is not None and snapshot is not None:
                     progress(Progress(msg[1], msg[2], msg[3], msg[4], msg[5], msg[6], snapshot, msg[7]))
@@ -260,15 +261,6 @@ def _serve(proc, here, stop, progress, cancel, grace, fixed_v, moving_v, result_
             raise _crashed(proc)
         if cancelled_at is not None and time.perf_counter() - cancelled_at > grace:
             return _abandoned(proc, snapshot, history, fixed_v, moving_v, result_type, resample, job)
-
-
-def _compose(previous: sitk.Transform | None, current: sitk.Transform) -> sitk.Transform:
-    if previous is None:
-        return current
-    comp = sitk.CompositeTransform(current.GetDimension())
-    comp.AddTransform(previous)
-    comp.AddTransform(current)
-    return comp
 
 
 def _crashed(proc) -> RegistrationFailed:

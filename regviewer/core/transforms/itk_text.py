@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import SimpleITK as sitk
 
+from regviewer.core.transforms.storable import elementary_transforms
+
 COUNT_NOTE = "# regviewer: transforms in this file: "
-
-
-def _leaves(tx: sitk.Transform) -> list[sitk.Transform]:
-    if tx.GetName() == "CompositeTransform":
-        composite = sitk.CompositeTransform(tx)
-        return [leaf for i in range(composite.GetNumberOfTransforms()) for leaf in _leaves(composite.GetNthTransform(i))]
-    return [tx]
 
 
 def itk_text_problem(text: str, tx: sitk.Transform) -> str | None:
@@ -44,7 +39,7 @@ def itk_text_problem(text: str, tx: sitk.Transform) -> str | None:
     if declared is not None and declared != str(len(blocks)):
         return f"it should hold {declared} transforms but holds {len(blocks)}" + cut
     leaves = [b for b in blocks if not b["type"][0].startswith("CompositeTransform")]
-    actual = _leaves(tx)
+    actual = elementary_transforms(tx)
     if not actual:
         return "it holds an empty composite transform (no transform inside)" + cut
     if len(leaves) != len(actual):

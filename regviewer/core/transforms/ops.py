@@ -106,6 +106,17 @@ def compose(*transforms: sitk.Transform) -> sitk.Transform:
     return comp
 
 
+def after(previous: sitk.Transform | None, current: sitk.Transform) -> sitk.Transform:
+    """`previous` applied after `current` (a fixed point meets `current` first), sharing the
+    inputs' data: for progress snapshots, where copying a dense field per iteration would cost."""
+    if previous is None:
+        return current
+    comp = sitk.CompositeTransform(current.GetDimension())
+    comp.AddTransform(previous)
+    comp.AddTransform(current)
+    return comp
+
+
 def flatten(tx: sitk.Transform) -> sitk.Transform:
     """Merge a composite of linear transforms into one AffineTransform; otherwise return a copy."""
     if tx.GetName() == "CompositeTransform" and is_linear(tx):
