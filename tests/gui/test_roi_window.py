@@ -91,3 +91,19 @@ def test_a_session_whose_mask_folder_is_gone_writes_the_mask_afresh(qtbot, make_
         w.roi.restore_state({"region": region.to_json(), "mask": str(tmp_path / "gone" / "roi.nii.gz")})
     assert w.roi.roi == region and w.roi.mask_path.parent == tmp_path / "roi"
     assert w.roi.mask_path.exists() and w.last_error is None
+
+
+def test_the_mask_is_a_workspace_setting_and_a_new_pair_drops_the_old_region(qtbot, make_window, brain_paths,
+                                                                              retina_paths, tmp_path, monkeypatch):
+    monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
+    w = make_window(*brain_paths, panels=True)
+    w.set_interaction_mode("roi")
+    qtbot.wait(50)
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        drag(qtbot, w.visible_slice_views()[0], (20, 30), (60, 70))
+    assert w.workspace.settings.fixed_mask == str(w.roi.mask_path)  # saved with the session, seen by scripts
+    w.open_images(*[str(p) for p in retina_paths])
+    assert w.roi.roi.is_empty and w.workspace.settings.fixed_mask is None
+    live = w.panels["LiveRegistrationDock"]
+    w.workspace.set_settings(fixed_mask=str(tmp_path / "m.nii.gz"))  # e.g. a restored session
+    assert live._mask("fixed") == str(tmp_path / "m.nii.gz")

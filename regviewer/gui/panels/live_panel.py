@@ -65,6 +65,9 @@ class LiveRegistrationDock(RunInputs, RunHistoryTab, QtWidgets.QDockWidget):
         self.history.subscribe(self._refresh_history)
         host.on_images_changed(self._on_images_changed)
         host.on_transform_changed(self._on_transform_changed)
+        bridge = getattr(host, "bridge", None)
+        if bridge is not None:  # the Workspace's settings, on the GUI thread
+            bridge.settingsChanged.connect(self._show_settings_masks)
         host.register_session_part("registration", self.get_state, self.set_state)
         app = QtWidgets.QApplication.instance()
         if app is not None:

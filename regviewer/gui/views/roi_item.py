@@ -167,6 +167,10 @@ class RoiController(QtCore.QObject):
             self.window.show_message(f"Region of interest: runs use the fixed mask {path.name}")
 
     def _on_images_changed(self) -> None:
+        fixed = self.window.fixed_volume()
+        if fixed is not getattr(self, "_fixed_shown", fixed) and not self.roi.is_empty:
+            self.clear()  # another fixed image: the old region (and its mask on the old grid) does not apply
+        self._fixed_shown = fixed
         for view in self.window.slice_views():
             if id(view) not in self._connected:
                 self._connected.add(id(view))

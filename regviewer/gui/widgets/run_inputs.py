@@ -47,6 +47,7 @@ class RunInputs:
             row.addWidget(browse)
             form.addRow(f"{which.capitalize()} mask", row)
             self.mask_edits[which] = edit
+            edit.editingFinished.connect(lambda w=which: self._mask_edited(w))
         self.seed_spin = QtWidgets.QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setToolTip("Random sampling seed: the same seed gives the same result")
@@ -54,9 +55,22 @@ class RunInputs:
         return inputs
 
     def set_mask(self, which: str, mask: Any) -> None:
-        """Use `mask` (a path, Volume or sitk image; None for none) as the fixed or moving mask."""
+        """Use `mask` (a path, Volume or sitk image; None for none) as the fixed or moving mask.
+        A mask file is a registration setting: it goes to the Workspace (saved with the session)."""
         self._masks[which] = None if isinstance(mask, (str, Path)) else mask
         self.mask_edits[which].setText(str(mask) if isinstance(mask, (str, Path)) else ("(in memory)" if mask is not None else ""))
+        self._mask_edited(which)
+
+    def _mask_edited(self, which: str) -> None:
+        mask = self._mask(which)
+        self.workspace.set_settings(**{f"{which}_mask": mask if isinstance(mask, str) else None})
+
+    def _show_settings_masks(self, settings: Any) -> None:
+        """The Workspace's mask files (a restored session, a script) shown in the fields."""
+        for which in ("fixed", "moving"):
+            path = getattr(settings, f"{which}_mask", None)
+            if self._masks[which] is None and self.mask_edits[which].text().strip() != (path or ""):
+                self.mask_edits[which].setText(path or "")
 
     def _mask(self, which: str) -> Any:
         if self._masks[which] is not None:
