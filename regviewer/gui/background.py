@@ -11,6 +11,7 @@ QA evaluations, autosaves); one helper, one rule, instead of a counter in every 
 from __future__ import annotations
 
 import concurrent.futures
+import queue
 import threading
 from typing import Any, Callable
 
@@ -66,7 +67,7 @@ class LatestResult(QtCore.QObject):
         self._generation: dict[str, int] = {}
         self._delivered: dict[str, int] = {}
         self._callbacks: dict[str, Callable[[Any, BaseException | None], None]] = {}
-        self._executors: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+        self._executors: dict[str, _DaemonWorker] = {}
         self._futures: dict[str, tuple[int, concurrent.futures.Future]] = {}
         self._finished.connect(self._deliver)
 
@@ -81,8 +82,7 @@ class LatestResult(QtCore.QObject):
             return generation
         executor = self._executors.get(kind)
         if executor is None:
-            executor = self._executors[kind] = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"regviewer-{kind}")
+            executor = self._executors[kind] = _DaemonWorker(f"regviewer-{kind}")
         self._futures[kind] = (generation, executor.submit(self._run, kind, generation, fn))
         return generation
 
@@ -121,6 +121,45 @@ class LatestResult(QtCore.QObject):
     def shutdown(self) -> None:
         for executor in self._executors.values():
             executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _DaemonWorker:
+    """One daemon thread running its jobs in order. A `ThreadPoolExecutor`'s threads are
+    joined when Python exits, so a QA evaluation or a large landmark fit still running when
+    the window closes kept the process alive for its whole length; this one is not waited for."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: "queue.SimpleQueue[tuple | None]" = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:
+        """Stop after the running job; queued jobs are cancelled (`wait` is not supported)."""
+        while cancel_futures:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job[0].cancel()
+        self._jobs.put(None)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 -- delivered through the future
+                future.set_exception(exc)
 
 
 def _outcome(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:

@@ -54,3 +54,18 @@ def test_latest_result_wins_and_errors_come_back(qtbot):
     helper.submit("inline", lambda: 7, lambda r, e: got.append(r), inline=True)
     assert got == ["new", "ZeroDivisionError", 7]
     helper.shutdown()
+
+
+def test_a_job_still_running_does_not_keep_the_process_alive_at_exit():
+    """Quitting during a long QA evaluation or landmark fit must not wait for it."""
+    import subprocess
+    import sys
+    import time
+
+    script = ("import time\nfrom PyQt6 import QtWidgets\napp = QtWidgets.QApplication([])\n"
+              "from regviewer.gui.background import LatestResult\nlr = LatestResult()\n"
+              "lr.submit('qa', lambda: time.sleep(60), lambda r, e: None)\ntime.sleep(0.2)\n")
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=50,
+                   env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert time.monotonic() - start < 30
