@@ -107,3 +107,19 @@ def test_the_mask_is_a_workspace_setting_and_a_new_pair_drops_the_old_region(qtb
     live = w.panels["LiveRegistrationDock"]
     w.workspace.set_settings(fixed_mask=str(tmp_path / "m.nii.gz"))  # e.g. a restored session
     assert live._mask("fixed") == str(tmp_path / "m.nii.gz")
+
+
+def test_save_mask_writes_where_the_person_chose(qtbot, make_window, retina_paths, tmp_path, monkeypatch):
+    from PyQt6 import QtWidgets
+
+    monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
+    w = make_window(*retina_paths, panels=True)
+    w.set_interaction_mode("roi")
+    qtbot.wait(50)
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        drag(qtbot, w.visible_slice_views()[0], (100, 120), (300, 260))
+    chosen = tmp_path / "chosen_mask.nii.gz"
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *a, **k: (str(chosen), ""))
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        w.roi._save_dialog()
+    assert chosen.exists() and w.panels["LiveRegistrationDock"]._mask("fixed") == str(chosen)

@@ -251,8 +251,10 @@ class RoiController(QtCore.QObject):
     def _save_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self.window, "Save the region as a mask", "roi_mask.nii.gz",
                                                         "Images (*.nii.gz *.nii *.nrrd *.mha)")
-        if path:
-            try:
-                self.save_mask(path)
-            except RegviewerError as exc:
-                self.window.show_error(exc)
+        if not path:
+            return
+        if self.window.fixed_volume() is None or self.roi.is_empty:
+            self.window.show_error(RegviewerError("Draw a region of interest on an open fixed image first "
+                                                  "(ROI mode: drag a box)"))
+            return
+        self._write_and_use(Path(path))  # off the GUI thread, like every mask write
