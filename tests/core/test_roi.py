@@ -65,3 +65,19 @@ def test_bad_regions_say_what_is_wrong(tmp_path):
         RegionOfInterest.from_json({"box": [[1, 2]]})
     path = write_mask(RegionOfInterest().with_box((0, 0, 0), (10, 10, 10)), image, tmp_path / "roi.nii.gz")
     assert sitk.ReadImage(str(path)).GetSize() == image.GetSize()
+
+
+def test_outline_on_plane_follows_the_box_and_the_painted_balls():
+    from regviewer.core.imaging.roi import outline_on_plane
+    from regviewer.core.imaging.slicing import planes_for
+    from regviewer.core.imaging.image import Volume
+
+    image = sitk.Image([40, 40, 40], sitk.sitkUInt8)
+    plane = planes_for(Volume(image))["axial"]
+    roi = RegionOfInterest().with_box((5, 5, 5), (15, 25, 10)).with_ball((20, 20, 8), 3.0)
+    corners, cuts = outline_on_plane(roi, plane, plane.depth_of((0, 0, 8)))
+    assert len(corners) == 5 and corners[0] == corners[-1]
+    assert {round(abs(c[0] - corners[0][0])) for c in corners} == {0, 10}  # 10 mm wide at 1 mm pixels
+    assert len(cuts) == 1 and abs(cuts[0][2] - 6.0) < 1e-6  # the ball cut through its centre
+    corners, cuts = outline_on_plane(roi, plane, plane.depth_of((0, 0, 30)))
+    assert corners == [] and cuts == []

@@ -78,6 +78,33 @@ class RegionOfInterest:
         return roi.with_box(*box) if box is not None else roi
 
 
+def outline_on_plane(roi: RegionOfInterest, plane: Any, depth: float
+                     ) -> tuple[list[tuple[float, float]], list[tuple[float, float, float]]]:
+    """Where the region crosses one display plane (a `slicing.PlaneGeometry` at `depth` mm):
+    the box's closed outline as (col, row) plane pixels (empty when the plane misses the box),
+    and each painted ball's cut as (col, row, diameter in plane pixels)."""
+    corners: list[tuple[float, float]] = []
+    if roi.box is not None:
+        lo, hi = np.asarray(roi.box[0]), np.asarray(roi.box[1])
+        on_plane = np.asarray(plane.to_physical(0, 0, depth))
+        n_axis = int(np.argmax(np.abs(plane.n))) if plane.dimension == 3 else None
+        if n_axis is None or lo[n_axis] - 1e-6 <= on_plane[n_axis] <= hi[n_axis] + 1e-6:
+            u_axis, v_axis = int(np.argmax(np.abs(plane.u))), int(np.argmax(np.abs(plane.v)))
+            for cu, cv in ((0, 0), (1, 0), (1, 1), (0, 1), (0, 0)):
+                p = on_plane.copy()
+                p[u_axis] = (lo, hi)[cu][u_axis]
+                p[v_axis] = (lo, hi)[cv][v_axis]
+                col, row = plane.to_plane(p)[:2]
+                corners.append((float(col), float(row)))
+    cuts: list[tuple[float, float, float]] = []
+    for centre, radius in roi.balls:
+        col, row, ball_depth = plane.to_plane(centre)
+        if abs(ball_depth - depth) < radius:
+            r = np.sqrt(radius ** 2 - (ball_depth - depth) ** 2)
+            cuts.append((float(col), float(row), float(2 * r / plane.spacing[0])))
+    return corners, cuts
+
+
 def voxel_centres(reference: sitk.Image) -> np.ndarray:
     """Physical LPS centres of every voxel of `reference`, shaped (*numpy shape, dim)."""
     dim = reference.GetDimension()

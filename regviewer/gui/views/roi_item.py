@@ -20,7 +20,7 @@ import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.errors import RegviewerError
-from regviewer.core.imaging.roi import RegionOfInterest, write_mask
+from regviewer.core.imaging.roi import RegionOfInterest, outline_on_plane, write_mask
 
 if TYPE_CHECKING:
     from regviewer.gui.main_window import MainWindow
@@ -187,26 +187,10 @@ class RoiController(QtCore.QObject):
         roi = self._preview or self.roi
         shown = view.isVisible() and getattr(view, "space", "fixed") == "fixed"
         xs, ys, spots = [], [], []
-        if shown and roi.box is not None:
-            lo, hi = np.asarray(roi.box[0]), np.asarray(roi.box[1])
-            depth_point = np.asarray(view.plane.to_physical(0, 0, view.depth))
-            n_axis = int(np.argmax(np.abs(view.plane.n))) if view.plane.dimension == 3 else None
-            if n_axis is None or lo[n_axis] - 1e-6 <= depth_point[n_axis] <= hi[n_axis] + 1e-6:
-                corners = []
-                for cu, cv in ((0, 0), (1, 0), (1, 1), (0, 1), (0, 0)):
-                    p = depth_point.copy()
-                    u_axis = int(np.argmax(np.abs(view.plane.u)))
-                    v_axis = int(np.argmax(np.abs(view.plane.v)))
-                    p[u_axis] = (lo, hi)[cu][u_axis]
-                    p[v_axis] = (lo, hi)[cv][v_axis]
-                    corners.append(view.plane.to_plane(p)[:2])
-                xs, ys = [c[0] for c in corners], [c[1] for c in corners]
         if shown:
-            for centre, radius in roi.balls:
-                col, row, depth = view.plane.to_plane(centre)
-                if abs(depth - view.depth) < radius:
-                    r = np.sqrt(radius ** 2 - (depth - view.depth) ** 2)
-                    spots.append({"pos": (col, row), "size": 2 * r / view.plane.spacing[0]})
+            corners, cuts = outline_on_plane(roi, view.plane, view.depth)
+            xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+            spots = [{"pos": (col, row), "size": size} for col, row, size in cuts]
         outline.setData(xs, ys)
         balls.setData(spots)
 
