@@ -7,6 +7,8 @@ import html
 
 import numpy as np
 
+from regviewer.core.qa.histogram import jacobian_histogram
+
 from regviewer.core.registration.run_state import level_label, stage_label
 
 
@@ -57,13 +59,11 @@ def histogram_svg(values: np.ndarray, width: int = 760, height: int = 220, bins:
     a line at det = 1."""
     from regviewer.core.qa.evaluation import FOLDING_RGB
 
-    v = np.asarray(values, dtype=float).ravel()
-    v = v[np.isfinite(v)]
-    if v.size == 0:
+    centres, counts, step = jacobian_histogram(values, bins)
+    if counts.size == 0:
         return "<p>No values.</p>"
-    lo, hi = float(np.percentile(v, 0.01)), float(np.percentile(v, 99.99))
-    lo, hi = min(lo, float(v.min()), 0.9), max(hi, 1.1)
-    counts, edges = np.histogram(np.clip(v, lo, hi), bins=bins, range=(lo, hi))
+    edges = np.append(centres - step / 2.0, centres[-1] + step / 2.0)
+    lo, hi = float(edges[0]), float(edges[-1])
     left, right, top, bottom = 55, 15, 10, 35
     pw, ph = width - left - right, height - top - bottom
     logc = np.log10(counts + 1.0)

@@ -20,6 +20,7 @@ import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.errors import RegviewerError
+from regviewer.core.qa.histogram import jacobian_histogram
 from regviewer.gui.background import LatestResult
 from regviewer.gui.views.qa_overlay import QAOverlays
 
@@ -262,7 +263,7 @@ class QADock(QtWidgets.QDockWidget):
 
             evaluation = evaluate_registration(fixed, moving, transform, **kwargs)
             values = evaluation.jacobian_values()
-            return evaluation, jacobian_log2_range(values), _histogram(values)
+            return evaluation, jacobian_log2_range(values), jacobian_histogram(values, HISTOGRAM_BINS)
 
         self.status_label.setText("Evaluating…")
         self._background.submit("qa-evaluation", work, lambda result, error: self._finished("evaluation", result, error))
@@ -379,17 +380,6 @@ class QADock(QtWidgets.QDockWidget):
         self.status_label.setText("Writing the report…")
         self._background.submit("qa-report", work, lambda result, error: self._finished("report", result, error))
         return True
-
-
-def _histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    v = np.asarray(values, dtype=np.float32).ravel()
-    if not np.isfinite(v).all():
-        v = v[np.isfinite(v)]
-    if v.size == 0:
-        return np.zeros(0), np.zeros(0), 1.0
-    lo, hi = float(min(v.min(), 0.9)), float(max(v.max(), 1.1))
-    counts, edges = np.histogram(v, bins=HISTOGRAM_BINS, range=(lo, hi))
-    return (edges[:-1] + edges[1:]) / 2.0, counts.astype(float), float(edges[1] - edges[0])
 
 
 def _fmt(v) -> str:
