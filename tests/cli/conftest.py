@@ -106,3 +106,37 @@ def tiny_params(tiny_dir) -> Path:
     path = tiny_dir / "tiny_params.json"
     path.write_text(tiny_pipeline().to_json())
     return path
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A dask.distributed scheduler and one worker started as separate processes, as on a
+    cluster; yields the scheduler's address (worker output in tmp_path/worker.log)."""
+    import json
+    import time
+
+    scheduler_file = tmp_path / "scheduler.json"
+    dask = str(Path(sys.executable).parent / "dask")  # the `dask` command of this environment
+    logs = [open(tmp_path / "scheduler.log", "w"), open(tmp_path / "worker.log", "w")]
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(scheduler_file)], stdout=logs[0], stderr=subprocess.STDOUT)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                       "--no-dashboard", "--memory-limit", "0"], stdout=logs[1],
+                                      stderr=subprocess.STDOUT))
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in logs:
+            f.close()

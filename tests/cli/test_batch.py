@@ -4,13 +4,11 @@ resuming, failure isolation and the summary CSV."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
@@ -88,40 +86,16 @@ def test_plain_loop_retries_a_failed_pair_once_its_file_is_fixed(tmp_path, tiny_
     assert not (out / "p1" / "failed.json").exists() and (out / "p1" / "done.json").is_file()
 
 
-def test_external_scheduler_and_worker_processes(tmp_path, tiny_params):
+def test_external_scheduler_and_worker_processes(tmp_path, tiny_params, dask_cluster):
     """A dask.distributed scheduler and a worker started as separate processes, as on a
     cluster; the batch only gets the scheduler's address."""
     pairs = _pairs(tmp_path / "in", 2)
-    scheduler_file = tmp_path / "scheduler.json"
-    dask = str(Path(sys.executable).parent / "dask")  # the `dask` command of this environment
-    logs = [open(tmp_path / "scheduler.log", "w"), open(tmp_path / "worker.log", "w")]
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", str(scheduler_file)], stdout=logs[0], stderr=subprocess.STDOUT)]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.is_file() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
-        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "1",
-                                       "--nthreads", "1", "--no-dashboard", "--memory-limit", "0"],
-                                      stdout=logs[1], stderr=subprocess.STDOUT))
-        out = tmp_path / "out"
-        proc = run_cli("batch", pairs, "--out", out, "--params", tiny_params, "--scheduler", address, timeout=180)
-        assert proc.returncode == 0, proc.stderr + (tmp_path / "worker.log").read_text()[-2000:]
-        rows = _summary(out)
-        assert [r["status"] for r in rows.values()] == ["ok", "ok"]
-        assert all(r["worker"].startswith("tcp://127.0.0.1:") for r in rows.values())
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        for f in logs:
-            f.close()
+    out = tmp_path / "out"
+    proc = run_cli("batch", pairs, "--out", out, "--params", tiny_params, "--scheduler", dask_cluster, timeout=180)
+    assert proc.returncode == 0, proc.stderr + (tmp_path / "worker.log").read_text()[-2000:]
+    rows = _summary(out)
+    assert [r["status"] for r in rows.values()] == ["ok", "ok"]
+    assert all(r["worker"].startswith("tcp://127.0.0.1:") for r in rows.values())
 
 
 def test_dask_missing_says_how_to_install(tmp_path, tiny_params, monkeypatch, capsys):

@@ -67,44 +67,14 @@ def test_stack_workers_give_the_same_transforms(tmp_path):
         assert np.allclose(a.TransformPoint((30.0, 60.0)), b.TransformPoint((30.0, 60.0)), atol=0.05)
 
 
-def test_stack_on_an_external_dask_scheduler(tmp_path):
+def test_stack_on_an_external_dask_scheduler(tmp_path, dask_cluster):
     """A scheduler and a worker as separate processes; `stack` gets only the address."""
-    import json
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     sections = tmp_path / "sections"
     cut(block(4, seed=13), sections, seed=14)
-    scheduler_file = tmp_path / "scheduler.json"
-    dask = str(Path(sys.executable).parent / "dask")
-    logs = [open(tmp_path / "scheduler.log", "w"), open(tmp_path / "worker.log", "w")]
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", str(scheduler_file)], stdout=logs[0], stderr=subprocess.STDOUT)]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.is_file() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
-        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "1", "--nthreads", "1",
-                                       "--no-dashboard", "--memory-limit", "0"], stdout=logs[1],
-                                      stderr=subprocess.STDOUT))
-        proc = run_cli("stack", sections, "--out", tmp_path / "out", "--scheduler", address, "--quiet", timeout=240)
-        assert proc.returncode == 0, proc.stderr + (tmp_path / "worker.log").read_text()[-2000:]
-        rows = list(csv.DictReader((tmp_path / "out" / "stack.csv").open()))
-        assert [r["status"] for r in rows] == ["ok"] * 4
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        for f in logs:
-            f.close()
+    proc = run_cli("stack", sections, "--out", tmp_path / "out", "--scheduler", dask_cluster, "--quiet", timeout=240)
+    assert proc.returncode == 0, proc.stderr + (tmp_path / "worker.log").read_text()[-2000:]
+    rows = list(csv.DictReader((tmp_path / "out" / "stack.csv").open()))
+    assert [r["status"] for r in rows] == ["ok"] * 4
 
 
 def test_an_unusable_out_fails_before_aligning(tmp_path):
