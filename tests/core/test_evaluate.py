@@ -10,17 +10,14 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from regviewer.core.errors import IncompatibleImagesError
+from regviewer.core.qa.labels import dice_per_label, hausdorff95_per_label, label_volumes_ml, warp_labels
 from regviewer.core.qa.measures import (
-    dice_per_label,
     displacement_magnitude,
-    hausdorff95_per_label,
     inverse_consistency_error,
     jacobian_determinant,
     jacobian_stats,
     json_ready,
-    label_volumes_ml,
     similarity,
-    warp_labels,
 )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from regviewer.core.qa import labels
 from regviewer.core.qa import measures as ev
 from regviewer.core.qa.tre import summarise
 from regviewer.core.errors import IncompatibleImagesError
@@ -282,10 +283,10 @@ def evaluate_registration(
     if labels_fixed is not None:
         lf = as_volume(labels_fixed).sitk
         lm = as_volume(labels_moving).sitk
-        warped = ev.warp_labels(lm, transform, lf)
-        evaluation.dice = ev.dice_per_label(lf, warped)
-        evaluation.hausdorff95 = ev.hausdorff95_per_label(lf, warped)
-        evaluation.label_volumes_fixed = ev.label_volumes_ml(lf)
+        warped = labels.warp_labels(lm, transform, lf)
+        evaluation.dice = labels.dice_per_label(lf, warped)
+        evaluation.hausdorff95 = labels.hausdorff95_per_label(lf, warped)
+        evaluation.label_volumes_fixed = labels.label_volumes_ml(lf)
     if landmarks is not None:
         evaluation.landmark_rows, evaluation.landmark_summary = landmark_table(transform, landmarks)
     if backward is not None:
