@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from regviewer.cli.parser import main
 from regviewer.core import atomic
 from regviewer.core.errors import RegistrationCancelled
-from regviewer.core.registration import headless
+from regviewer.core.registration import headless, output_folder
 
 from .conftest import make_pair
 
@@ -54,7 +54,7 @@ def test_unwritable_out_fails_before_registering(tiny_pair, tiny_params, tmp_pat
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(headless.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(output_folder.tempfile, "mkstemp", refuse)
     monkeypatch.setattr("regviewer.core.registration.engine.register", lambda *a, **k: pytest.fail("registered"))
     assert main(_args(tiny_pair, tiny_params, tmp_path / "ro")) == 1
     err = capsys.readouterr().err

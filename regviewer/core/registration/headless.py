@@ -14,9 +14,7 @@ import csv
 import io
 import json
 import math
-import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,8 +23,9 @@ from typing import Any, Callable
 
 import SimpleITK as sitk
 
-from regviewer.core.atomic import MANIFEST_NAME, clean_stale_staging, publish_set, staging_dir
+from regviewer.core.atomic import MANIFEST_NAME, publish_set, staging_dir
 from regviewer.core.errors import ImageWriteError, ParameterError, RegistrationCancelled
+from regviewer.core.registration.output_folder import check_output_folder, input_paths, refuse_overwriting_inputs
 from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.io import suffix_of, write_image
@@ -169,9 +168,9 @@ def register_to_folder(fixed, moving, out_dir: str | Path, preset: str | None = 
     from regviewer.core.imaging.image import as_volume
 
     start = time.monotonic()
-    inputs = _input_paths(fixed=fixed, moving=moving, landmarks=landmarks, fixed_mask=fixed_mask,
+    inputs = input_paths(fixed=fixed, moving=moving, landmarks=landmarks, fixed_mask=fixed_mask,
                           moving_mask=moving_mask, initial_transform=initial_transform, parameters=params)
-    _refuse_overwriting_inputs(out_dir, OUTPUT_NAMES, inputs)
+    refuse_overwriting_inputs(out_dir, OUTPUT_NAMES, inputs)
     check_output_folder(out_dir, writable=True)  # before minutes of work, not after
     fixed_v, moving_v = as_volume(fixed), as_volume(moving)
     for role, volume in (("fixed", fixed_v), ("moving", moving_v)):
@@ -243,16 +242,6 @@ OUTPUT_NAMES = (TRANSFORM_LINEAR_NAME, TRANSFORM_DEFORMABLE_NAME, HISTORY_NAME, 
                 "moving_resampled.nii.gz", "moving_resampled.png", "moving_resampled.tif", MANIFEST_NAME)
 
 
-def _input_paths(**named) -> dict[str, Path]:
-    """The files a run reads, by role (paths, or a Volume's own path)."""
-    paths = {}
-    for role, value in named.items():
-        path = value if isinstance(value, (str, Path)) else getattr(value, "path", None)
-        if path:
-            paths[role.replace("_", " ")] = Path(path)
-    return paths
-
-
 def _refuse_constant(volume: Volume, role: str) -> None:
     """An image with one value everywhere has nothing to align; ITK would fail with
     "Refusing to change spacing ... to [.., 0]" or stop after 0 iterations as a 'success'."""
@@ -266,42 +255,6 @@ def _refuse_constant(volume: Volume, role: str) -> None:
         raise UnsupportedImageError(volume.path or f"<{role} image>",
                                     f"the {role} image has the same value ({low:g}) everywhere, so there is nothing "
                                     "to register it by")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except OSError:
-        return False
-
-
-def _refuse_overwriting_inputs(out_dir: str | Path, names, inputs: dict[str, Path]) -> None:
-    """An output must never replace a file the run reads (a moving image named
-    moving_resampled.nii.gz in --out, `apply --out` onto its own input)."""
-    for name in names:
-        target = Path(out_dir) / name if name else Path(out_dir)
-        for role, path in inputs.items():
-            if _same_file(target, path):
-                raise ImageWriteError(target, f"it is the {role} this run reads; writing there would destroy an "
-                                              "input. Choose another output folder or file name")
-
-
-def check_output_folder(out_dir: str | Path, writable: bool = False) -> Path:
-    """The output folder; with `writable`, created and proven writable by a probe file
-    (a read-only folder must fail before minutes of registration, not after)."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ImageWriteError(out, "it is a file, not a folder; give a folder for the outputs")
-    if writable:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(prefix=".regviewer-probe-", dir=out)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as exc:
-            raise ImageWriteError(out, f"the output folder is not writable ({exc.strerror or exc})") from None
-        clean_stale_staging(out)
-    return out
 
 
 def _verification(result, fixed: Volume, moving: Volume, landmarks, start_transform) -> list[str]:
@@ -423,8 +376,8 @@ def apply_transform(transform, image, reference, out: str | Path, interpolator: 
     from regviewer.core.imaging.io import read_transform
     from regviewer.core.transforms.resample import resample_moving
 
-    inputs = _input_paths(transform=transform, image=image, reference=reference)
-    _refuse_overwriting_inputs(out, [""], inputs)
+    inputs = input_paths(transform=transform, image=image, reference=reference)
+    refuse_overwriting_inputs(out, [""], inputs)
     tx = read_transform(transform) if isinstance(transform, (str, Path)) else transform
     moving_v, reference_v = as_volume(image), as_volume(reference)
     if tx.GetDimension() != reference_v.dimension or moving_v.dimension != reference_v.dimension:
