@@ -9,11 +9,21 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-def register(*args, **kwargs):
-    """Register `moving` onto `fixed`; see `regviewer.core.registration.engine.register`."""
+def register(*args, cancel=None, **kwargs):
+    """Register `moving` onto `fixed`; see `regviewer.core.registration.engine.register`.
+
+    With a `cancel` token the run goes on a worker thread (so `progress` is called from it) and a
+    cancel returns within about two seconds even inside one long ITK filter, which checks no token:
+    the run then raises `RegistrationCancelled` with ``abandoned = True`` and its thread is left to
+    finish on its own.
+    """
     from regviewer.core.registration.engine import register as _register
 
-    return _register(*args, **kwargs)
+    if cancel is None:
+        return _register(*args, **kwargs)
+    from regviewer.core.registration.headless import abandonable
+
+    return abandonable(lambda: _register(*args, cancel=cancel, **kwargs), cancel)
 
 
 def align_stack(*args, **kwargs):

@@ -26,6 +26,40 @@ def test_python_api_register_with_progress_callback(tiny_pair):
     assert tre(result.transform, tiny_pair.true_transform, grid_points(tiny_pair.fixed)).mean() < 0.5
 
 
+def test_python_api_cancel_returns_inside_a_long_itk_filter(tiny_pair, monkeypatch):
+    """The API used to wait for a filter that checks no token (15 s and more) before it saw a cancel."""
+    import threading
+    import time
+
+    import pytest
+
+    from regviewer.core.errors import RegistrationCancelled
+    from regviewer.core.registration import engine
+
+    def stuck(*args, **kwargs):  # ~5 s of C++ on a quiet 2-core machine
+        sitk.DiscreteGaussian(sitk.Image([120, 120, 120], sitk.sitkFloat32), 400.0, 200, 0.0001, False)
+
+    monkeypatch.setattr(engine, "register", stuck)
+    token = engine.CancelToken()
+    threading.Timer(0.3, token.cancel).start()
+    start = time.monotonic()
+    with pytest.raises(RegistrationCancelled) as err:
+        regviewer.register(str(tiny_pair.fixed), str(tiny_pair.moving), cancel=token)
+    assert time.monotonic() - start < 3.0 and getattr(err.value, "abandoned", False)
+    for thread in threading.enumerate():  # let the filter end before the process does
+        if thread.name == "regviewer-work":
+            thread.join(120)
+
+
+def test_python_api_cancel_still_returns_the_best_transform_when_the_engine_answers(tiny_pair):
+    from regviewer.core.registration.engine import CancelToken
+
+    token = CancelToken()
+    token.cancel()
+    result = regviewer.register(str(tiny_pair.fixed), str(tiny_pair.moving), params=tiny_pipeline(), cancel=token)
+    assert result.cancelled and isinstance(result.transform, sitk.Transform)
+
+
 def test_register_to_folder_from_python(tiny_pair, tmp_path):
     outcome = register_to_folder(tiny_pair.fixed, tiny_pair.moving, tmp_path, params=tiny_pipeline(), evaluate=False)
     assert outcome.files["transform"].name == "transform.tfm" and outcome.files["resampled"].is_file()
