@@ -11,7 +11,6 @@ import SimpleITK as sitk
 from regviewer.core.errors import ParameterError
 from regviewer.core.imaging.roi import RegionOfInterest
 from regviewer.core.workspace import Workspace
-from regviewer.core.workspace.session import Session
 
 
 def _image(size=(24, 20, 16)) -> sitk.Image:
@@ -100,3 +99,20 @@ def test_a_region_loaded_outside_the_history_is_the_next_steps_before_state(tmp_
     ws.set_roi(RegionOfInterest(), "Clear region of interest")
     back = Workspace.load_session(ws.save_session(tmp_path / "s.rvsession.json"))
     assert back.roi.is_empty and back.undo() == "Clear region of interest" and back.roi == BOX
+
+
+def test_undo_in_a_session_from_before_the_region_was_recorded_keeps_the_region(tmp_path, ws):
+    ws.set_transform(sitk.TranslationTransform(3, (1, 0, 0)), "Move")
+    session = ws.to_session()
+    own = session.parts["workspace"]
+    del own["roi"]
+    for state in own["history"]["states"]:
+        del state["roi"]
+    session.parts["roi"] = {"region": BOX.to_json(), "mask": None}
+    path = session.save(tmp_path / "old.rvsession.json")
+
+    back = Workspace.load_session(path)
+    assert back.roi == BOX
+    assert back.undo() == "Move" and back.roi == BOX and back.redo() == "Move" and back.roi == BOX
+    again = Workspace.load_session(back.save_session(tmp_path / "again.rvsession.json"))
+    assert again.roi == BOX and again.undo() == "Move" and again.roi == BOX

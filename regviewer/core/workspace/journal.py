@@ -20,7 +20,7 @@ from regviewer.core.workspace.session import transform_from_json, transform_to_j
 from regviewer.core.workspace.state import TransformSource, TransformState
 from regviewer.core.workspace.undo import Command, UndoStack
 
-Snapshot = tuple[TransformState, tuple[LandmarkPair, ...], RegionOfInterest]
+Snapshot = tuple[TransformState, tuple[LandmarkPair, ...], RegionOfInterest | None]
 MAX_SAVED_STEPS = 30  # older steps are not written to sessions (each may hold a deformable transform)
 
 
@@ -90,7 +90,7 @@ class HistoryJournal:
                 states.append({"transform": transform_ref(state.transform), "base": transform_ref(state.manual_base),
                                "source": state.source.to_json(), "manual": state.manual.to_json(),
                                "landmarks": [p.to_dict() for p in pairs]})
-                if not roi.is_empty:
+                if roi is not None:  # None: a step rebuilt from a session that did not record it
                     states[-1]["roi"] = roi.to_json()
             return state_index[key]
 
@@ -125,8 +125,8 @@ class HistoryJournal:
         state = TransformState(transforms[data["transform"]], TransformSource.from_json(data.get("source")),
                                ManualAlignment.from_json(data.get("manual") or {}),
                                None if base is None else transforms[base])
-        return (state, tuple(pair_from_dict(p) for p in data.get("landmarks", [])),
-                RegionOfInterest.from_json(data.get("roi")))
+        roi = RegionOfInterest.from_json(data["roi"]) if "roi" in data else None  # None: an older session
+        return state, tuple(pair_from_dict(p) for p in data.get("landmarks", [])), roi
 
 
 __all__ = ["HistoryJournal", "MAX_SAVED_STEPS", "Snapshot"]

@@ -241,7 +241,7 @@ class Workspace:
         state, pairs, roi = snapshot
         if state is not self._state:
             self._set_state(state)
-        if roi != self._roi:
+        if roi is not None and roi != self._roi:  # None: a session from before the region was recorded
             self._set_roi(roi)
         if tuple(self._landmarks.pairs) != pairs:
             self._landmarks._set(pairs)  # the set notifies once the history is consistent
@@ -376,7 +376,6 @@ class Workspace:
         self.history.clear()
         if isinstance(own.get("history"), dict):  # Ctrl+Z walks back through the saved steps
             self.journal.rebuild(own["history"], self._apply_snapshot, f"Cannot open session '{session.fixed_path}'")
-
 
     def _restore_roi(self, data: Any, session: Session) -> None:
         """The session's region (older sessions kept it only in the window's "roi" part)."""
