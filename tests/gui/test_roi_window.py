@@ -123,3 +123,50 @@ def test_save_mask_writes_where_the_person_chose(qtbot, make_window, retina_path
     with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
         w.roi._save_dialog()
     assert chosen.exists() and w.panels["LiveRegistrationDock"]._mask("fixed") == str(chosen)
+
+
+def test_a_paint_stroke_then_ctrl_z_restores_the_previous_mask(qtbot, make_window, brain_paths, tmp_path,
+                                                                  monkeypatch):
+    """Each box drag, paint stroke and Clear is one step of the window's one undo history;
+    Ctrl+Z puts the previous region back, redraws it and rewrites the mask runs use."""
+    from PyQt6 import QtCore
+
+    from .conftest import activate
+
+    monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
+    w = make_window(*brain_paths, panels=True)
+    w.apply_layout("single", "axial")
+    w.set_interaction_mode("roi")
+    qtbot.wait(50)
+    view = w.visible_slice_views()[0]
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        drag(qtbot, view, (20, 30), (60, 70))
+    box_only = w.roi.roi
+    before = sitk.GetArrayFromImage(sitk.ReadImage(str(w.roi.mask_path)))
+    w.roi.tool_box.setCurrentText("paint")
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        drag(qtbot, view, (80, 80), (95, 85))  # outside the box
+    assert w.roi.roi.balls and w.workspace.history.undo_text == "Paint region"
+    painted = sitk.GetArrayFromImage(sitk.ReadImage(str(w.roi.mask_path)))
+    assert painted.sum() > before.sum()
+
+    activate(qtbot, w)
+    ctrl = QtCore.Qt.KeyboardModifier.ControlModifier
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        qtbot.keyClick(w, QtCore.Qt.Key.Key_Z, ctrl)
+    assert w.roi.roi == box_only and w.workspace.history.undo_text == "Draw region box"
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(w.roi.mask_path))), before)
+    assert len(w.roi._items[id(view)][1].data) == 0  # the painted cut is gone from the view
+
+    # Redo brings the stroke back; Clear is undoable too, and runs use the mask again after it.
+    redo = ctrl | QtCore.Qt.KeyboardModifier.ShiftModifier
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        qtbot.keyClick(w, QtCore.Qt.Key.Key_Z, redo)
+    assert w.roi.roi.balls
+    w.roi.clear()
+    live = w.panels["LiveRegistrationDock"]
+    assert w.roi.roi.is_empty and live._mask("fixed") is None
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        qtbot.keyClick(w, QtCore.Qt.Key.Key_Z, ctrl)
+    assert w.roi.roi.balls and live._mask("fixed") == str(w.roi.mask_path)
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(w.roi.mask_path))), painted)

@@ -3,8 +3,8 @@ walks back through the runs, fits and moves that led there.
 
 An undo step is a pair of closures, which cannot be saved. The journal watches the
 Workspace's history and remembers, for each step, the Workspace's state before and
-after it (the transform state and the landmark pairs, both immutable, so remembering
-costs no copy). Saving writes those states, each transform once; loading pushes one
+after it (the transform state, the landmark pairs and the region of interest, all
+immutable, so remembering costs no copy). Saving writes those states, each transform once; loading pushes one
 command per step that puts the saved states back.
 """
 
@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from regviewer.core.errors import SessionError
+from regviewer.core.errors import ParameterError, SessionError
+from regviewer.core.imaging.roi import RegionOfInterest
 from regviewer.core.landmarks.model import LandmarkPair, pair_from_dict
 from regviewer.core.transforms.manual import ManualAlignment
 from regviewer.core.workspace.session import transform_from_json, transform_to_json
 from regviewer.core.workspace.state import TransformSource, TransformState
 from regviewer.core.workspace.undo import Command, UndoStack
 
-Snapshot = tuple[TransformState, tuple[LandmarkPair, ...]]
+Snapshot = tuple[TransformState, tuple[LandmarkPair, ...], RegionOfInterest | None]
 MAX_SAVED_STEPS = 30  # older steps are not written to sessions (each may hold a deformable transform)
 
 
@@ -51,6 +52,11 @@ class HistoryJournal:
             self._steps.clear()
         self._last = now
 
+    def resync(self) -> None:
+        """The model changed outside the history (a region put back from a session): the
+        next step's "before" is the state now."""
+        self._last = self._snapshot()
+
     # ------------------------------------------------------------------ saving
     def to_json(self) -> dict:
         """The last MAX_SAVED_STEPS done steps and every redo step, as JSON data."""
@@ -77,13 +83,15 @@ class HistoryJournal:
             return transform_index[key]
 
         def state_ref(snap: Snapshot) -> int:
-            key = (id(snap[0]), snap[1])
+            key = (id(snap[0]), snap[1], snap[2])
             if key not in state_index:
-                state, pairs = snap
+                state, pairs, roi = snap
                 state_index[key] = len(states)
                 states.append({"transform": transform_ref(state.transform), "base": transform_ref(state.manual_base),
                                "source": state.source.to_json(), "manual": state.manual.to_json(),
                                "landmarks": [p.to_dict() for p in pairs]})
+                if roi is not None:  # None: a step rebuilt from a session that did not record it
+                    states[-1]["roi"] = roi.to_json()
             return state_index[key]
 
         def step(entry: tuple[int, str]) -> dict:
@@ -103,7 +111,7 @@ class HistoryJournal:
             states = [self._state_from_json(s, transforms) for s in data["states"]]
             done = [(str(s["description"]), states[s["before"]], states[s["after"]]) for s in data["done"]]
             undone = [(str(s["description"]), states[s["before"]], states[s["after"]]) for s in data["undone"]]
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, ParameterError) as exc:
             raise SessionError(f"{where}: the undo history is malformed ({exc})") from None
         to_command = [Command(d, lambda a=after: apply(a), lambda b=before: apply(b)) for d, before, after in done + undone]
         self._history.load(to_command[:len(done)], to_command[len(done):])
@@ -117,7 +125,8 @@ class HistoryJournal:
         state = TransformState(transforms[data["transform"]], TransformSource.from_json(data.get("source")),
                                ManualAlignment.from_json(data.get("manual") or {}),
                                None if base is None else transforms[base])
-        return state, tuple(pair_from_dict(p) for p in data.get("landmarks", []))
+        roi = RegionOfInterest.from_json(data["roi"]) if "roi" in data else None  # None: an older session
+        return state, tuple(pair_from_dict(p) for p in data.get("landmarks", [])), roi
 
 
 __all__ = ["HistoryJournal", "MAX_SAVED_STEPS", "Snapshot"]

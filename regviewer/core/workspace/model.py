@@ -1,7 +1,8 @@
 """The Workspace: the one model of what a person is working on, with ONE undo history.
 
 It holds the images, the current transform (fixed→moving) and where it came from, the
-preview shown during a run, the landmarks (whose edits go on the same undo history),
+preview shown during a run, the landmarks and the region of interest (whose edits go on
+the same undo history),
 the registration settings, the run history, the view state and the QA inputs. Every
 field has a plain-callback event in `ws.events` (no Qt), emitted exactly once per change.
 The window, scripts and the `open` command share it (napari's ViewerModel, ITK-SNAP's
@@ -10,6 +11,7 @@ IRISApplication)::
     ws = Workspace(); ws.open("fixed.nii.gz", "moving.nii.gz")
     ws.set_transform(T, "Hand-made", source=None)   # undoable; T maps fixed -> moving
     ws.landmarks.add_pair((0, 0, 0), (1, 2, 3))     # same history
+    ws.set_roi(ws.roi.with_box((-20, -20, -5), (20, 20, 5)), "Draw box")  # same history
     ws.undo(); ws.redo()
     ws.open_transform("result.tfm"); ws.save_session("s.rvsession.json")
     ws2 = Workspace.load_session("s.rvsession.json")
@@ -27,6 +29,7 @@ import SimpleITK as sitk
 from regviewer.core.errors import ParameterError, SessionError
 from regviewer.core.imaging.image import Volume, as_volume
 from regviewer.core.imaging.io import check_compatible
+from regviewer.core.imaging.roi import RegionOfInterest
 from regviewer.core.landmarks.model import LandmarkSet
 from regviewer.core.transforms.io import read_transform
 from regviewer.core.transforms.manual import ManualAlignment
@@ -59,6 +62,8 @@ class Workspace:
         self.events = WorkspaceEvents()
         self.history = UndoStack()
         self._transform_changed = False
+        self._roi = RegionOfInterest()
+        self._roi_changed = False
         self.history.subscribe(self._on_history_changed)  # first subscriber: before the landmarks' relay
         self.fixed: Volume | None = None
         self.moving: Volume | None = None
@@ -102,6 +107,12 @@ class Workspace:
         return self._landmarks
 
     @property
+    def roi(self) -> RegionOfInterest:
+        """The region of interest on the fixed image (fixed LPS mm); its edits are steps of
+        `history`. Runs use its mask as the fixed mask (the window writes the file)."""
+        return self._roi
+
+    @property
     def dimension(self) -> int:
         return self.fixed.dimension if self.fixed is not None else self._state.transform.GetDimension()
 
@@ -130,8 +141,11 @@ class Workspace:
         self._transform_changed = False
         self.history.clear()
         self._replace_landmarks(LandmarkSet(dim, undo_stack=self.history))
+        had_roi, self._roi = not self._roi.is_empty, RegionOfInterest()  # drawn on the old fixed grid
         self.events.images.emit((fixed_v, moving_v))
         self.events.transform.emit(self._state)
+        if had_roi:
+            self.events.roi.emit(self._roi)
         if len(self.runs):
             self.runs.clear()
 
@@ -188,6 +202,28 @@ class Workspace:
     def use_run(self, number: int) -> None:
         self.apply_run(self.runs.get(number), f"Use {self.runs.get(number).label}")
 
+    # ------------------------------------------------------------------ region of interest (undoable)
+    def set_roi(self, roi: RegionOfInterest, description: str = "Edit region of interest",
+                merge_key: Hashable | None = None) -> None:
+        """Make `roi` the region of interest: one undo step (a box drag, a paint stroke, Clear)."""
+        if not isinstance(roi, RegionOfInterest):
+            raise ParameterError(f"set_roi needs a RegionOfInterest, not {type(roi).__name__}")
+        if roi == self._roi:
+            return
+        old = self._roi
+        self.history.push(Command(description, lambda: self._set_roi(roi), lambda: self._set_roi(old), merge_key))
+
+    def load_roi(self, roi: RegionOfInterest) -> None:
+        """Put a saved region back without an undo step (a session part, a script's setup)."""
+        if roi != self._roi:
+            self._roi = roi
+            self.journal.resync()
+            self.events.roi.emit(roi)
+
+    def _set_roi(self, roi: RegionOfInterest) -> None:
+        self._roi = roi
+        self._roi_changed = True  # the event follows once the history is consistent
+
     def _set_state(self, state: TransformState, notify: bool = False) -> None:
         """Called by undo commands; the event follows once the history is consistent
         (so an observer reading `history.undo_text` sees the new step)."""
@@ -198,13 +234,15 @@ class Workspace:
             self._emit_transform()
 
     def _snapshot(self) -> Snapshot:
-        return self._state, tuple(self._landmarks.pairs)
+        return self._state, tuple(self._landmarks.pairs), self._roi
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         """Put a saved step's state back (a rebuilt undo command); events follow the history's."""
-        state, pairs = snapshot
+        state, pairs, roi = snapshot
         if state is not self._state:
             self._set_state(state)
+        if roi is not None and roi != self._roi:  # None: a session from before the region was recorded
+            self._set_roi(roi)
         if tuple(self._landmarks.pairs) != pairs:
             self._landmarks._set(pairs)  # the set notifies once the history is consistent
 
@@ -215,6 +253,9 @@ class Workspace:
 
     def _on_history_changed(self) -> None:
         self._emit_transform()
+        if self._roi_changed:
+            self._roi_changed = False
+            self.events.roi.emit(self._roi)
         self.events.history.emit(self.history)
 
     # ------------------------------------------------------------------ preview (not undoable)
@@ -284,6 +325,7 @@ class Workspace:
         session.parts = dict(parts or {})
         session.parts[_OWN_PART] = {"source": self._state.source.to_json(), "manual": self._state.manual.to_json(),
                                     "runs": self.runs.to_dict(), "qa": dict(self.qa_inputs),
+                                    "roi": self._roi.to_json(),
                                     "history": self.journal.to_json()}
         return session
 
@@ -324,6 +366,7 @@ class Workspace:
             self._set_state(TransformState(current, source, manual, base), notify=True)
         if session.landmarks:
             self._replace_landmarks(LandmarkSet.from_dict(session.landmarks, undo_stack=self.history))
+        self._restore_roi(own.get("roi", (session.parts.get("roi") or {}).get("region")), session)
         if "runs" in own:
             self.runs.load_dict(own["runs"], "session run history")
         self.set_settings(RegistrationSettings.from_json(session.parameters))
@@ -333,6 +376,16 @@ class Workspace:
         self.history.clear()
         if isinstance(own.get("history"), dict):  # Ctrl+Z walks back through the saved steps
             self.journal.rebuild(own["history"], self._apply_snapshot, f"Cannot open session '{session.fixed_path}'")
+
+    def _restore_roi(self, data: Any, session: Session) -> None:
+        """The session's region (older sessions kept it only in the window's "roi" part)."""
+        try:
+            roi = RegionOfInterest.from_json(data)
+        except ParameterError as exc:
+            raise SessionError(f"Cannot open session '{session.fixed_path}': {exc}") from None
+        if roi != self._roi:
+            self._roi = roi
+            self.events.roi.emit(roi)
 
 
 __all__ = ["Workspace"]

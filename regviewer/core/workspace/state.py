@@ -116,6 +116,9 @@ class WorkspaceEvents:
     def __init__(self) -> None:
         for name in self.NAMES:
             setattr(self, name, Event(name))
+        # The region of interest (fixed LPS mm). Not in NAMES, which the Qt bridge relays:
+        # ROI edits come from the GUI thread, so the window's ROI controller listens here.
+        self.roi = Event("roi")
 
     def __iter__(self):
         return (getattr(self, name) for name in self.NAMES)

@@ -13,9 +13,12 @@ Clicks (from the host's slice views, in landmark mode, as FIXED-frame points p):
 - "fixed" view: a fixed point p.
 - "moving" view in the moving image's own space (Fixed | Moving layout,
   `view.space == "moving"`): the click IS the moving point, no transform involved.
-- "moving" view in the fixed frame (moving image resampled by the current T): T(p).
+- "moving" view in the fixed frame (moving image resampled by T): T(p).
 - "overlay" view: a fixed point p; if the last pair still lacks its moving point, the
   click is that moving point, T(p).
+T is the transform the views DRAW (`host.displayed_transform()`, a run's preview while
+there is one): the anatomy under the cursor at p is the moving image at T(p). Such a
+moving point inherits that alignment's through-plane error; the status bar says so.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from regviewer.gui.background import LatestResult
 from regviewer.gui.widgets.fit_progress import FitProgress
 from regviewer.gui.widgets.landmark_files import LandmarkFiles
 from regviewer.gui.widgets.landmark_table import LandmarkTable
-from regviewer.gui.views.landmark_markers import LandmarkMarkers, PointMapper
+from regviewer.gui.views.landmark_markers import LandmarkMarkers, PointMapper, displayed_transform
 
 MODELS = ("translation", "rigid", "similarity", "affine", "tps", "bspline")
 SLOW_FIT_SECONDS = 0.05  # fits slower than this (one frame or so) run off the GUI thread
@@ -119,12 +122,11 @@ class LandmarkDock(LandmarkTable, LandmarkFiles, QtWidgets.QDockWidget):
         try:
             if role == "moving" and space == "moving":
                 self.place_moving(point)
-            elif role == "moving":
-                self.place_moving(PointMapper(self.host.current_transform()).to_moving(point))
-            elif role == "fixed" or self._pending("moving") is None:
+            elif role == "fixed" or (role != "moving" and self._pending("moving") is None):
                 self.place_fixed(point)
-            else:
-                self.place_moving(PointMapper(self.host.current_transform()).to_moving(point))
+            else:  # the moving image resampled into the fixed frame: read through T
+                self.place_moving(PointMapper(displayed_transform(self.host)).to_moving(point))
+                self.picking.note_fixed_frame_pick()
         except RegviewerError as exc:
             self.host.show_error(exc)
 

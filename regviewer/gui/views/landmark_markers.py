@@ -161,7 +161,7 @@ class LandmarkMarkers:
         """One mapper per current transform, so slice steps re-use its inverse mappings
         (an inverse of a deformable transform is an iterative solve per point)."""
         try:
-            transform = _displayed_transform(self.host)
+            transform = displayed_transform(self.host)
         except Exception:  # no images yet: nothing sensible to map with
             return PointMapper(None)
         mapper = self._cached_mapper
@@ -273,13 +273,13 @@ class LandmarkMarkers:
         pos = marker.pos()
         point = view.plane.to_physical(pos.x(), pos.y(), marker.depth)
         if marker.which == "moving" and getattr(view, "space", "fixed") != "moving":
-            point = PointMapper(_displayed_transform(self.host)).to_moving(point)
+            point = PointMapper(displayed_transform(self.host)).to_moving(point)
         index, which = marker.index, marker.which
         # Defer: the callback redraws the markers, including the one being dragged.
         QtCore.QTimer.singleShot(0, lambda: self.on_drag(index, which, tuple(point)))
 
 
-def _displayed_transform(host) -> sitk.Transform:
+def displayed_transform(host) -> sitk.Transform:
     """What the host's views are drawn with (the preview during a run), else its current one."""
     displayed = getattr(host, "displayed_transform", None)
     return displayed() if displayed is not None else host.current_transform()

@@ -3,10 +3,12 @@
 In "roi" interaction mode a left drag in a fixed-frame slice view sets the box's extent
 along that view's two axes (the third axis keeps its extent: the whole image at first),
 or, with the Paint tool, paints balls of the brush radius along the drag. The region
-(`core.imaging.roi.RegionOfInterest`, fixed LPS mm) is drawn as an outline in every
-fixed-frame view it crosses, saved with the session (part "roi"), and written as a mask
-file (`core.imaging.roi.write_mask`) that the registration dock uses as its fixed mask,
-so every run and Copy as Python see it.
+(`core.imaging.roi.RegionOfInterest`, fixed LPS mm) is Workspace state (`ws.roi`): each
+box drag, paint stroke and Clear is one step of the window's one undo history (Ctrl+Z /
+Ctrl+Shift+Z, as for transforms and landmarks). It is drawn as an outline in every
+fixed-frame view it crosses, saved with the session, and written as a mask file
+(`core.imaging.roi.write_mask`) that the registration dock uses as its fixed mask, so
+every run and Copy as Python see it; after an undo the mask is written afresh.
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ class RoiController(QtCore.QObject):
     def __init__(self, window: "MainWindow") -> None:
         super().__init__(window)
         self.window = window
-        self.roi = RegionOfInterest()
         self.mask_path: Path | None = None
         self.tool = "box"
         self.brush_mm = 6.0
@@ -58,30 +59,29 @@ class RoiController(QtCore.QObject):
         self._connected: set[int] = set()
         self.toolbar = self._build_toolbar()
         window.on_images_changed(self._on_images_changed)
+        window.workspace.events.roi.connect(self._on_roi_changed)  # edits, undo, redo, open, restore
         window.register_session_part("roi", self.state, self.restore_state)
 
     # ------------------------------------------------------------------ public API
+    @property
+    def roi(self) -> RegionOfInterest:
+        """The Workspace's region (fixed LPS mm)."""
+        return self.window.workspace.roi
+
     def set_box(self, a, b, thickness_mm: float | None = None) -> None:
         """A box from corner `a` to `b` (fixed LPS mm); with `thickness_mm`, `a`/`b` lie on
         one axial plane and the box spans that much around it (scripts, tests)."""
         a, b = np.asarray(a, float), np.asarray(b, float)
         if thickness_mm is not None:
             a, b = a - (0, 0, thickness_mm / 2), b + (0, 0, thickness_mm / 2)
-        self._commit(self.roi.with_box(a, b))
+        self._commit(self.roi.with_box(a, b), "Draw region box")
 
     def paint(self, centre, radius_mm: float | None = None) -> None:
-        self._commit(self.roi.with_ball(centre, radius_mm or self.brush_mm))
+        self._commit(self.roi.with_ball(centre, radius_mm or self.brush_mm), "Paint region")
 
     def clear(self) -> None:
-        """Forget the region; the registration dock stops using its mask."""
-        had_mask = self.mask_path is not None
-        self.roi = RegionOfInterest()
-        self._redraw()
-        if had_mask:
-            self._use_mask(None)
-        self.mask_path = None
-        self.window.mark_modified()
-        self.changed.emit()
+        """Forget the region (undoable); the registration dock stops using its mask."""
+        self._commit(RegionOfInterest(), "Clear region of interest")
 
     def save_mask(self, path: str | Path) -> Path:
         """Write the mask to `path` and make that file the one runs use."""
@@ -101,11 +101,12 @@ class RoiController(QtCore.QObject):
         except RegviewerError as exc:
             self.window.show_error(exc)
             return
-        self.roi = roi
         mask = (state or {}).get("mask")
         # Re-written from the region (the file may be gone); its folder may be gone too.
         self.mask_path = Path(mask) if mask and Path(mask).parent.is_dir() else None
-        if not roi.is_empty:
+        if roi != self.roi:
+            self.window.workspace.load_roi(roi)  # not an undo step; the mask follows the event
+        elif not roi.is_empty:
             self._write_and_use(self.mask_path)
         self._redraw()
 
@@ -122,16 +123,30 @@ class RoiController(QtCore.QObject):
             self._preview = self.roi.with_box_in_plane(start, now, (view.plane.u, view.plane.v), full)
         if finished:
             preview, self._preview = self._preview, None
-            self._commit(preview)
+            self._commit(preview, "Paint region" if self.tool == "paint" else "Draw region box")
         else:
             self._redraw()
 
     # ------------------------------------------------------------------ internals
-    def _commit(self, roi: RegionOfInterest) -> None:
-        self.roi = roi
+    def _commit(self, roi: RegionOfInterest, description: str) -> None:
+        """One undo step of the Workspace; `_on_roi_changed` draws it and writes the mask."""
+        try:
+            self.window.workspace.set_roi(roi, description)
+        except RegviewerError as exc:
+            self.window.show_error(exc)
+        self._redraw()  # a drag's preview is gone even when nothing changed
+
+    def _on_roi_changed(self, roi: RegionOfInterest) -> None:
+        """The Workspace's region changed (an edit, Ctrl+Z, Ctrl+Shift+Z, a new image, a session)."""
         self._redraw()
-        self._write_and_use(self.mask_path)
-        self.window.mark_modified()
+        if roi.is_empty:
+            if self.mask_path is not None:
+                self._use_mask(None)
+            self.mask_path = None
+        else:
+            self._write_and_use(self.mask_path)
+        if not self.window.workspace.loading:
+            self.window.mark_modified()
         self.changed.emit()
 
     def _write_and_use(self, path: Path | None) -> None:
@@ -143,6 +158,8 @@ class RoiController(QtCore.QObject):
         roi, target = self.roi, path or roi_dir() / f"roi-mask-{os.getpid()}.nii.gz"
 
         def done(written, error) -> None:
+            if self.roi != roi:  # edited, undone or cleared while writing: a newer write (or none) applies
+                return
             if error is not None:
                 self.window.show_error(error if isinstance(error, RegviewerError) else RegviewerError(str(error)))
                 return
@@ -167,10 +184,7 @@ class RoiController(QtCore.QObject):
             self.window.show_message(f"Region of interest: runs use the fixed mask {path.name}")
 
     def _on_images_changed(self) -> None:
-        fixed = self.window.fixed_volume()
-        if fixed is not getattr(self, "_fixed_shown", fixed) and not self.roi.is_empty:
-            self.clear()  # another fixed image: the old region (and its mask on the old grid) does not apply
-        self._fixed_shown = fixed
+        # Another fixed image: the Workspace dropped the old region (`_on_roi_changed`).
         for view in self.window.slice_views():
             if id(view) not in self._connected:
                 self._connected.add(id(view))

@@ -8,6 +8,11 @@ The flow (Fixed | Moving layout, landmark mode):
 3. a click in the moving view places the moving point (moving LPS mm, its own slice);
 4. Esc drops a half-made pair; dragging either marker refines it.
 
+In the single overlay view (or any view showing the moving image resampled into the fixed
+frame) the second click is read through the transform on screen: the moving point is
+T(x), since that is the anatomy drawn at x. It then inherits the alignment's through-plane
+error, and the prompt and the status bar say so and suggest the Fixed | Moving layout.
+
 Fit (Ctrl+Shift+F) fits the chosen model now; Apply (Ctrl+Shift+A) makes the fit the
 window's current transform (one undoable step); "Apply fit live" does that after every
 edit. The markers follow the transform the views draw (a run's preview included).
@@ -21,10 +26,13 @@ import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.workspace.state import TransformSource
+from regviewer.gui.views.landmark_markers import displayed_transform
 
 if TYPE_CHECKING:
     from regviewer.gui.panels.landmark_panel import LandmarkDock
 
+FIXED_FRAME_NOTE = ("read through the alignment on screen, so it inherits that alignment's through-plane "
+                    "error; the Fixed | Moving layout picks it in the moving image's own space")
 FIT_SHORTCUT = "Ctrl+Shift+F"
 APPLY_SHORTCUT = "Ctrl+Shift+A"
 
@@ -82,11 +90,17 @@ class LandmarkPicking(QtCore.QObject):
         """Where `point_fixed` should be in the moving image: the landmark fit when one
         exists, else the transform the views show (both map fixed → moving)."""
         fit = self.dock.fit_result
-        transform = fit.transform if fit is not None else _displayed(self.host)
+        transform = fit.transform if fit is not None else displayed_transform(self.host)
         try:
             return tuple(float(x) for x in transform.TransformPoint(tuple(float(x) for x in point_fixed)))
         except RuntimeError:
             return None
+
+    def note_fixed_frame_pick(self) -> None:
+        """A moving point was just taken in a fixed-frame view as T(x): say what that costs."""
+        pairs = self.dock.landmark_set().pairs
+        name = next((p.name for p in reversed(pairs) if p.moving is not None), "")
+        self.host.show_message(f"{name}: moving point {FIXED_FRAME_NOTE}")
 
     def prompt(self) -> str:
         return self.prompt_label.text()
@@ -97,6 +111,9 @@ class LandmarkPicking(QtCore.QObject):
         self.prompt_label = QtWidgets.QLabel()
         self.prompt_label.setWordWrap(True)
         self.prompt_label.setStyleSheet("font-weight: bold;")
+        self.prompt_label.setToolTip("In the overlay view a moving point is read through the alignment on screen "
+                                     "(the anatomy drawn at the click): it inherits that alignment's through-plane "
+                                     "error. The Fixed | Moving layout picks it in the moving image's own space.")
         row.addWidget(self.prompt_label, 1)
         self.fit_button = QtWidgets.QPushButton("Fit")
         self.fit_button.setToolTip(f"Fit the chosen model to the enabled pairs now ({FIT_SHORTCUT})")
@@ -164,15 +181,18 @@ class LandmarkPicking(QtCore.QObject):
             text = f"Next: {landmark_set.next_name()} — click it in the fixed view"
         else:
             pair = landmark_set.pairs[index]
-            if pair.moving is None:
+            if pair.moving is None and self._own_space_view():
                 text = (f"{pair.name}: click the same place in the moving view (it shows the predicted "
                         "position); Esc drops the pair")
+            elif pair.moving is None:
+                text = (f"{pair.name}: click the same place on the moving image; the point is "
+                        f"{FIXED_FRAME_NOTE}. Esc drops the pair")
             else:
                 text = f"{pair.name}: click it in the fixed view; Esc drops the pair"
         self.prompt_label.setText(text)
 
-
-def _displayed(host) -> Any:
-    displayed = getattr(host, "displayed_transform", None)
-    return displayed() if displayed is not None else host.current_transform()
+    def _own_space_view(self) -> bool:
+        """True when a view shows the moving image in its own space (Fixed | Moving)."""
+        moving_space = getattr(self.host, "moving_space", None)
+        return bool(moving_space is not None and moving_space.views())
 
