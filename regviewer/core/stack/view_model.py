@@ -181,6 +181,18 @@ class StackViewModel:
         centre = self.grid.TransformContinuousIndexToPhysicalPoint(((w - 1) / 2.0, (h - 1) / 2.0))
         return self.apply_correction(k, sc.rigid_matrix(centre, angle_deg, dx, dy), propagate, undoable, deferred)
 
+    def drag_step(self, kind: str, last: Sequence[float], now: Sequence[float]) -> tuple[float, float, float]:
+        """(dx mm, dy mm, angle degrees) of one mouse step between two pixel positions:
+        'translate' follows the mouse, 'rotate' turns about the grid centre."""
+        sx, sy = self.grid.GetSpacing()
+        if kind == "translate":
+            return (now[0] - last[0]) * sx, (now[1] - last[1]) * sy, 0.0
+        h, w = self.shape
+        c = ((w - 1) / 2.0, (h - 1) / 2.0)
+        a0 = math.degrees(math.atan2(last[1] - c[1], last[0] - c[0]))
+        a1 = math.degrees(math.atan2(now[1] - c[1], now[0] - c[0]))
+        return 0.0, 0.0, float((a1 - a0 + 180.0) % 360.0 - 180.0)
+
     def apply_correction(self, k: int, step: np.ndarray, propagate: bool = True, undoable: bool = True,
                          deferred: bool = False) -> list[int]:
         """Correct section k (and with `propagate` every later one) by the 3x3 matrix `step`."""
@@ -193,6 +205,14 @@ class StackViewModel:
         if not deferred:
             self.resample_now()
         return changed
+
+    def carry_forward(self, k: int, before: np.ndarray, deferred: bool = False) -> list[int]:
+        """Give every section after k the change section k had since its correction was
+        `before` (the end of a drag that moved section k alone); part of the same undo step."""
+        if k + 1 >= self.n:
+            return []
+        step = self.corrections[k] @ np.linalg.inv(before)
+        return self.apply_correction(k + 1, step, propagate=True, undoable=False, deferred=deferred)
 
     def checkpoint(self) -> None:
         """Remember the corrections as they are, for one `undo` step."""
@@ -251,6 +271,13 @@ class StackViewModel:
 
     def resample_now(self) -> list[int]:
         return self.accept(self.resample_job()())
+
+    def to_mm(self, col: float, row: float) -> tuple[float, float]:
+        """Output-grid pixel (col, row) -> output mm (where a click on a section view lands)."""
+        return tuple(self.grid.TransformContinuousIndexToPhysicalPoint((float(col), float(row))))
+
+    def to_pixel(self, point: Sequence[float]) -> tuple[float, float]:
+        return tuple(self.grid.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in point)))
 
     # --- landmarks on one section ----------------------------------------------------------
     def landmarks(self, k: int) -> list[tuple[str, tuple | None, tuple | None]]:
