@@ -78,8 +78,11 @@ class SectionLandmarkTool(QtWidgets.QWidget):
         if model is None:
             return
         below, name = model.below(k)
+        fresh = self.fixed_item.image is None or self.fixed_item.image.shape != below.shape
         self.fixed_item.setImage(below, autoLevels=False, levels=(0, 255))
         self.moving_item.setImage(model.section(k), autoLevels=False, levels=(0, 255))
+        if fresh:  # linked views do not range themselves on their first image
+            self.fixed_widget.view_box.autoRange(padding=0.02)
         self.fixed_widget.ci.getItem(0, 0).setText(f"Neighbour: {name} — click a point", size="9pt")
         self.moving_widget.ci.getItem(0, 0).setText(f"Section k: {model.names[k]} — click the same point", size="9pt")
         if self._fit_key() != self._key:
