@@ -103,5 +103,8 @@ def test_volume_planes_in_3d():
     assert set(planes) == {"section", "rows", "cols"}
     geometry, depth, rgb = planes["rows"]
     assert rgb.shape == (4, 96, 3) and geometry.shape == (4, 96)
-    top = np.asarray(geometry.to_physical(0, 3, depth))
-    assert np.isclose(top[2], m.volume_corners()[:, 2].max())
+    last = np.asarray(geometry.to_physical(0, 3, depth))  # the last section is the farthest back
+    assert np.isclose(last[1], m.volume_corners()[:, 1].max())
+    geometry, depth, rgb = planes["section"]
+    top_left, bottom_left = geometry.to_physical(0, 0, depth), geometry.to_physical(0, 95, depth)
+    assert top_left[2] > bottom_left[2] and np.isclose(top_left[1], bottom_left[1])  # rows run down

@@ -311,26 +311,27 @@ class StackViewModel:
 
     # --- 3D ------------------------------------------------------------------------------
     def volume_planes(self, k: int) -> dict[str, tuple[PlaneGeometry, float, np.ndarray]]:
-        """The three planes of `planes(k)` placed in 3D (x, y of the output grid in mm, z up
-        the stack, sections as thick as drawn in 2D): {key: (plane, depth, RGB uint8)}."""
+        """The three planes of `planes(k)` placed in 3D: {key: (plane, depth, RGB uint8)}.
+
+        The frame is the one a 3D view looks at from the front, superior up: a section's
+        columns run along x, its rows downwards (-z), and the sections one behind the other
+        along +y, as thick as drawn in 2D (`display_thickness`). Output mm in the plane."""
         h, w = self.shape
         sx, sy = self.grid.GetSpacing()
         ox, oy = self.grid.GetOrigin()
         dz = self.display_thickness() * min(sx, sy)
+        origin = (ox, 0.0, -oy)
         planes = self.planes(k)
         depth_range, n = (0.0, dz * max(self.n - 1, 0)), self.n
 
-        def geometry(name, origin, u, v, normal, spacing, shape):
+        def geometry(name, u, v, normal, spacing, shape):
             return PlaneGeometry(name, origin, u, v, normal, spacing, shape, depth_range, dz)
 
         rgb = {key: np.repeat(a[..., None], 3, axis=2) for key, a in planes.items()}
         return {
-            "section": (geometry("section", (ox, oy, 0.0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (sx, sy), (h, w)),
-                        k * dz, rgb["section"]),
-            "rows": (geometry("rows", (ox, oy, 0.0), (1, 0, 0), (0, 0, 1), (0, 1, 0), (sx, dz), (n, w)),
-                     (h // 2) * sy, rgb["rows"]),
-            "cols": (geometry("cols", (ox, oy, 0.0), (0, 1, 0), (0, 0, 1), (1, 0, 0), (sy, dz), (n, h)),
-                     (w // 2) * sx, rgb["cols"]),
+            "section": (geometry("section", (1, 0, 0), (0, 0, -1), (0, 1, 0), (sx, sy), (h, w)), k * dz, rgb["section"]),
+            "rows": (geometry("rows", (1, 0, 0), (0, 1, 0), (0, 0, -1), (sx, dz), (n, w)), (h // 2) * sy, rgb["rows"]),
+            "cols": (geometry("cols", (0, 0, -1), (0, 1, 0), (1, 0, 0), (sy, dz), (n, h)), (w // 2) * sx, rgb["cols"]),
         }
 
     def volume_corners(self) -> np.ndarray:
@@ -339,7 +340,7 @@ class StackViewModel:
         sx, sy = self.grid.GetSpacing()
         ox, oy = self.grid.GetOrigin()
         dz = self.display_thickness() * min(sx, sy)
-        xs, ys, zs = (ox, ox + (w - 1) * sx), (oy, oy + (h - 1) * sy), (0.0, dz * max(self.n - 1, 0))
+        xs, ys, zs = (ox, ox + (w - 1) * sx), (0.0, dz * max(self.n - 1, 0)), (-oy, -oy - (h - 1) * sy)
         return np.array([(x, y, z) for x in xs for y in ys for z in zs])
 
 
