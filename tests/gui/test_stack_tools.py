@@ -38,7 +38,7 @@ def _shift(after: np.ndarray, before: np.ndarray) -> int:
 def test_landmark_pairs_fitted_and_applied_move_the_section_and_the_later_ones(qtbot, aligned_window):
     from PyQt6 import QtGui
 
-    from .conftest import click
+    from .conftest import click, drag
 
     w = aligned_window
     model, tool = w.model, w.landmark_tool
@@ -56,6 +56,10 @@ def test_landmark_pairs_fitted_and_applied_move_the_section_and_the_later_ones(q
     assert len(pairs) == 4 and all(f is not None and m is not None for _n, f, m in pairs)
     assert np.allclose([m[0] - f[0] for _n, f, m in pairs], 6, atol=0.6)
     assert len(tool.markers("fixed")) == 4 and len(tool.markers("moving")) == 4
+    drag(qtbot, moving_view, (36, 30), (41, 33))  # a marker drags: its point follows
+    qtbot.waitUntil(lambda: abs(model.to_pixel(model.landmarks(2)[0][2])[0] - 41) < 0.7, timeout=5_000)
+    drag(qtbot, moving_view, (41, 33), (36, 30))
+    qtbot.waitUntil(lambda: abs(model.to_pixel(model.landmarks(2)[0][2])[1] - 30) < 0.7, timeout=5_000)
     qtbot.waitUntil(tool.apply_button.isEnabled, timeout=10_000)
     assert "rigid fit to 4 pairs" in tool.fit_label.text()
     tool.apply_button.click()
