@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Screenshot of the stack window on a stack cut from the MNI volume (see bench_stack.py),
-with one section made unreadable, after the alignment has finished.
+with one section made unreadable, after the alignment has finished: the Landmarks tab with
+a few pairs fitted on one section (`--tab overlay` for the overlay instead) and the 3D view.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot_stack.py --out stack.png
 """
@@ -21,9 +22,10 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--n", type=int, default=12)
     ap.add_argument("--mode", default="checkerboard")
+    ap.add_argument("--tab", choices=("landmarks", "overlay"), default="landmarks")
     args = ap.parse_args()
     import bench_stack
-    from PyQt6 import QtCore, QtWidgets
+    from PyQt6 import QtCore, QtGui, QtWidgets
 
     from regviewer.gui.stack.stack_window import StackWindow
 
@@ -40,8 +42,30 @@ def main() -> None:
     loop.exec()
     window.slider.setValue(args.n // 2 + 1)
     window.mode_box.setCurrentText(args.mode)
-    app.processEvents()
-    window.grab().save(args.out)
+    if args.tab == "landmarks":
+        tool = window.landmark_tool
+        window.tabs.setCurrentWidget(tool)
+        app.processEvents()
+        h, w = window.model.shape
+        for fx, fy, mx, my in ((0.3, 0.35, 0.31, 0.36), (0.7, 0.35, 0.71, 0.34), (0.5, 0.75, 0.5, 0.77),
+                               (0.28, 0.62, 0.27, 0.63), (0.72, 0.6, 0.74, 0.61)):
+            tool.place("fixed", fx * w, fy * h)
+            tool.place("moving", mx * w, my * h)
+        window.jobs.wait("stack-landmark-fit")
+    window.volume3d.flush()
+    for _ in range(20):
+        app.processEvents()
+        QtCore.QThread.msleep(20)
+    shot = window.grab()
+    view = window.volume3d.view
+    if view is not None:  # an OpenGL widget grabs as black: paint VTK's own picture in its place
+        picture = view.snapshot()
+        if picture is not None:
+            painter = QtGui.QPainter(shot)
+            top_left = view.mapTo(window, QtCore.QPoint(0, 0))
+            painter.drawImage(QtCore.QRect(top_left, view.size()), picture)
+            painter.end()
+    shot.save(args.out)
     print(f"saved {args.out}")
 
 

@@ -42,6 +42,7 @@ def test_stack_window_aligns_and_shows_sections(qtbot, stack_folder, tmp_path_fa
     before = [None if a is None else a.copy() for a in model.aligned]
     w.slider.setValue(3)
     w.nudge(1, 0, 0)  # section 3 and the one after it move; earlier ones stay
+    qtbot.waitUntil(lambda: not w.resampling, timeout=10_000)
     assert np.array_equal(before[1], model.aligned[1])
     assert not np.array_equal(before[3], model.aligned[3]) and not np.array_equal(before[4], model.aligned[4])
     assert np.allclose(model.aligned[3][:, 40:60], before[3][:, 39:59], atol=1e-3)
@@ -87,6 +88,7 @@ def test_shift_drag_moves_the_section_and_the_later_ones_follow(qtbot, stack_fol
     w.slider.setValue(1)
     view = SimpleNamespace(view_box=w.overlay_widget.view_box, graphics=w.overlay_widget)
     drag(qtbot, view, (40, 40), (50, 40), modifiers=QtCore.Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: not w.resampling and not model.dirty, timeout=10_000)
     assert np.array_equal(before[0], model.aligned[0])  # before the dragged section: unchanged
     for k in (1, 3, 4):  # the dragged section and every later readable one moved ~10 px right
         misfit = [np.abs(model.aligned[k][:, 20:70] - before[k][:, 20 - s:70 - s]).mean() for s in range(16)]

@@ -1,20 +1,26 @@
 """What the stack window shows, computed without Qt: section k over k-1 (or over its
-reference plane) in any overlay mode, the volume's three planes, and a manual correction
-on one section carried to the sections after it.
+reference plane) in any overlay mode, the volume's three planes (flat and placed in 3D),
+and a correction of one section (a drag, a nudge, or a fit to landmark pairs picked on it
+and its neighbour) carried to the sections after it, with undo.
 
 The window only asks this model for uint8 arrays and status text; every number is here,
 testable without a screen. Sections fill in as they are aligned (`set_section`), so the
-volume grows live while `align_stack` runs.
+volume grows live while `align_stack` runs. A correction changes transforms at once and
+marks the sections to resample; `resample_job` does the resampling on any thread.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from regviewer.core.imaging.composite import OverlaySettings, composite
+from regviewer.core.imaging.slicing import PlaneGeometry
+from regviewer.core.landmarks.model import LandmarkPair, LandmarkSet
+from regviewer.core.stack import section_corrections as sc
 
 
 def to_display(arr: np.ndarray | None, shape: tuple[int, int], lo: float, hi: float) -> np.ndarray:
@@ -46,6 +52,17 @@ class StackViewModel:
         self.images: list[sitk.Image | None] = [None] * n
         self._range: tuple[float, float] | None = None
         self.z_spacing = 1.0
+        self._reset_corrections()
+
+    def _reset_corrections(self) -> None:
+        """No hand corrections: each section as the alignment left it."""
+        self.corrections = [np.eye(3) for _ in range(self.n)]  # output-frame 3x3, see section_corrections
+        self._base: list[sitk.Transform | None] = [None] * self.n  # transform before any correction
+        self.versions = [0] * self.n
+        self.dirty: set[int] = set()  # corrected sections whose shown array is older than their transform
+        self._history: list[list[np.ndarray]] = []
+        self._job = 0
+        self._landmarks: dict[int, LandmarkSet] = {}
 
     def grown(self, n: int) -> "StackViewModel":
         """The same model with room for `n` sections; what is already shown is kept."""
@@ -82,6 +99,7 @@ class StackViewModel:
             self.flags[s.index] = list(s.flags)
             self.metrics[s.index] = s.metric
             self.transforms[s.index] = s.transform
+        self._reset_corrections()
         if images is not None:
             self.images = list(images)
         self._range = None
@@ -152,27 +170,178 @@ class StackViewModel:
         return f"{k + 1}/{self.n} {self.names[k]}: {self.statuses[k]}{m}{flags}"
 
     # --- manual correction -------------------------------------------------------------
-    def correct(self, k: int, dx: float, dy: float, angle_deg: float, propagate: bool = True) -> list[int]:
+    def correct(self, k: int, dx: float, dy: float, angle_deg: float, propagate: bool = True,
+                undoable: bool = True, deferred: bool = False) -> list[int]:
         """Move section k on the output grid by (dx, dy) mm and turn it by `angle_deg` about
         the grid centre; with `propagate`, every later section moves with it (they were
-        aligned onto it). Returns the sections changed. Transforms stay output -> section:
-        new T_j = T_j o C^-1, C being the correction as seen in the output frame."""
+        aligned onto it). Returns the sections changed. Transforms stay output -> section
+        (see `section_corrections`). `deferred`: only mark them for `resample_job` (the
+        window resamples off the GUI thread); otherwise they are resampled now."""
         w, h = self.grid.GetSize()
         centre = self.grid.TransformContinuousIndexToPhysicalPoint(((w - 1) / 2.0, (h - 1) / 2.0))
-        correction = sitk.Euler2DTransform(centre, math.radians(angle_deg), (dx, dy))
-        inverse = correction.GetInverse()
-        changed = []
-        for j in range(k, self.n if propagate else k + 1):
-            tx, img = self.transforms[j], self.images[j]
-            if tx is None or img is None:
-                continue
-            new = sitk.CompositeTransform([tx, inverse])  # inverse first, then the section's transform
-            self.transforms[j] = new
-            moved = sitk.Resample(img, self.grid, new, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-            self.aligned[j] = sitk.GetArrayFromImage(moved)
-            changed.append(j)
-        self._range = None
+        return self.apply_correction(k, sc.rigid_matrix(centre, angle_deg, dx, dy), propagate, undoable, deferred)
+
+    def drag_step(self, kind: str, last: Sequence[float], now: Sequence[float]) -> tuple[float, float, float]:
+        """(dx mm, dy mm, angle degrees) of one mouse step between two pixel positions:
+        'translate' follows the mouse, 'rotate' turns about the grid centre."""
+        sx, sy = self.grid.GetSpacing()
+        if kind == "translate":
+            return (now[0] - last[0]) * sx, (now[1] - last[1]) * sy, 0.0
+        h, w = self.shape
+        c = ((w - 1) / 2.0, (h - 1) / 2.0)
+        a0 = math.degrees(math.atan2(last[1] - c[1], last[0] - c[0]))
+        a1 = math.degrees(math.atan2(now[1] - c[1], now[0] - c[0]))
+        return 0.0, 0.0, float((a1 - a0 + 180.0) % 360.0 - 180.0)
+
+    def apply_correction(self, k: int, step: np.ndarray, propagate: bool = True, undoable: bool = True,
+                         deferred: bool = False) -> list[int]:
+        """Correct section k (and with `propagate` every later one) by the 3x3 matrix `step`."""
+        if undoable:
+            self.checkpoint()
+        changed = [j for j in range(k, self.n if propagate else k + 1)
+                   if self.transforms[j] is not None and self.images[j] is not None]
+        for j in changed:
+            self._set_correction(j, step @ self.corrections[j])
+        if not deferred:
+            self.resample_now()
         return changed
+
+    def carry_forward(self, k: int, before: np.ndarray, deferred: bool = False) -> list[int]:
+        """Give every section after k the change section k had since its correction was
+        `before` (the end of a drag that moved section k alone); part of the same undo step."""
+        if k + 1 >= self.n:
+            return []
+        step = self.corrections[k] @ np.linalg.inv(before)
+        return self.apply_correction(k + 1, step, propagate=True, undoable=False, deferred=deferred)
+
+    def checkpoint(self) -> None:
+        """Remember the corrections as they are, for one `undo` step."""
+        self._history.append([c.copy() for c in self.corrections])
+        del self._history[:-50]
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._history)
+
+    def undo(self, deferred: bool = False) -> list[int]:
+        """Put every correction back as it was before the last undoable one; returns the
+        sections that change."""
+        if not self._history:
+            return []
+        old = self._history.pop()
+        changed = [j for j in range(self.n) if not np.array_equal(old[j], self.corrections[j])]
+        for j in changed:
+            self._set_correction(j, old[j])
+        if not deferred:
+            self.resample_now()
+        return changed
+
+    def _set_correction(self, j: int, matrix: np.ndarray) -> None:
+        if self._base[j] is None:
+            self._base[j] = self.transforms[j]
+        self.corrections[j] = matrix
+        self.transforms[j] = sc.corrected(self._base[j], matrix)
+        self.versions[j] += 1
+        self.dirty.add(j)
+        self._job += 1  # a job already running works for an older correction: it stops
+
+    # --- resampling (the slow part; the window runs it off the GUI thread) ----------------
+    def resample_job(self, first: int | None = None):
+        """A function resampling every corrected section not yet shown (`first` before the
+        rest), to run on any thread; it stops early once a newer job is asked for. Hand
+        its result to `accept`."""
+        self._job += 1
+        job = self._job
+        order = sorted(self.dirty, key=lambda j: (j != first, j))
+        jobs = [(j, self.versions[j], self.images[j], self.transforms[j]) for j in order]
+        grid = self.grid
+        return lambda: sc.resample_sections(jobs, grid, stop=lambda: self._job != job)
+
+    def accept(self, result: dict[int, tuple[int, np.ndarray]] | None) -> list[int]:
+        """Show resampled sections whose correction has not changed since; returns them."""
+        shown = []
+        for j, (version, arr) in (result or {}).items():
+            if self.versions[j] == version:
+                self.aligned[j] = arr
+                self.dirty.discard(j)
+                shown.append(j)
+        if shown:
+            self._range = None
+        return shown
+
+    def resample_now(self) -> list[int]:
+        return self.accept(self.resample_job()())
+
+    def to_mm(self, col: float, row: float) -> tuple[float, float]:
+        """Output-grid pixel (col, row) -> output mm (where a click on a section view lands)."""
+        return tuple(self.grid.TransformContinuousIndexToPhysicalPoint((float(col), float(row))))
+
+    def to_pixel(self, point: Sequence[float]) -> tuple[float, float]:
+        return tuple(self.grid.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in point)))
+
+    # --- landmarks on one section ----------------------------------------------------------
+    def landmarks(self, k: int) -> list[tuple[str, tuple | None, tuple | None]]:
+        """Section k's pairs as (name, point on the neighbour, point on section k as shown), output mm."""
+        out = []
+        for p in self._landmarks.get(k, LandmarkSet(2)).pairs:
+            shown = None if p.moving is None else tuple(sc.map_points(self.corrections[k], p.moving)[0])
+            out.append((p.name, p.fixed, shown))
+        return out
+
+    def place_landmark(self, k: int, role: str, point: Sequence[float], index: int | None = None) -> int:
+        """Put a 'fixed' (neighbour) or 'moving' (section k as shown) point, output mm: on pair
+        `index`, else on the first pair missing it, else on a new pair. Returns the pair."""
+        marks = self._landmarks.setdefault(k, LandmarkSet(2))
+        stored = tuple(float(v) for v in point)
+        if role == "moving":  # kept as on the uncorrected section, so it stays on its anatomy
+            stored = tuple(sc.map_points(np.linalg.inv(self.corrections[k]), stored)[0])
+        if index is None:
+            index = next((i for i, p in enumerate(marks.pairs) if p.point(role) is None), None)
+        if index is None:
+            return marks.add_pair(**{role: stored})
+        marks.set_point(index, role, stored)
+        return index
+
+    def clear_landmarks(self, k: int) -> None:
+        self._landmarks.pop(k, None)
+
+    def landmark_pairs(self, k: int) -> list[LandmarkPair]:
+        """Section k's pairs with the moving point where section k shows it now (what a fit uses)."""
+        return [LandmarkPair(name, fixed, moving) for name, fixed, moving in self.landmarks(k)]
+
+    # --- 3D ------------------------------------------------------------------------------
+    def volume_planes(self, k: int) -> dict[str, tuple[PlaneGeometry, float, np.ndarray]]:
+        """The three planes of `planes(k)` placed in 3D: {key: (plane, depth, RGB uint8)}.
+
+        The frame is the one a 3D view looks at from the front, superior up: a section's
+        columns run along x, its rows downwards (-z), and the sections one behind the other
+        along +y, as thick as drawn in 2D (`display_thickness`). Output mm in the plane."""
+        h, w = self.shape
+        sx, sy = self.grid.GetSpacing()
+        ox, oy = self.grid.GetOrigin()
+        dz = self.display_thickness() * min(sx, sy)
+        origin = (ox, 0.0, -oy)
+        planes = self.planes(k)
+        depth_range, n = (0.0, dz * max(self.n - 1, 0)), self.n
+
+        def geometry(name, u, v, normal, spacing, shape):
+            return PlaneGeometry(name, origin, u, v, normal, spacing, shape, depth_range, dz)
+
+        rgb = {key: np.repeat(a[..., None], 3, axis=2) for key, a in planes.items()}
+        return {
+            "section": (geometry("section", (1, 0, 0), (0, 0, -1), (0, 1, 0), (sx, sy), (h, w)), k * dz, rgb["section"]),
+            "rows": (geometry("rows", (1, 0, 0), (0, 1, 0), (0, 0, -1), (sx, dz), (n, w)), (h // 2) * sy, rgb["rows"]),
+            "cols": (geometry("cols", (0, 0, -1), (0, 1, 0), (1, 0, 0), (sy, dz), (n, h)), (w // 2) * sx, rgb["cols"]),
+        }
+
+    def volume_corners(self) -> np.ndarray:
+        """The 8 corners of the stacked volume in the frame of `volume_planes`."""
+        h, w = self.shape
+        sx, sy = self.grid.GetSpacing()
+        ox, oy = self.grid.GetOrigin()
+        dz = self.display_thickness() * min(sx, sy)
+        xs, ys, zs = (ox, ox + (w - 1) * sx), (0.0, dz * max(self.n - 1, 0)), (-oy, -oy - (h - 1) * sy)
+        return np.array([(x, y, z) for x in xs for y in ys for z in zs])
 
 
 __all__ = ["StackViewModel", "to_display"]

@@ -1,58 +1,32 @@
 """The stack window: section k over k-1 (or over its reference) in any overlay mode, a
-section slider, per-section status and flags, a manual nudge carried to the following
-sections, and the volume's three planes filling in live while the alignment runs.
+section slider, per-section status and flags, the volume's three planes and a 3D view of it
+filling in live while the alignment runs, and corrections of one section carried to the
+following sections: a drag or a nudge, or a fit to landmark pairs picked on the section and
+its neighbour (Landmarks tab). Ctrl+Z undoes a correction.
 
-Everything shown comes from `core.stack.view_model.StackViewModel`; this module only
-lays out widgets and forwards user actions to the model or the runner.
+Everything shown comes from `core.stack.view_model.StackViewModel`; this module only lays
+out widgets and forwards user actions to the model or the runner. A correction changes the
+model's transforms at once; resampling the sections it moved runs on a `LatestResult`
+worker (the newest correction wins, an older job stops early) and only the result,
+delivered on the GUI thread, touches the views.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from regviewer.core.imaging.composite import OVERLAY_MODES, OverlaySettings
 from regviewer.core.stack.view_model import StackViewModel
+from regviewer.gui.background import LatestResult
+from regviewer.gui.stack.image_views import DragBox, image_view
+from regviewer.gui.stack.landmark_tool import SectionLandmarkTool
 from regviewer.gui.stack.runner import StackRunner
+from regviewer.gui.stack.volume3d import StackVolume3D
 
 _COLUMNS = ("section", "status", "correlation", "flags")
-
-
-class _DragBox(pg.ViewBox):
-    """Shift-drag moves the current section, Ctrl-drag turns it (about the view centre);
-    other gestures are pyqtgraph's (pan, zoom)."""
-
-    def __init__(self, on_drag) -> None:
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
-        self._on_drag = on_drag
-        self._kind: str | None = None
-
-    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 (Qt naming)
-        mods = ev.modifiers()
-        if ev.isStart():
-            self._kind = ("translate" if mods & QtCore.Qt.KeyboardModifier.ShiftModifier else
-                          "rotate" if mods & QtCore.Qt.KeyboardModifier.ControlModifier else None)
-        if ev.button() != QtCore.Qt.MouseButton.LeftButton or self._kind is None:
-            return super().mouseDragEvent(ev, axis)
-        ev.accept()
-        last, now = self.mapSceneToView(ev.lastScenePos()), self.mapSceneToView(ev.scenePos())
-        self._on_drag(self._kind, (last.x(), last.y()), (now.x(), now.y()), ev.isFinish())
-        if ev.isFinish():
-            self._kind = None
-
-
-def _image_view(caption: str, title: str, on_drag=None) -> tuple[pg.GraphicsLayoutWidget, pg.ImageItem]:
-    """A view with its `caption` drawn above it (what it shows) and `title` as the tooltip (how to use it)."""
-    widget = pg.GraphicsLayoutWidget()
-    box = _DragBox(on_drag) if on_drag is not None else pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
-    widget.addLabel(caption, row=0, col=0, size="9pt")
-    widget.addItem(box, row=1, col=0)
-    widget.view_box = box
-    item = pg.ImageItem(axisOrder="row-major")
-    box.addItem(item)
-    widget.setToolTip(title)
-    return widget, item
+RESAMPLE_KIND = "stack-resample"
 
 
 class StackWindow(QtWidgets.QMainWindow):
@@ -65,18 +39,19 @@ class StackWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("regviewer — serial sections")
         self.sections_source, self.reference, self.options = sections, reference, options
         self.model: StackViewModel | None = None
-        self._drag_total = (0.0, 0.0, 0.0)
+        self._drag_before = None  # the dragged section's correction when the drag began
         self._expected = _count(sections)
         self._auto_slider: int | None = None  # the section the run last showed (None: not yet)
         self.result = None
         self.settings = OverlaySettings()
+        self.jobs = LatestResult(self)
         self.runner = StackRunner(self)
         self.runner.progress.connect(self._on_progress)
         self.runner.section_aligned.connect(self._on_section)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
         self._build()
-        self.resize(1400, 860)
+        self.resize(1500, 900)
         if start:
             self.start()
 
@@ -84,17 +59,26 @@ class StackWindow(QtWidgets.QMainWindow):
     def _build(self) -> None:
         central = QtWidgets.QWidget()
         grid = QtWidgets.QGridLayout(central)
-        self.overlay_widget, self.overlay_item = _image_view(
+        self.overlay_widget, self.overlay_item = image_view(
             "Section k over k−1 (or its reference)", "Section k (moving) over section k−1 or its reference. Shift-drag moves section k, Ctrl-drag turns it; "
-            "the sections after it follow when you release", self.drag)
-        self.section_widget, self.section_item = _image_view("Aligned section k", "Aligned section (volume, section plane)")
-        self.rows_widget, self.rows_item = _image_view("Volume: sections × columns", "Volume: sections × columns at the middle row")
-        self.cols_widget, self.cols_item = _image_view("Volume: sections × rows", "Volume: sections × rows at the middle column")
-        grid.addWidget(self.overlay_widget, 0, 0, 2, 1)
+            "the sections after it follow when you release", DragBox(self.drag))
+        self.landmark_tool = SectionLandmarkTool(self.jobs)
+        self.landmark_tool.apply_requested.connect(self.apply_landmark_fit)
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.addTab(self.overlay_widget, "Overlay")
+        self.tabs.addTab(self.landmark_tool, "Landmarks")
+        self.tabs.currentChanged.connect(lambda _i: self.redraw())
+        self.section_widget, self.section_item = image_view("Aligned section k", "Aligned section (volume, section plane)")
+        self.rows_widget, self.rows_item = image_view("Volume: sections × columns", "Volume: sections × columns at the middle row")
+        self.cols_widget, self.cols_item = image_view("Volume: sections × rows", "Volume: sections × rows at the middle column")
+        self.volume3d = StackVolume3D(self)
+        grid.addWidget(self.tabs, 0, 0, 2, 1)
         grid.addWidget(self.section_widget, 0, 1)
         grid.addWidget(self.rows_widget, 0, 2)
         grid.addWidget(self.cols_widget, 1, 1)
+        grid.addWidget(self.volume3d.widget, 1, 2)
         side = QtWidgets.QWidget()
+        side.setFixedWidth(250)
         form = QtWidgets.QVBoxLayout(side)
         self.mode_box = QtWidgets.QComboBox()
         self.mode_box.addItems(OVERLAY_MODES)
@@ -114,8 +98,17 @@ class StackWindow(QtWidgets.QMainWindow):
             b.setToolTip("Move this section and every section after it (1 px / 1°)")
             b.clicked.connect(lambda _=False, a=args: self.nudge(*a))
             nudge.addWidget(b)
-        form.addWidget(QtWidgets.QLabel("Manual correction (carried to later sections)"))
+        label = QtWidgets.QLabel("Manual correction (carried to later sections)")
+        label.setWordWrap(True)
+        form.addWidget(label)
         form.addLayout(nudge)
+        self.undo_button = QtWidgets.QPushButton("Undo correction")
+        self.undo_button.setToolTip("Put back the sections as they were before the last drag, nudge or landmark fit (Ctrl+Z)")
+        self.undo_button.clicked.connect(self.undo)
+        self.undo_button.setEnabled(False)
+        form.addWidget(self.undo_button)
+        self.undo_shortcut = QtGui.QShortcut(QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Undo), self)
+        self.undo_shortcut.activated.connect(self.undo)
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.runner.cancel)
         form.addWidget(self.cancel_button)
@@ -123,7 +116,7 @@ class StackWindow(QtWidgets.QMainWindow):
         self.status_label.setWordWrap(True)
         form.addWidget(self.status_label)
         form.addStretch(1)
-        grid.addWidget(side, 1, 2)
+        grid.addWidget(side, 0, 3, 3, 1)
         self.table = QtWidgets.QTableWidget(0, len(_COLUMNS))
         self.table.setHorizontalHeaderLabels(_COLUMNS)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -134,6 +127,9 @@ class StackWindow(QtWidgets.QMainWindow):
         grid.setRowStretch(0, 3)
         grid.setRowStretch(1, 3)
         grid.setRowStretch(2, 2)
+        grid.setColumnStretch(0, 2)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(2, 1)
         self.setCentralWidget(central)
         self.progress_bar = QtWidgets.QProgressBar()
         self.statusBar().addPermanentWidget(self.progress_bar)
@@ -229,39 +225,75 @@ class StackWindow(QtWidgets.QMainWindow):
         self.cols_item.setRect(QtCore.QRectF(0, 0, h, depth))
         self.status_label.setText(self.model.status_text(k))
         self.table.selectRow(k)
+        if self.tabs.currentWidget() is self.landmark_tool:
+            self.landmark_tool.show_section(self.model, k)
+        self.undo_button.setEnabled(self.model.can_undo)
+        self.volume3d.request(self.model, k)
+
+    def _editable(self) -> bool:
+        return self.model is not None and not self.runner.running
 
     def nudge(self, dx: float, dy: float, angle: float) -> None:
         """Correct the current section by hand; every later section follows it."""
-        if self.model is None or self.runner.running:
-            return
-        self.model.correct(self.current(), dx, dy, angle)
-        self.redraw()
+        if self._editable():
+            self.model.correct(self.current(), dx, dy, angle, deferred=True)
+            self._resample()
 
-    def drag(self, kind: str, last: tuple[float, float], now: tuple[float, float], finished: bool) -> None:
-        """A manual drag on the overlay: the current section follows the mouse at once; the
-        sections after it take the whole correction when the drag ends."""
-        if self.model is None or self.runner.running:
+    def drag(self, kind: str, last: tuple[float, float], now: tuple[float, float], started: bool,
+             finished: bool) -> None:
+        """A manual drag on the overlay: the current section follows the mouse; the sections
+        after it take the whole correction when the drag ends (one undo step in all)."""
+        if not self._editable():
             return
         k = self.current()
-        sx, sy = self.model.grid.GetSpacing()
-        if kind == "translate":
-            step = ((now[0] - last[0]) * sx, (now[1] - last[1]) * sy, 0.0)
-        else:
-            h, w = self.model.shape
-            c = ((w - 1) / 2.0, (h - 1) / 2.0)
-            a0 = np.degrees(np.arctan2(last[1] - c[1], last[0] - c[0]))
-            a1 = np.degrees(np.arctan2(now[1] - c[1], now[0] - c[0]))
-            step = (0.0, 0.0, float((a1 - a0 + 180.0) % 360.0 - 180.0))
-        self.model.correct(k, *step, propagate=False)
-        self._drag_total = tuple(a + b for a, b in zip(self._drag_total, step))
+        if started or self._drag_before is None:
+            self._drag_before = self.model.corrections[k].copy()
+        self.model.correct(k, *self.model.drag_step(kind, last, now), propagate=False, undoable=started,
+                           deferred=True)
         if finished:
-            if k + 1 < self.model.n:
-                self.model.correct(k + 1, *self._drag_total, propagate=True)
-            self._drag_total = (0.0, 0.0, 0.0)
+            self.model.carry_forward(k, self._drag_before, deferred=True)
+            self._drag_before = None
+        self._resample()
+
+    def apply_landmark_fit(self, k: int, correction) -> None:
+        """The landmark tool's fit becomes section k's correction; later sections follow."""
+        if self._editable():
+            self.model.apply_correction(k, correction, deferred=True)
+            self._resample()
+
+    def undo(self) -> None:
+        if self._editable() and self.model.can_undo:
+            self.model.undo(deferred=True)
+            self._resample()
+
+    @property
+    def resampling(self) -> bool:
+        return self.jobs.busy(RESAMPLE_KIND)
+
+    def _resample(self) -> None:
+        """Resample the corrected sections on a worker (the current one first); the newest
+        request wins. The views are redrawn when the arrays arrive."""
+        model = self.model
+        if model.dirty:
+            self.statusBar().showMessage(f"Resampling {len(model.dirty)} section(s)…")
+            self.jobs.submit(RESAMPLE_KIND, model.resample_job(first=self.current()),
+                             lambda result, error: self._resampled(model, result, error))
+        self.undo_button.setEnabled(model.can_undo)
+
+    def _resampled(self, model: StackViewModel, result, error) -> None:
+        if model is not self.model:
+            return  # a new result replaced the model meanwhile
+        if error is not None:
+            self.statusBar().showMessage(f"Resampling failed ({type(error).__name__}: {error})")
+            return
+        model.accept(result)
+        self.statusBar().showMessage("Correction applied")
         self.redraw()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         self.runner.cancel()
+        self.jobs.shutdown()
+        self.volume3d.close()
         super().closeEvent(event)
 
 
