@@ -116,18 +116,46 @@ def _executor(args: argparse.Namespace) -> Iterator[object | None]:
     if args.workers and args.workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(args.workers, initializer=_share_cores, initargs=(args.workers,)) as pool:
+        pool = ProcessPoolExecutor(args.workers, initializer=_share_cores, initargs=(args.workers,))
+        try:
             yield pool
+        except BaseException:
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
         return
     yield None
 
 
+def _stop_pool(pool, grace_s: float = 0.5) -> None:
+    """End a process pool whose work is abandoned (a cancel, an error) without waiting for
+    the pairs still registering: ITK does not look at a cancel inside a worker, so the
+    workers get `grace_s` to finish on their own and are then terminated (as the window's
+    engine process is after a cancel)."""
+    import time
+
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace_s
+    for proc in processes:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(1.0)
+
+
 def _share_cores(workers: int) -> None:
-    """ITK threads per worker process = cores / workers, so workers never oversubscribe."""
+    """ITK threads per worker process = cores / workers, so workers never oversubscribe.
+    Workers ignore Ctrl+C (a terminal sends it to the whole process group): the main
+    process decides, and ends them."""
     import os
+    import signal
 
     import SimpleITK as sitk
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, (os.cpu_count() or 1) // workers))
 
 

@@ -150,10 +150,7 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
                                        "correlation", _composed_initial(done_pairs, order, i, d), seed)
                        for i, _ in batch]
             for (i, _), future in zip(batch, futures):
-                if cancel is not None and cancel.cancelled:
-                    for f in futures:
-                        f.cancel()
-                    _check_cancel(cancel)
+                _wait_or_cancel(future, futures, cancel)
                 r, spent = future.result()
                 report(StackProgress(n, len(todo), secs[order[i + d]].name,
                                      f"registered {secs[order[i + d]].name} with {secs[order[i]].name}"))
@@ -189,6 +186,22 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     result.details.update(pair_residuals=solution.pair_residuals, pair_weights=solution.pair_weights,
                           pipeline=pipeline.to_dict())
     return result
+
+
+def _wait_or_cancel(future, futures: list, cancel, poll_s: float = 0.1) -> None:
+    """Wait for `future`, looking at `cancel` every `poll_s`: on a cancel the pairs not yet
+    started are dropped and `RegistrationCancelled` is raised at once (the caller that owns
+    the executor stops the pairs already running, e.g. by ending its worker processes)."""
+    from concurrent.futures import wait
+
+    while True:
+        if cancel is not None and cancel.cancelled:
+            for f in futures:
+                f.cancel()
+            _check_cancel(cancel)
+        if future.done():
+            return
+        wait([future], timeout=poll_s)
 
 
 def _distrust_poor_pairs(pairs: list[Pair], done: dict, order: list[int]) -> tuple[list[Pair], set]:
