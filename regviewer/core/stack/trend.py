@@ -1,0 +1,140 @@
+"""Remove the slow trends that neighbour registration puts into a stack's section transforms.
+
+Registering neighbours cannot tell a changing anatomy from a misplaced section: a brain
+whose cross-section shrinks towards its top is shrunk section after section, an oblique
+structure is "straightened", and the error adds up so that it grows with the distance
+from the anchor (the "banana" effect), whatever joint fit is used (every pair sees the
+same bias). What undoes it is an assumption about the cutting, not the images:
+
+- **stretch** (default): each section's stretch and shear (cutting compression, mounting,
+  the scanner) is its own, not shared with its neighbours, so the part of the solved
+  stretch that varies SMOOTHLY along the stack is the registration following the
+  anatomy's size and shape, and is taken out (a Gaussian of `sigma` sections, after a
+  3-section median so one torn section does not spread). The random per-section stretch
+  stays corrected. A section's stretch scatters little from section to section, so its
+  trend is well determined.
+- **pose** (opt-in, on top of stretch): sections are cut and mounted one by one, so their
+  true angles and shifts have no trend along the stack; a straight line in the section
+  index (through the anchor) fitted to the solved angle and shift is taken out. The
+  mounting scatter makes that line uncertain (for +-15 px of random shift over 24 sections
+  the slope is known to about 0.25 px per section only), so each slope b is shrunk by
+  max(0, 1 - se^2 / b^2), se its standard error from the scatter around the line. It can
+  pay off for long stacks or tightly mounted sections; on short, loosely mounted stacks it
+  adds about as much error as it removes.
+
+Neither holds when the stack really was stretched or turned progressively (a block face
+imaged by a camera that moved steadily): then use "off".
+
+Symbols: A_k(x) = M_k x + t_k maps the output frame to section k (fixed -> moving); c is
+the centre of the output grid; M_k = R(theta_k) S_k (polar decomposition, S_k symmetric);
+u_k = R(theta_k)^T (A_k(c) - c) is the shift in the output frame. A drift applied on the
+output side, A_k = A_true_k o E_k with E_k(x) = R(eps) S (x - c) + c + e, puts S into S_k,
+eps into theta_k and (to first order) e into u_k, while random mounting adds independent
+noise to theta_k and u_k only. The fitted E_k is removed as A_k o E_k^-1; the anchor keeps
+its place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from regviewer.core.stack.solve import Affine, nearest_rigid
+
+TREND_MODES = ("off", "stretch", "pose")
+STRETCH_SIGMA = 4.0  # sections: the stretch trend is what varies more slowly than this
+
+
+@dataclass(frozen=True)
+class Trend:
+    """What was taken out: the mode, the largest change of a section's area (fraction) and
+    of its shift at the grid centre (output units), and the pose slopes per section
+    (degrees, output units) when the pose trend was removed."""
+
+    mode: str
+    max_area_change: float = 0.0
+    max_shift_change: float = 0.0
+    slopes: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "max_area_change": self.max_area_change,
+                "max_shift_change": self.max_shift_change, "slope_angle_deg": self.slopes[0],
+                "slope_shift_x": self.slopes[1], "slope_shift_y": self.slopes[2]}
+
+
+def mode_of(value) -> str:
+    """A `remove_trend` value as a mode name (True = 'stretch', False/None = 'off')."""
+    if value is True:
+        return "stretch"
+    if value is False or value is None:
+        return "off"
+    if value not in TREND_MODES:
+        from regviewer.core.errors import ParameterError
+
+        raise ParameterError(f"remove_trend must be one of {', '.join(TREND_MODES)} (or True/False), not {value!r}")
+    return value
+
+
+def pose(m: np.ndarray, t: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(theta in radians, s_xx - 1, s_xy, s_yy - 1, u_x, u_y) of A(x) = m x + t about the
+    centre c, where m = R(theta) S (polar decomposition, S symmetric)."""
+    r = nearest_rigid(m)
+    theta = float(np.arctan2(r[1, 0], r[0, 0]))
+    stretch = r.T @ m
+    u = r.T @ (m @ c + t - c)
+    return np.array([theta, stretch[0, 0] - 1.0, 0.5 * (stretch[0, 1] + stretch[1, 0]), stretch[1, 1] - 1.0,
+                     u[0], u[1]])
+
+
+def remove_trend(transforms: dict[int, Affine], anchor: int, centre: np.ndarray, mode="stretch",
+                 sigma: float = STRETCH_SIGMA, exclude: set[int] | frozenset = frozenset()
+                 ) -> tuple[dict[int, Affine], Trend]:
+    """The transforms (section index -> (M, t), output -> section) with the trend along the
+    stack taken out (see the module docstring). `exclude`: sections (torn, failed) left out
+    of the pose fit, though still corrected. The anchor is unchanged; fewer than 4
+    sections are returned as they are."""
+    mode = mode_of(mode)
+    c = np.asarray(centre, float)
+    keys = sorted(transforms)
+    if mode == "off" or len(keys) < 4 or anchor not in transforms:
+        return dict(transforms), Trend(mode)
+    poses = np.array([pose(*transforms[k], c) for k in keys])
+    stretch = ndimage.gaussian_filter1d(ndimage.median_filter(poses[:, 1:4], size=(3, 1), mode="nearest"),
+                                        sigma, axis=0, mode="nearest")
+    stretch -= stretch[keys.index(anchor)]
+    slopes = np.zeros(3)
+    if mode == "pose":
+        used = [i for i, k in enumerate(keys) if k not in exclude]
+        pos = np.array([keys[i] for i in used], float) - anchor
+        slopes = np.array([_shrunk_slope(pos, poses[used, p]) for p in (0, 4, 5)])
+    out: dict[int, Affine] = {}
+    worst_area = worst_shift = 0.0
+    for i, k in enumerate(keys):
+        eps, ex, ey = slopes * (k - anchor)
+        sxx, sxy, syy = stretch[i]
+        # E(x) = R(eps) S (x - c) + c + e;  A o E^-1 (x) = M S^-1 R(-eps) (x - c - e) + M c + t
+        m, t = transforms[k]
+        s_mat = np.array([[1.0 + sxx, sxy], [sxy, 1.0 + syy]])
+        back = np.linalg.inv(s_mat) @ np.array([[np.cos(eps), np.sin(eps)], [-np.sin(eps), np.cos(eps)]])
+        out[k] = (m @ back, m @ (c - back @ (c + np.array([ex, ey]))) + t)
+        worst_area = max(worst_area, abs(float(np.linalg.det(s_mat)) - 1.0))
+        worst_shift = max(worst_shift, float(np.hypot(ex, ey)))
+    return out, Trend(mode, worst_area, worst_shift,
+                      (float(np.degrees(slopes[0])), float(slopes[1]), float(slopes[2])))
+
+
+def _shrunk_slope(k: np.ndarray, values: np.ndarray) -> float:
+    """The slope b of values ~ a + b k, shrunk towards 0 by its own uncertainty
+    (positive-part James-Stein): 0 when the scatter cannot tell it from noise."""
+    if len(k) < 4:
+        return 0.0
+    x = np.stack([np.ones_like(k), k], axis=1)
+    coef, *_ = np.linalg.lstsq(x, values, rcond=None)
+    se2 = float(np.sum((values - x @ coef) ** 2)) / (len(k) - 2) * np.linalg.inv(x.T @ x)[1, 1]
+    b = float(coef[1])
+    return 0.0 if b * b <= se2 else b * (1.0 - se2 / (b * b))
+
+
+__all__ = ["Trend", "TREND_MODES", "STRETCH_SIGMA", "mode_of", "pose", "remove_trend"]
