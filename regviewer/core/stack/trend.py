@@ -9,8 +9,8 @@ same bias). What undoes it is an assumption about the cutting, not the images:
 - **stretch** (default): each section's stretch and shear (cutting compression, mounting,
   the scanner) is its own, not shared with its neighbours, so the part of the solved
   stretch that varies SMOOTHLY along the stack is the registration following the
-  anatomy's size and shape, and is taken out (a Gaussian of `sigma` sections, after a
-  3-section median so one torn section does not spread). The random per-section stretch
+  anatomy's size and shape, and is taken out (a Gaussian-weighted local line over `sigma`
+  sections, after a 3-section median so one torn section does not spread). The random per-section stretch
   stays corrected. A section's stretch scatters little from section to section, so its
   trend is well determined.
 - **pose** (opt-in, on top of stretch): sections are cut and mounted one by one, so their
@@ -101,8 +101,8 @@ def remove_trend(transforms: dict[int, Affine], anchor: int, centre: np.ndarray,
     if mode == "off" or len(keys) < 4 or anchor not in transforms:
         return dict(transforms), Trend(mode)
     poses = np.array([pose(*transforms[k], c) for k in keys])
-    stretch = ndimage.gaussian_filter1d(ndimage.median_filter(poses[:, 1:4], size=(3, 1), mode="nearest"),
-                                        sigma, axis=0, mode="nearest")
+    stretch = _local_linear(np.array(keys, float), ndimage.median_filter(poses[:, 1:4], size=(3, 1), mode="nearest"),
+                            sigma)
     stretch -= stretch[keys.index(anchor)]
     slopes = np.zeros(3)
     if mode == "pose":
@@ -123,6 +123,18 @@ def remove_trend(transforms: dict[int, Affine], anchor: int, centre: np.ndarray,
         worst_shift = max(worst_shift, float(np.hypot(ex, ey)))
     return out, Trend(mode, worst_area, worst_shift,
                       (float(np.degrees(slopes[0])), float(slopes[1]), float(slopes[2])))
+
+
+def _local_linear(k: np.ndarray, values: np.ndarray, sigma: float) -> np.ndarray:
+    """Each column of `values` smoothed along k by a Gaussian-weighted local straight line
+    (a plain Gaussian would flatten a steady trend at the ends of the stack)."""
+    out = np.empty_like(values)
+    for i, ki in enumerate(k):
+        d = k - ki
+        w = np.exp(-0.5 * (d / sigma) ** 2)
+        x = np.stack([np.ones_like(d), d], axis=1) * np.sqrt(w)[:, None]
+        out[i] = np.linalg.lstsq(x, values * np.sqrt(w)[:, None], rcond=None)[0][0]
+    return out
 
 
 def _shrunk_slope(k: np.ndarray, values: np.ndarray) -> float:
