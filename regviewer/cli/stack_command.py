@@ -43,6 +43,14 @@ def add_stack_parser(sub, formatter, epilog: str) -> None:
                    "(without a reference; default the middle one)")
     p.add_argument("--neighbours", type=int, default=2, metavar="K",
                    help="register each section with the next K sections (default 2)")
+    trend = p.add_mutually_exclusive_group()
+    trend.add_argument("--trend", choices=("stretch", "pose", "off"), default="stretch",
+                       help="without --reference, what is removed after the joint fit: 'stretch' (default: the "
+                            "smooth change of the sections' size and shape along the stack, which is the anatomy "
+                            "changing, not the cutting), 'pose' (also a straight-line trend of angle and shift; "
+                            "sections are mounted independently), 'off' (keep everything)")
+    trend.add_argument("--keep-trend", dest="trend", action="store_const", const="off",
+                       help="same as --trend off: the stack really was stretched or turned progressively")
     p.add_argument("--rigid", action="store_true", help="rigid section transforms only")
     p.add_argument("--deformable", action="store_true", help="add a B-spline stage (same as --preset auto-deformable)")
     p.add_argument("--max-side", type=int, default=2048, metavar="PX",
@@ -84,7 +92,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
             sections, reference=args.reference, preset=args.preset, params=params, spacing=args.spacing,
             anchor=args.anchor, neighbours=args.neighbours, deformable=args.deformable, rigid=args.rigid,
             reference_planes=args.reference_planes, max_side=args.max_side, seed=args.seed,
-            progress=printer, cancel=token, executor=executor)
+            progress=printer, cancel=token, executor=executor, remove_trend=args.trend)
     printer.finish()
     result.write(args.out)
     bad = [s for s in result.sections if s.status in ("failed", "missing")]

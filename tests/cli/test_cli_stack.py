@@ -142,3 +142,21 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0].lower()
     except (OSError, IndexError):
         return "zombie"
+
+
+def test_trend_options_reach_align_stack(tmp_path, monkeypatch):
+    """--trend MODE / --keep-trend are passed to align_stack as remove_trend (default 'stretch')."""
+    import regviewer
+    from regviewer.cli.parser import main
+
+    seen = []
+
+    def fake_align_stack(sections, **kwargs):
+        seen.append(kwargs["remove_trend"])
+        raise KeyboardInterrupt  # stop here: only the argument matters
+
+    monkeypatch.setattr(regviewer, "align_stack", fake_align_stack)
+    (tmp_path / "s").mkdir()
+    for extra in ([], ["--trend", "pose"], ["--keep-trend"]):
+        assert main(["stack", str(tmp_path / "s"), "--out", str(tmp_path / "out"), "--quiet", *extra]) == 130
+    assert seen == ["stretch", "pose", "off"]
