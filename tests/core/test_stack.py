@@ -156,6 +156,32 @@ def test_pyramidal_slides_register_on_a_level_and_write_full_resolution(tmp_path
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98
 
 
+def test_16_bit_slides_are_written_16_bit(tmp_path):
+    """16-bit pyramidal slides (fluorescence) keep their 16 bits in the aligned OME-TIFF."""
+    planes = block(2, seed=5)
+    sources = []
+    for k, plane in enumerate(planes):  # 384 px, values up to ~50 000
+        up = sitk.Resample(plane, [384, 384], sitk.Transform(), sitk.sitkLinear, (0, 0), (0.25, 0.25))
+        arr = np.clip(sitk.GetArrayFromImage(up) * 200.0, 0, 65535).astype(np.uint16)
+        if k == 1:
+            arr = np.roll(arr, (8, -12), axis=(0, 1))
+        sources.append(arr)
+        with tifffile.TiffWriter(tmp_path / f"slide{k}.tif") as tif:
+            tif.write(arr, tile=(128, 128), subifds=1)
+            tif.write(arr[::4, ::4], tile=(128, 128), subfiletype=1)
+    result = regviewer.align_stack(tmp_path, max_side=100, anchor=0, neighbours=1)
+    assert result.sections[1].status == "ok"
+    result.write(tmp_path / "out")
+    with tifffile.TiffFile(tmp_path / "out" / "stack.ome.tif") as tif:
+        data = tif.series[0].asarray()
+    assert data.dtype == np.uint16 and data.shape == (2, 384, 384)
+    inner = (slice(40, 340), slice(40, 340))
+    assert data[0].max() > 20000  # not squeezed into 8 bits
+    assert np.abs(data[0][inner].astype(float) - sources[0][inner]).mean() < 0.01 * sources[0][inner].mean()
+    a, b = data[0][inner].astype(float), data[1][inner].astype(float)
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98
+
+
 def test_deformable_refinement_keeps_sections_in_place(stack):
     folder, planes, truths = stack
     linear = regviewer.align_stack(folder, neighbours=1)
