@@ -170,7 +170,7 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     points = _grid_points(grid)
     pairs, poor = _distrust_poor_pairs(pairs, done_pairs, order)
     solution = solve(anchor, pairs, order, points, rigid=rigid)
-    torn = {k for key in poor for k in key}
+    torn = _torn(pairs, poor)
     solved, trend = remove_trend(solution.transforms, anchor, points.mean(axis=0), trend_mode, exclude=torn)
     transforms = {k: affine_from(m, t, points.mean(axis=0)) for k, (m, t) in solved.items()}
     deformable_stages = bspline_only(pipeline)
@@ -197,6 +197,17 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     result.details.update(pair_residuals=solution.pair_residuals, pair_weights=solution.pair_weights,
                           pipeline=pipeline.to_dict(), trend=trend.to_dict())
     return result
+
+
+def _torn(pairs: list[Pair], poor: set) -> set[int]:
+    """Sections more than half of whose pairs are poor (torn, foreign): the trend is fitted
+    without them."""
+    count: dict[int, list[int]] = {}
+    for p in pairs:
+        for k in (p.fixed, p.moving):
+            count.setdefault(k, [0, 0])[0] += 1
+            count[k][1] += (p.fixed, p.moving) in poor
+    return {k for k, (n, bad) in count.items() if 2 * bad > n}
 
 
 def _wait_or_cancel(future, futures: list, cancel, poll_s: float = 0.1) -> None:

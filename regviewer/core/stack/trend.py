@@ -9,8 +9,8 @@ same bias). What undoes it is an assumption about the cutting, not the images:
 - **stretch** (default): each section's stretch and shear (cutting compression, mounting,
   the scanner) is its own, not shared with its neighbours, so the part of the solved
   stretch that varies SMOOTHLY along the stack is the registration following the
-  anatomy's size and shape, and is taken out (a Gaussian-weighted local line over `sigma`
-  sections, after a 3-section median so one torn section does not spread). The random per-section stretch
+  anatomy's size and shape, and is taken out (a robust Gaussian-weighted local line over
+  `sigma` sections, LOWESS-like, without the torn sections, so one does not spread). The random per-section stretch
   stays corrected. A section's stretch scatters little from section to section, so its
   trend is well determined.
 - **pose** (opt-in, on top of stretch): sections are cut and mounted one by one, so their
@@ -39,11 +39,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from regviewer.core.stack.solve import Affine, nearest_rigid
 
 TREND_MODES = ("off", "stretch", "pose")
+ROBUST_ROUNDS = 2
 STRETCH_SIGMA = 4.0  # sections: the stretch trend is what varies more slowly than this
 
 
@@ -101,12 +101,11 @@ def remove_trend(transforms: dict[int, Affine], anchor: int, centre: np.ndarray,
     if mode == "off" or len(keys) < 4 or anchor not in transforms:
         return dict(transforms), Trend(mode)
     poses = np.array([pose(*transforms[k], c) for k in keys])
-    stretch = _local_linear(np.array(keys, float), ndimage.median_filter(poses[:, 1:4], size=(3, 1), mode="nearest"),
-                            sigma)
+    used = [i for i, k in enumerate(keys) if k not in exclude]
+    stretch = _local_linear(np.array(keys, float), poses[:, 1:4], sigma, used=used)
     stretch -= stretch[keys.index(anchor)]
     slopes = np.zeros(3)
     if mode == "pose":
-        used = [i for i, k in enumerate(keys) if k not in exclude]
         pos = np.array([keys[i] for i in used], float) - anchor
         slopes = np.array([_shrunk_slope(pos, poses[used, p]) for p in (0, 4, 5)])
     out: dict[int, Affine] = {}
@@ -125,15 +124,32 @@ def remove_trend(transforms: dict[int, Affine], anchor: int, centre: np.ndarray,
                       (float(np.degrees(slopes[0])), float(slopes[1]), float(slopes[2])))
 
 
-def _local_linear(k: np.ndarray, values: np.ndarray, sigma: float) -> np.ndarray:
+def _local_linear(k: np.ndarray, values: np.ndarray, sigma: float, rounds: int = ROBUST_ROUNDS,
+                  used: list[int] | None = None) -> np.ndarray:
     """Each column of `values` smoothed along k by a Gaussian-weighted local straight line
-    (a plain Gaussian would flatten a steady trend at the ends of the stack)."""
+    (a plain Gaussian would flatten a steady trend at the ends of the stack), made robust
+    as LOWESS is (bisquare weights on the residuals, 6 MADs): a few sections whose stretch
+    jumps (a failed pair, a torn section) do not bend the trend for the others. Rows not
+    in `used` get a trend value but do not shape it."""
     out = np.empty_like(values)
-    for i, ki in enumerate(k):
-        d = k - ki
-        w = np.exp(-0.5 * (d / sigma) ** 2)
-        x = np.stack([np.ones_like(d), d], axis=1) * np.sqrt(w)[:, None]
-        out[i] = np.linalg.lstsq(x, values * np.sqrt(w)[:, None], rcond=None)[0][0]
+    for col in range(values.shape[1]):
+        v = values[:, col]
+        robust = np.ones_like(v)
+        if used is not None:
+            robust[[i for i in range(len(v)) if i not in set(used)]] = 0.0
+        for _ in range(rounds + 1):
+            fit = np.empty_like(v)
+            for i, ki in enumerate(k):
+                d = k - ki
+                w = np.exp(-0.5 * (d / sigma) ** 2) * robust
+                x = np.stack([np.ones_like(d), d], axis=1) * np.sqrt(w)[:, None]
+                fit[i] = np.linalg.lstsq(x, v * np.sqrt(w), rcond=None)[0][0]
+            res = v - fit
+            mad = float(np.median(np.abs(res[robust > 0]))) if np.any(robust > 0) else 0.0
+            if mad <= 1e-12:
+                break
+            robust = np.where(robust > 0, np.clip(1.0 - (res / (6.0 * mad)) ** 2, 0.0, None) ** 2, 0.0)
+        out[:, col] = fit
     return out
 
 
