@@ -44,10 +44,11 @@ def sections(tmp_path_factory):
     return folder, [_affine(t) for t in truths]
 
 
-def _align_with_planted_drift(monkeypatch, folder, truths, step, mode):
+def _align_with_planted_drift(monkeypatch, folder, truths, step, mode, drift=None):
     """align_stack whose pairwise registrations return the truth plus `step` (a plane-frame
     affine) per section of distance: pair (k, j) = T_j o step^(j-k) o T_k^-1, the bias a
-    changing anatomy gives neighbour registration. No image is registered."""
+    changing anatomy gives neighbour registration (or T_j o D_j o D_k^-1 o T_k^-1 for a
+    `drift` D_k given per section). No image is registered."""
     made: list[sitk.Image] = []
     real_normalise = pairwise.normalise
 
@@ -59,7 +60,12 @@ def _align_with_planted_drift(monkeypatch, folder, truths, step, mode):
         k = next(i for i, m in enumerate(made) if m is fixed)
         j = next(i for i, m in enumerate(made) if m is moving)
         tk_inv = (np.linalg.inv(truths[k][0]), -np.linalg.inv(truths[k][0]) @ truths[k][1])
-        m, t = _compose(truths[j], _compose(_power(step, j - k), tk_inv))
+        if drift is None:
+            bias = _power(step, j - k)
+        else:
+            dk = drift(k)
+            bias = _compose(drift(j), (np.linalg.inv(dk[0]), -np.linalg.inv(dk[0]) @ dk[1]))
+        m, t = _compose(truths[j], _compose(bias, tk_inv))
         return pairwise.PairResult(m, t, 0.9), 0.0
 
     monkeypatch.setattr(pairwise, "normalise", normalise)
@@ -107,6 +113,21 @@ def test_pose_drift_is_removed_only_in_pose_mode(monkeypatch, sections):
     posed = _align_with_planted_drift(monkeypatch, folder, truths, step, "pose")
     assert _worst_misplacement(posed, truths) < 1.0
     assert posed.details["trend"]["slope_shift_x"] == pytest.approx(0.5, abs=0.1)
+
+
+def test_a_bent_pose_drift_is_removed_in_pose_mode(monkeypatch, sections):
+    """The banana: both ends of the stack drift the same way (a quadratic in k)."""
+    folder, truths = sections
+    anchor = N // 2
+
+    def drift(k):
+        return np.eye(2), np.array([0.0, 0.05 * (k - anchor) ** 2])  # 5 px at the ends
+
+    off = _align_with_planted_drift(monkeypatch, folder, truths, None, "stretch", drift=drift)
+    assert _worst_misplacement(off, truths) > 4.0
+    posed = _align_with_planted_drift(monkeypatch, folder, truths, None, "pose", drift=drift)
+    assert _worst_misplacement(posed, truths) < 1.0
+    assert posed.details["trend"]["curvature_shift_y"] == pytest.approx(0.05, abs=0.015)
 
 
 def test_random_stretch_of_single_sections_stays_corrected():

@@ -14,13 +14,13 @@ same bias). What undoes it is an assumption about the cutting, not the images:
   stays corrected. A section's stretch scatters little from section to section, so its
   trend is well determined.
 - **pose** (opt-in, on top of stretch): sections are cut and mounted one by one, so their
-  true angles and shifts have no trend along the stack; a straight line in the section
-  index (through the anchor) fitted to the solved angle and shift is taken out. The
-  mounting scatter makes that line uncertain (for +-15 px of random shift over 24 sections
-  the slope is known to about 0.25 px per section only), so each slope b is shrunk by
-  max(0, 1 - se^2 / b^2), se its standard error from the scatter around the line. It can
-  pay off for long stacks or tightly mounted sections; on short, loosely mounted stacks it
-  adds about as much error as it removes.
+  true angles and shifts have no trend along the stack; a quadratic in the section index
+  (through the anchor: a steady drift and a bend, the banana) fitted to the solved angle
+  and shift is taken out. The mounting scatter makes it uncertain (for +-15 px of random
+  shift over 24 sections the slope is known to about 0.25 px per section only), so each
+  coefficient b is shrunk by max(0, 1 - se^2 / b^2), se its standard error from the
+  scatter around the fit. It pays off for tightly mounted sections and long stacks; on
+  short, loosely mounted stacks it adds about as much error as it removes.
 
 Neither holds when the stack really was stretched or turned progressively (a block face
 imaged by a camera that moved steadily): then use "off".
@@ -50,18 +50,21 @@ STRETCH_SIGMA = 4.0  # sections: the stretch trend is what varies more slowly th
 @dataclass(frozen=True)
 class Trend:
     """What was taken out: the mode, the largest change of a section's area (fraction) and
-    of its shift at the grid centre (output units), and the pose slopes per section
-    (degrees, output units) when the pose trend was removed."""
+    of its shift at the grid centre (output units), and the pose trend's slopes per section
+    and curvatures per section squared (degrees, output units) when it was removed."""
 
     mode: str
     max_area_change: float = 0.0
     max_shift_change: float = 0.0
     slopes: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    curvatures: tuple[float, float, float] = (0.0, 0.0, 0.0)  # per section squared
 
     def to_dict(self) -> dict:
         return {"mode": self.mode, "max_area_change": self.max_area_change,
                 "max_shift_change": self.max_shift_change, "slope_angle_deg": self.slopes[0],
-                "slope_shift_x": self.slopes[1], "slope_shift_y": self.slopes[2]}
+                "slope_shift_x": self.slopes[1], "slope_shift_y": self.slopes[2],
+                "curvature_angle_deg": self.curvatures[0], "curvature_shift_x": self.curvatures[1],
+                "curvature_shift_y": self.curvatures[2]}
 
 
 def mode_of(value) -> str:
@@ -104,14 +107,14 @@ def remove_trend(transforms: dict[int, Affine], anchor: int, centre: np.ndarray,
     used = [i for i, k in enumerate(keys) if k not in exclude]
     stretch = _local_linear(np.array(keys, float), poses[:, 1:4], sigma, used=used)
     stretch -= stretch[keys.index(anchor)]
-    slopes = np.zeros(3)
+    coefs = np.zeros((3, 2))  # (angle, u_x, u_y) x (linear, quadratic) in (k - anchor)
     if mode == "pose":
         pos = np.array([keys[i] for i in used], float) - anchor
-        slopes = np.array([_shrunk_slope(pos, poses[used, p]) for p in (0, 4, 5)])
+        coefs = np.array([_shrunk_quadratic(pos, poses[used, p]) for p in (0, 4, 5)])
     out: dict[int, Affine] = {}
     worst_area = worst_shift = 0.0
     for i, k in enumerate(keys):
-        eps, ex, ey = slopes * (k - anchor)
+        eps, ex, ey = coefs @ np.array([k - anchor, (k - anchor) ** 2], float)
         sxx, sxy, syy = stretch[i]
         # E(x) = R(eps) S (x - c) + c + e;  A o E^-1 (x) = M S^-1 R(-eps) (x - c - e) + M c + t
         m, t = transforms[k]
@@ -120,8 +123,9 @@ def remove_trend(transforms: dict[int, Affine], anchor: int, centre: np.ndarray,
         out[k] = (m @ back, m @ (c - back @ (c + np.array([ex, ey]))) + t)
         worst_area = max(worst_area, abs(float(np.linalg.det(s_mat)) - 1.0))
         worst_shift = max(worst_shift, float(np.hypot(ex, ey)))
-    return out, Trend(mode, worst_area, worst_shift,
-                      (float(np.degrees(slopes[0])), float(slopes[1]), float(slopes[2])))
+    return out, Trend(mode, worst_area, worst_shift, (float(np.degrees(coefs[0, 0])), float(coefs[1, 0]),
+                                                      float(coefs[2, 0])),
+                      (float(np.degrees(coefs[0, 1])), float(coefs[1, 1]), float(coefs[2, 1])))
 
 
 def _local_linear(k: np.ndarray, values: np.ndarray, sigma: float, rounds: int = ROBUST_ROUNDS,
@@ -153,16 +157,20 @@ def _local_linear(k: np.ndarray, values: np.ndarray, sigma: float, rounds: int =
     return out
 
 
-def _shrunk_slope(k: np.ndarray, values: np.ndarray) -> float:
-    """The slope b of values ~ a + b k, shrunk towards 0 by its own uncertainty
-    (positive-part James-Stein): 0 when the scatter cannot tell it from noise."""
-    if len(k) < 4:
-        return 0.0
-    x = np.stack([np.ones_like(k), k], axis=1)
+def _shrunk_quadratic(k: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(b1, b2) of values ~ a + b1 k + b2 k^2, each shrunk towards 0 by its own uncertainty
+    (positive-part James-Stein: b (1 - se^2 / b^2), 0 when the scatter cannot tell it from
+    noise)."""
+    if len(k) < 5:
+        return np.zeros(2)
+    x = np.stack([np.ones_like(k), k, k * k], axis=1)
     coef, *_ = np.linalg.lstsq(x, values, rcond=None)
-    se2 = float(np.sum((values - x @ coef) ** 2)) / (len(k) - 2) * np.linalg.inv(x.T @ x)[1, 1]
-    b = float(coef[1])
-    return 0.0 if b * b <= se2 else b * (1.0 - se2 / (b * b))
+    cov = float(np.sum((values - x @ coef) ** 2)) / (len(k) - 3) * np.linalg.pinv(x.T @ x)
+    out = []
+    for j in (1, 2):
+        b, se2 = float(coef[j]), float(cov[j, j])
+        out.append(0.0 if b * b <= se2 else b * (1.0 - se2 / (b * b)))
+    return np.array(out)
 
 
 __all__ = ["Trend", "TREND_MODES", "STRETCH_SIGMA", "mode_of", "pose", "remove_trend"]
