@@ -47,7 +47,7 @@ def add_stack_parser(sub, formatter, epilog: str) -> None:
     trend.add_argument("--trend", choices=("stretch", "pose", "off"), default="stretch",
                        help="without --reference, what is removed after the joint fit: 'stretch' (default: the "
                             "smooth change of the sections' size and shape along the stack, which is the anatomy "
-                            "changing, not the cutting), 'pose' (also a straight-line trend of angle and shift; "
+                            "changing, not the cutting), 'pose' (also a smooth (quadratic) trend of angle and shift; "
                             "sections are mounted independently), 'off' (keep everything)")
     trend.add_argument("--keep-trend", dest="trend", action="store_const", const="off",
                        help="same as --trend off: the stack really was stretched or turned progressively")

@@ -81,7 +81,7 @@ def align_stack(sections, reference=None, preset: str | None = "auto", params: P
     what neighbour registration gets wrong along the stack, removed after the joint fit
     (`trend.py`): 'stretch' (default; each section's stretch is its own, so its smooth
     trend along the stack is the anatomy's size change and is taken out), 'pose' (also a
-    linear trend of angle and shift: sections are mounted independently) or 'off' (keep
+    quadratic trend of angle and shift: sections are mounted independently) or 'off' (keep
     everything; for a stack that was really stretched or turned progressively).
     True = 'stretch', False = 'off'.
 
