@@ -294,8 +294,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--gap", type=int, default=6, help="mm between sections")
     ap.add_argument("--cut", choices=("coronal", "axial", "sagittal"), default="coronal")
-    ap.add_argument("--trend", nargs="+", default=["stretch", "off"], choices=("stretch", "pose", "off"),
-                    help="remove_trend modes to run without a reference (default: stretch off)")
+    ap.add_argument("--trend", nargs="*", default=["stretch", "off"], choices=("stretch", "pose", "off"),
+                    help="remove_trend modes to run without a reference (default: stretch off; none: skip)")
     ap.add_argument("--no-reference", action="store_true", help="skip the run with a reference")
     ap.add_argument("--max-angle", type=float, default=15.0)
     ap.add_argument("--max-shift", type=float, default=15.0)

@@ -430,10 +430,15 @@ def pairwise_low(values: dict[int, float]) -> set[int]:
 def _scaled_start(fixed: sitk.Image, moving: sitk.Image, metric: str) -> sitk.Transform:
     """Rotation search with the scale guessed from the spread of the tissue (intensity-
     weighted radius of gyration) in both images: a section in pixel units against a
-    reference in mm needs that scale from the start. Within 15 % it is taken as 1."""
+    reference in mm needs that scale from the start. Within 15 % it is taken as 1; beyond,
+    the guess competes with scale 1 (a noisy background on the section, absent from a clean
+    reference plane, also widens the spread) and the start the metric prefers is kept."""
     ratio = _spread(moving) / _spread(fixed)
-    scale = ratio if abs(np.log(ratio)) > np.log(1.15) else 1.0
-    return pairwise.rotation_search(fixed, moving, metric, scale=scale)
+    unit = pairwise.rotation_search(fixed, moving, metric)
+    if abs(np.log(ratio)) <= np.log(1.15):
+        return unit
+    scaled = pairwise.rotation_search(fixed, moving, metric, scale=ratio)
+    return min((unit, scaled), key=lambda tx: pairwise.start_cost(fixed, moving, metric, tx))
 
 
 def _spread(image: sitk.Image) -> float:
