@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark serial-section alignment (`regviewer.align_stack`) against a known truth.
 
-A stack is cut from the 1 mm MNI T1 volume: coronal sections `--gap` mm apart, each put
+A stack is cut from the 1 mm MNI T1 volume: coronal (or `--cut axial|sagittal`) sections
+`--gap` mm apart, each put
 under its own known rigid transform (rotation up to +-`--max-angle` degrees, shift up to
 +-`--max-shift` px), its own brightness and contrast, and noise, then saved as 8-bit PNG
 files without geometry (pixel units), exactly what a slide scanner hands over.
@@ -9,13 +10,17 @@ files without geometry (pixel units), exactly what a slide scanner hands over.
 Prints one table:
 - with a reference (the unmoved planes cut from the volume): per-section error (mean over
   brain points of |estimated(x) - true(x)|, px);
-- without a reference: the error of each consecutive pair's relative transform, and the
-  first-to-last drift compared with sqrt(N) growth (error versus distance to the anchor);
+- without a reference (once per `--trend` mode of `remove_trend`): the error of each
+  consecutive pair's relative transform; the drift curve (error versus sections from the
+  anchor) with its growth exponent p from error(d) ~ a d^p (0.5 = square-root growth,
+  1 = steady drift); and the first-to-last drift against sqrt(N-1) x the mean
+  consecutive error;
 - seconds per section and peak RSS.
 `--slide` adds a synthetic 20 000 x 20 000 pyramidal slide pair aligned and written at full
 resolution, with the peak RSS of that run (a child process, so the figure is its own).
 
-    python scripts/bench_stack.py [--n 24] [--gap 6] [--slide] [--slide-size 20000]
+    python scripts/bench_stack.py [--n 24] [--gap 6] [--cut coronal] [--trend stretch off]
+                                  [--no-reference] [--slide] [--slide-size 20000]
 """
 
 from __future__ import annotations
@@ -44,20 +49,29 @@ def rss_mb() -> float:
 
 def coronal_planes(n: int, gap: int) -> tuple[list[sitk.Image], list[np.ndarray]]:
     """n coronal planes (x by z, 1 mm px, pixel frame) around the middle, and brain masks."""
+    return cut_planes("coronal", n, gap)
+
+
+def cut_planes(cut: str, n: int, gap: int) -> tuple[list[sitk.Image], list[np.ndarray]]:
+    """n planes `gap` mm apart around the middle of the MNI volume, cut 'coronal' (x by z),
+    'axial' (x by y) or 'sagittal' (y by z), 1 mm px, pixel frame; and their brain masks."""
     from regviewer.core.imaging.io import read_image
 
-    t1 = sitk.GetArrayFromImage(read_image(DATA / "mni152_2009a_t1_1mm.nii.gz").sitk).astype(np.float32)  # z, y, x
-    gm = sitk.GetArrayFromImage(read_image(DATA / "mni152_2009a_gm_1mm.nii.gz").sitk).astype(np.float32)
-    wm = sitk.GetArrayFromImage(read_image(DATA / "mni152_2009a_wm_1mm.nii.gz").sitk).astype(np.float32)
-    mid = t1.shape[1] // 2
-    ys = [mid + (k - n // 2) * gap for k in range(n)]
-    if ys[0] < 10 or ys[-1] >= t1.shape[1] - 10:
-        raise SystemExit(f"{n} sections {gap} mm apart do not fit in the volume's {t1.shape[1]} coronal planes")
+    def load(name: str) -> np.ndarray:  # z, y, x
+        return sitk.GetArrayFromImage(read_image(DATA / f"mni152_2009a_{name}_1mm.nii.gz").sitk).astype(np.float32)
+
+    t1, gm, wm = load("t1"), load("gm"), load("wm")
+    axis = {"coronal": 1, "axial": 0, "sagittal": 2}[cut]
+    cuts = {"coronal": lambda a, i: a[::-1, i, :], "axial": lambda a, i: a[i, ::-1, :],
+            "sagittal": lambda a, i: a[::-1, :, i]}[cut]
+    mid = t1.shape[axis] // 2
+    idx = [mid + (k - n // 2) * gap for k in range(n)]
+    if idx[0] < 10 or idx[-1] >= t1.shape[axis] - 10:
+        raise SystemExit(f"{n} sections {gap} mm apart do not fit in the volume's {t1.shape[axis]} {cut} planes")
     planes, masks = [], []
-    for y in ys:
-        plane = t1[::-1, y, :]  # rows = superior first
-        planes.append(sitk.GetImageFromArray(np.ascontiguousarray(plane)))
-        masks.append((gm[::-1, y, :] + wm[::-1, y, :]) > 80)
+    for i in idx:
+        planes.append(sitk.GetImageFromArray(np.ascontiguousarray(cuts(t1, i))))  # rows = superior/anterior first
+        masks.append((cuts(gm, i) + cuts(wm, i)) > 80)
     return planes, masks
 
 
@@ -99,63 +113,84 @@ def apply(tx: sitk.Transform, pts: np.ndarray) -> np.ndarray:
 def stack_table(args) -> list[tuple]:
     import regviewer
 
-    planes, masks = coronal_planes(args.n, args.gap)
+    planes, masks = cut_planes(args.cut, args.n, args.gap)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "sections"
         truths = make_stack(planes, folder, args.max_angle, args.max_shift, args.seed)
-        ref = sitk.JoinSeries(planes)
-        ref.SetSpacing((1.0, 1.0, float(args.gap)))
-        # with a reference
-        t0 = time.perf_counter()
-        res = regviewer.align_stack(folder, reference=ref)
-        t_ref = (time.perf_counter() - t0) / args.n
-        errs = []
-        for k, s in enumerate(res.sections):
-            pts = points_of(masks[k])
-            errs.append(float(np.mean(np.linalg.norm(apply(s.transform, pts) - apply(truths[k], pts), axis=1))))
-        rows.append(("with reference: per-section error, mean of means (px)", f"{np.mean(errs):.2f}"))
-        rows.append(("with reference: worst section mean error (px)", f"{np.max(errs):.2f}"))
-        rows.append(("with reference: sections within 1 px mean", f"{sum(e <= 1.0 for e in errs)}/{len(errs)}"))
-        rows.append(("with reference: flagged", str(sum(s.status != 'ok' for s in res.sections))))
-        rows.append(("with reference: s per section", f"{t_ref:.2f}"))
-        # without a reference
-        t0 = time.perf_counter()
-        res = regviewer.align_stack(folder)
-        t_free = (time.perf_counter() - t0) / args.n
-        a = res.anchor
-        anchor_inv = truths[a].GetInverse()
-
-        def misplacement(k: int, out_pts: np.ndarray) -> np.ndarray:
-            """Where section k's aligned pixels really come from, minus where they should
-            (plane px): T_k^-1(A_k(x)) - T_a^-1(x) for output-frame points x."""
-            seen = apply(truths[k].GetInverse(), apply(res.sections[k].transform, out_pts))
-            return seen - apply(anchor_inv, out_pts)
-
-        consec = []
-        for k in range(args.n - 1):
-            out_pts = apply(truths[a], points_of(masks[k]))  # output-frame points over section k's brain
-            consec.append(float(np.mean(np.linalg.norm(misplacement(k + 1, out_pts) - misplacement(k, out_pts),
-                                                       axis=1))))
-        by_distance = {}
-        for k in range(args.n):
-            out_pts = apply(truths[a], points_of(masks[k]))
-            by_distance.setdefault(abs(k - a), []).append(float(np.mean(np.linalg.norm(misplacement(k, out_pts),
-                                                                                      axis=1))))
-        pts0 = apply(truths[a], points_of(masks[0]))
-        drift = float(np.mean(np.linalg.norm(misplacement(args.n - 1, pts0) - misplacement(0, pts0), axis=1)))
-        rows.append(("without: consecutive-pair error, mean (px)", f"{np.mean(consec):.2f}"))
-        rows.append(("without: consecutive-pair error, worst pair (px)", f"{np.max(consec):.2f}"))
-        rows.append(("without: consecutive pairs within 1.5 px", f"{sum(c <= 1.5 for c in consec)}/{len(consec)}"))
-        rows.append(("without: first-to-last drift (px)", f"{drift:.2f}"))
-        rows.append(("without: sqrt(N-1) x mean consecutive error (px)",
-                     f"{math.sqrt(args.n - 1) * np.mean(consec):.2f}"))
-        curve = ", ".join(f"{d}:{np.mean(v):.2f}" for d, v in sorted(by_distance.items()))
-        rows.append(("without: error vs sections from anchor (d:px)", curve))
-        rows.append(("without: flagged", str(sum(s.status != 'ok' for s in res.sections))))
-        rows.append(("without: s per section", f"{t_free:.2f}"))
+        if not args.no_reference:
+            rows += reference_rows(folder, planes, masks, truths, args.gap, args.n)
+        # without a reference, once per trend mode
+        for mode in args.trend:
+            t0 = time.perf_counter()
+            res = regviewer.align_stack(folder, remove_trend=mode)
+            t_free = (time.perf_counter() - t0) / args.n
+            rows += drift_rows(res, truths, masks, args.n, f"without ({mode})", t_free)
     rows.append(("peak RSS, stack runs (MB)", f"{rss_mb():.0f}"))
     return rows
+
+
+def reference_rows(folder: Path, planes: list, masks: list, truths: list, gap: int, n: int) -> list[tuple]:
+    """Per-section error with a reference (the unmoved planes as a 3D volume)."""
+    import regviewer
+
+    ref = sitk.JoinSeries(planes)
+    ref.SetSpacing((1.0, 1.0, float(gap)))
+    t0 = time.perf_counter()
+    res = regviewer.align_stack(folder, reference=ref)
+    t_ref = (time.perf_counter() - t0) / n
+    errs = []
+    for k, s in enumerate(res.sections):
+        pts = points_of(masks[k])
+        errs.append(float(np.mean(np.linalg.norm(apply(s.transform, pts) - apply(truths[k], pts), axis=1))))
+    return [("with reference: per-section error, mean of means (px)", f"{np.mean(errs):.2f}"),
+            ("with reference: worst section mean error (px)", f"{np.max(errs):.2f}"),
+            ("with reference: sections within 1 px mean", f"{sum(e <= 1.0 for e in errs)}/{len(errs)}"),
+            ("with reference: flagged", str(sum(s.status != 'ok' for s in res.sections))),
+            ("with reference: s per section", f"{t_ref:.2f}")]
+
+
+def drift_rows(res, truths: list, masks: list, n: int, label: str, seconds: float) -> list[tuple]:
+    """Consecutive-pair error and the drift curve (error vs sections from the anchor) of a
+    result without a reference, and how the curve grows: error(d) ~ a d^p fitted over
+    d >= 1 (p = 0.5 is the square-root growth of a random walk, 1 a steady drift)."""
+    a = res.anchor
+    anchor_inv = truths[a].GetInverse()
+
+    def misplacement(k: int, out_pts: np.ndarray) -> np.ndarray:
+        """Where section k's aligned pixels really come from, minus where they should
+        (plane px): T_k^-1(A_k(x)) - T_a^-1(x) for output-frame points x."""
+        seen = apply(truths[k].GetInverse(), apply(res.sections[k].transform, out_pts))
+        return seen - apply(anchor_inv, out_pts)
+
+    consec = []
+    for k in range(n - 1):
+        out_pts = apply(truths[a], points_of(masks[k]))  # output-frame points over section k's brain
+        consec.append(float(np.mean(np.linalg.norm(misplacement(k + 1, out_pts) - misplacement(k, out_pts), axis=1))))
+    by_distance: dict[int, list[float]] = {}
+    for k in range(n):
+        out_pts = apply(truths[a], points_of(masks[k]))
+        by_distance.setdefault(abs(k - a), []).append(float(np.mean(np.linalg.norm(misplacement(k, out_pts),
+                                                                                  axis=1))))
+    pts0 = apply(truths[a], points_of(masks[0]))
+    drift = float(np.mean(np.linalg.norm(misplacement(n - 1, pts0) - misplacement(0, pts0), axis=1)))
+    bound = math.sqrt(n - 1) * float(np.mean(consec))
+    ds = np.array([d for d in sorted(by_distance) if d > 0], float)
+    curve = np.array([np.mean(by_distance[int(d)]) for d in ds])
+    p, log_a = np.polyfit(np.log(ds), np.log(np.maximum(curve, 1e-6)), 1)
+    return [
+        (f"{label}: consecutive-pair error, mean (px)", f"{np.mean(consec):.2f}"),
+        (f"{label}: consecutive-pair error, worst pair (px)", f"{np.max(consec):.2f}"),
+        (f"{label}: consecutive pairs within 1.5 px", f"{sum(c <= 1.5 for c in consec)}/{len(consec)}"),
+        (f"{label}: error vs sections from anchor (d:px)",
+         ", ".join(f"{d}:{np.mean(v):.1f}" for d, v in sorted(by_distance.items()))),
+        (f"{label}: growth error(d) ~ a d^p: a, p", f"{math.exp(log_a):.2f}, {p:.2f} "
+                                                   f"({'within' if p <= 0.55 else 'faster than'} sqrt)"),
+        (f"{label}: first-to-last drift vs sqrt(N-1) x mean consecutive (px)",
+         f"{drift:.2f} vs {bound:.2f} ({'within' if drift <= bound else 'over'})"),
+        (f"{label}: flagged", str(sum(s.status != 'ok' for s in res.sections))),
+        (f"{label}: s per section", f"{seconds:.2f}"),
+    ]
 
 
 def make_slide(path: Path, size: int, angle: float, shift: tuple[float, float], seed: int) -> None:
@@ -258,6 +293,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--gap", type=int, default=6, help="mm between sections")
+    ap.add_argument("--cut", choices=("coronal", "axial", "sagittal"), default="coronal")
+    ap.add_argument("--trend", nargs="*", default=["stretch", "off"], choices=("stretch", "pose", "off"),
+                    help="remove_trend modes to run without a reference (default: stretch off; none: skip)")
+    ap.add_argument("--no-reference", action="store_true", help="skip the run with a reference")
     ap.add_argument("--max-angle", type=float, default=15.0)
     ap.add_argument("--max-shift", type=float, default=15.0)
     ap.add_argument("--seed", type=int, default=0)

@@ -43,6 +43,14 @@ def add_stack_parser(sub, formatter, epilog: str) -> None:
                    "(without a reference; default the middle one)")
     p.add_argument("--neighbours", type=int, default=2, metavar="K",
                    help="register each section with the next K sections (default 2)")
+    trend = p.add_mutually_exclusive_group()
+    trend.add_argument("--trend", choices=("stretch", "pose", "off"), default="stretch",
+                       help="without --reference, what is removed after the joint fit: 'stretch' (default: the "
+                            "smooth change of the sections' size and shape along the stack, which is the anatomy "
+                            "changing, not the cutting), 'pose' (also a smooth (quadratic) trend of angle and shift; "
+                            "sections are mounted independently), 'off' (keep everything)")
+    trend.add_argument("--keep-trend", dest="trend", action="store_const", const="off",
+                       help="same as --trend off: the stack really was stretched or turned progressively")
     p.add_argument("--rigid", action="store_true", help="rigid section transforms only")
     p.add_argument("--deformable", action="store_true", help="add a B-spline stage (same as --preset auto-deformable)")
     p.add_argument("--max-side", type=int, default=2048, metavar="PX",
@@ -84,7 +92,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
             sections, reference=args.reference, preset=args.preset, params=params, spacing=args.spacing,
             anchor=args.anchor, neighbours=args.neighbours, deformable=args.deformable, rigid=args.rigid,
             reference_planes=args.reference_planes, max_side=args.max_side, seed=args.seed,
-            progress=printer, cancel=token, executor=executor)
+            progress=printer, cancel=token, executor=executor, remove_trend=args.trend)
     printer.finish()
     result.write(args.out)
     bad = [s for s in result.sections if s.status in ("failed", "missing")]
@@ -116,18 +124,46 @@ def _executor(args: argparse.Namespace) -> Iterator[object | None]:
     if args.workers and args.workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(args.workers, initializer=_share_cores, initargs=(args.workers,)) as pool:
+        pool = ProcessPoolExecutor(args.workers, initializer=_share_cores, initargs=(args.workers,))
+        try:
             yield pool
+        except BaseException:
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
         return
     yield None
 
 
+def _stop_pool(pool, grace_s: float = 0.5) -> None:
+    """End a process pool whose work is abandoned (a cancel, an error) without waiting for
+    the pairs still registering: ITK does not look at a cancel inside a worker, so the
+    workers get `grace_s` to finish on their own and are then terminated (as the window's
+    engine process is after a cancel)."""
+    import time
+
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace_s
+    for proc in processes:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(1.0)
+
+
 def _share_cores(workers: int) -> None:
-    """ITK threads per worker process = cores / workers, so workers never oversubscribe."""
+    """ITK threads per worker process = cores / workers, so workers never oversubscribe.
+    Workers ignore Ctrl+C (a terminal sends it to the whole process group): the main
+    process decides, and ends them."""
     import os
+    import signal
 
     import SimpleITK as sitk
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, (os.cpu_count() or 1) // workers))
 
 

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import csv
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
+from regviewer.core.registration.params import OptimizerParams, Pipeline, PyramidParams, SamplingParams, Stage
 from tests.stack_phantom import block, cut, mean_error, tissue_points
 
 from .conftest import run_cli
@@ -85,3 +92,71 @@ def test_an_unusable_out_fails_before_aligning(tmp_path):
     proc = run_cli("stack", sections, "--out", out)
     assert proc.returncode == 1 and "not a folder" in proc.stderr, proc.stderr
     assert "aligned" not in proc.stdout  # nothing was registered
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker processes in /proc")
+def test_cancel_with_workers_stops_the_running_pairs_promptly(tmp_path):
+    """Ctrl+C during `--workers 2` ends the pairs being registered (worker processes
+    included) and exits 130 within about 2 s, not when the pairs would have finished."""
+    sections = tmp_path / "sections"
+    cut([sitk.Expand(p, [4, 4]) for p in block(4, seed=10)], sections, seed=11)  # 384 px: slow pairs
+    slow = Pipeline(stages=(Stage(optimizer=OptimizerParams(iterations=10000, min_step=0.0, convergence_tolerance=0.0),
+                                  pyramid=PyramidParams(shrink_factors=(1,), smoothing_sigmas=(0.0,)),
+                                  sampling=SamplingParams(strategy="none"), initializer="geometry"),), name="slow")
+    (tmp_path / "slow.json").write_text(slow.to_json())
+    proc = subprocess.Popen([sys.executable, "-m", "regviewer", "stack", str(sections), "--out", str(tmp_path / "out"),
+                             "--params", str(tmp_path / "slow.json"), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:  # the worker processes exist
+            time.sleep(0.1)
+        workers = _children(proc.pid)
+        assert len(workers) >= 2, "the worker processes never started"
+        time.sleep(1.5)  # both are registering a pair (a minute each with these parameters)
+        assert proc.poll() is None
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 130, proc.stderr.read()
+    assert took < 2.5, f"took {took:.1f} s to stop"
+    time.sleep(0.2)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists() and "zombie" not in _state(w)]
+    assert not (tmp_path / "out" / "stack.nii.gz").exists()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0].lower()
+    except (OSError, IndexError):
+        return "zombie"
+
+
+def test_trend_options_reach_align_stack(tmp_path, monkeypatch):
+    """--trend MODE / --keep-trend are passed to align_stack as remove_trend (default 'stretch')."""
+    import regviewer
+    from regviewer.cli.parser import main
+
+    seen = []
+
+    def fake_align_stack(sections, **kwargs):
+        seen.append(kwargs["remove_trend"])
+        raise KeyboardInterrupt  # stop here: only the argument matters
+
+    monkeypatch.setattr(regviewer, "align_stack", fake_align_stack)
+    (tmp_path / "s").mkdir()
+    for extra in ([], ["--trend", "pose"], ["--keep-trend"]):
+        assert main(["stack", str(tmp_path / "s"), "--out", str(tmp_path / "out"), "--quiet", *extra]) == 130
+    assert seen == ["stretch", "pose", "off"]

@@ -4,7 +4,8 @@ Two modes:
 - **neighbours** (no reference): each section is registered with its next `neighbours`
   sections (k+1, k+2), outward from an anchor (the middle one by default); one joint
   least-squares fit over all pairs (`solve.py`) gives every section's transform, which
-  keeps drift and the "banana" effect down; the anchor's frame is the output frame.
+  keeps random drift down; the trend that the changing anatomy puts into the fit (the
+  "banana" effect) is then removed (`trend.py`); the anchor's frame is the output frame.
 - **reference**: each section is registered to its own reference plane (a blockface
   photograph, or a plane cut from a 3D volume); the reference frame is the output frame,
   and neighbours only serve as a consistency check.
@@ -32,6 +33,7 @@ from regviewer.core.stack.refine import bspline_only, linear_only, refine_on_nei
 from regviewer.core.stack.result import SectionResult, StackResult, affine_from, resample_section, volume_of
 from regviewer.core.stack.sections import Section, read_sections
 from regviewer.core.stack.solve import Pair, solve
+from regviewer.core.stack.trend import mode_of, remove_trend
 
 
 # Pairs k, k+2 (and k+3) pull on the fit with this weight (divided by d-1): between
@@ -60,7 +62,7 @@ def align_stack(sections, reference=None, preset: str | None = "auto", params: P
                 spacing: Sequence[float] | None = None, anchor: int | None = None, neighbours: int = 2,
                 deformable: bool = False, rigid: bool = False, reference_planes: Sequence[int] | None = None,
                 max_side: int = 2048, seed: int = 0, progress: Callable[[StackProgress], None] | None = None,
-                cancel=None, executor=None) -> StackResult:
+                cancel=None, executor=None, remove_trend: str | bool = "stretch") -> StackResult:
     """Align serial sections; return a `StackResult` (volume, one transform per section, flags).
 
     sections: a folder (natural order), a list of paths, a multi-page TIFF, a 3D image
@@ -75,11 +77,18 @@ def align_stack(sections, reference=None, preset: str | None = "auto", params: P
     rigid section transforms only. max_side: larger pyramidal TIFFs are registered at a
     pyramid level of at most this many px per side. executor: a `concurrent.futures`
     executor (a process pool, or a Dask client's `get_executor()`) to register the
-    neighbour pairs in parallel (without a reference).
+    neighbour pairs in parallel (without a reference). remove_trend (without a reference):
+    what neighbour registration gets wrong along the stack, removed after the joint fit
+    (`trend.py`): 'stretch' (default; each section's stretch is its own, so its smooth
+    trend along the stack is the anatomy's size change and is taken out), 'pose' (also a
+    quadratic trend of angle and shift: sections are mounted independently) or 'off' (keep
+    everything; for a stack that was really stretched or turned progressively).
+    True = 'stretch', False = 'off'.
 
     Raises `ImageReadError` when nothing can be read, `RegistrationCancelled` on cancel.
     A section that cannot be read or registered is reported in its status, never raised.
     """
+    trend_mode = mode_of(remove_trend)  # a bad value fails before any reading
     secs = read_sections(sections, spacing, max_side)
     if not any(s.ok for s in secs):
         first = next((s.error for s in secs if s.error), "")
@@ -88,7 +97,7 @@ def align_stack(sections, reference=None, preset: str | None = "auto", params: P
     z_spacing = float(spacing[2]) if spacing is not None and len(spacing) > 2 else None
     if reference is None:
         return _neighbours_mode(secs, preset, params, anchor, neighbours, deformable, rigid, z_spacing, seed,
-                                report, cancel, executor)
+                                report, cancel, executor, trend_mode)
     return _reference_mode(secs, reference, preset, params, reference_planes, spacing, max_side, deformable, rigid,
                            z_spacing, seed, report, cancel)
 
@@ -99,7 +108,7 @@ def _check_cancel(cancel) -> None:
 
 
 def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, deformable, rigid, z_spacing, seed,
-                     report, cancel, executor=None) -> StackResult:
+                     report, cancel, executor=None, trend_mode: str = "stretch") -> StackResult:
     order = [i for i, s in enumerate(secs) if s.ok]
     if anchor is None:
         anchor = order[len(order) // 2]
@@ -150,10 +159,7 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
                                        "correlation", _composed_initial(done_pairs, order, i, d), seed)
                        for i, _ in batch]
             for (i, _), future in zip(batch, futures):
-                if cancel is not None and cancel.cancelled:
-                    for f in futures:
-                        f.cancel()
-                    _check_cancel(cancel)
+                _wait_or_cancel(future, futures, cancel)
                 r, spent = future.result()
                 report(StackProgress(n, len(todo), secs[order[i + d]].name,
                                      f"registered {secs[order[i + d]].name} with {secs[order[i]].name}"))
@@ -164,7 +170,9 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
     points = _grid_points(grid)
     pairs, poor = _distrust_poor_pairs(pairs, done_pairs, order)
     solution = solve(anchor, pairs, order, points, rigid=rigid)
-    transforms = {k: affine_from(m, t, points.mean(axis=0)) for k, (m, t) in solution.transforms.items()}
+    torn = _torn(pairs, poor)
+    solved, trend = remove_trend(solution.transforms, anchor, points.mean(axis=0), trend_mode, exclude=torn)
+    transforms = {k: affine_from(m, t, points.mean(axis=0)) for k, (m, t) in solved.items()}
     deformable_stages = bspline_only(pipeline)
     if deformable_stages is not None:
         report(StackProgress(len(todo), len(todo), "", "deformable refinement on the neighbours' mean"))
@@ -187,8 +195,35 @@ def _neighbours_mode(secs: list[Section], preset, params, anchor, neighbours, de
             s.status = "flagged"
     result.anchor = anchor
     result.details.update(pair_residuals=solution.pair_residuals, pair_weights=solution.pair_weights,
-                          pipeline=pipeline.to_dict())
+                          pipeline=pipeline.to_dict(), trend=trend.to_dict())
     return result
+
+
+def _torn(pairs: list[Pair], poor: set) -> set[int]:
+    """Sections more than half of whose pairs are poor (torn, foreign): the trend is fitted
+    without them."""
+    count: dict[int, list[int]] = {}
+    for p in pairs:
+        for k in (p.fixed, p.moving):
+            count.setdefault(k, [0, 0])[0] += 1
+            count[k][1] += (p.fixed, p.moving) in poor
+    return {k for k, (n, bad) in count.items() if 2 * bad > n}
+
+
+def _wait_or_cancel(future, futures: list, cancel, poll_s: float = 0.1) -> None:
+    """Wait for `future`, looking at `cancel` every `poll_s`: on a cancel the pairs not yet
+    started are dropped and `RegistrationCancelled` is raised at once (the caller that owns
+    the executor stops the pairs already running, e.g. by ending its worker processes)."""
+    from concurrent.futures import wait
+
+    while True:
+        if cancel is not None and cancel.cancelled:
+            for f in futures:
+                f.cancel()
+            _check_cancel(cancel)
+        if future.done():
+            return
+        wait([future], timeout=poll_s)
 
 
 def _distrust_poor_pairs(pairs: list[Pair], done: dict, order: list[int]) -> tuple[list[Pair], set]:
@@ -395,10 +430,15 @@ def pairwise_low(values: dict[int, float]) -> set[int]:
 def _scaled_start(fixed: sitk.Image, moving: sitk.Image, metric: str) -> sitk.Transform:
     """Rotation search with the scale guessed from the spread of the tissue (intensity-
     weighted radius of gyration) in both images: a section in pixel units against a
-    reference in mm needs that scale from the start. Within 15 % it is taken as 1."""
+    reference in mm needs that scale from the start. Within 15 % it is taken as 1; beyond,
+    the guess competes with scale 1 (a noisy background on the section, absent from a clean
+    reference plane, also widens the spread) and the start the metric prefers is kept."""
     ratio = _spread(moving) / _spread(fixed)
-    scale = ratio if abs(np.log(ratio)) > np.log(1.15) else 1.0
-    return pairwise.rotation_search(fixed, moving, metric, scale=scale)
+    unit = pairwise.rotation_search(fixed, moving, metric)
+    if abs(np.log(ratio)) <= np.log(1.15):
+        return unit
+    scaled = pairwise.rotation_search(fixed, moving, metric, scale=ratio)
+    return min((unit, scaled), key=lambda tx: pairwise.start_cost(fixed, moving, metric, tx))
 
 
 def _spread(image: sitk.Image) -> float:

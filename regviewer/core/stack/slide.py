@@ -31,10 +31,11 @@ class SlideSource:
     Pixel (0, 0) of level 0 is at the origin; level l has spacing spacing0 * (W0 / Wl) and
     its pixel centres sit where the full-resolution pixels they average are centred."""
 
-    def __init__(self, path: Path, shapes: list[tuple[int, int]], rgb: bool) -> None:
+    def __init__(self, path: Path, shapes: list[tuple[int, int]], rgb: bool, dtype=np.uint8) -> None:
         self.path = path
         self.shapes = shapes  # (height, width) per level, level 0 first
         self.rgb = rgb
+        self.dtype = np.dtype(dtype)  # of the stored samples (the aligned output keeps 16 bits)
         self.spacing0 = (1.0, 1.0)
         # Neighbouring output tiles need the same source tiles: keep the last few decoded
         # (native dtype; 64 tiles of 512 x 512 x 8 bit = 16 MB at most).
@@ -159,9 +160,10 @@ def open_slide(path: str | Path) -> SlideSource | None:
                 return None
             rgb = levels[0].pages[0].samplesperpixel in (3, 4)
             shapes = [tuple(int(v) for v in lv.pages[0].shape[:2]) for lv in levels]
+            dtype = np.dtype(levels[0].pages[0].dtype)
     except Exception as exc:  # noqa: BLE001 -- tifffile raises many types for a damaged file
         raise ImageReadError(p, f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
-    return SlideSource(p, shapes, rgb)
+    return SlideSource(p, shapes, rgb, dtype)
 
 
 def _full_grid(result) -> tuple[tuple[int, int], tuple[float, float], tuple[float, float]]:
@@ -199,28 +201,38 @@ def aligned_tiles(result, section_index: int, size, spacing, origin, tile: int =
             yield out
 
 
+def output_dtype(result) -> np.dtype:
+    """uint16 when any slide stores 16 bits or more per grey sample (fluorescence, many
+    scanners), else uint8. Wider integers are clipped to 0..65535; RGB slides are aligned
+    as luminance and written 8-bit."""
+    wide = any(s is not None and not s.rgb and s.dtype.itemsize >= 2 for s in result.slides)
+    return np.dtype(np.uint16 if wide else np.uint8)
+
+
 def write_aligned_ome_tiff(result, path: str | Path, tile: int = TILE) -> None:
     """Write every aligned section as one plane of a tiled OME-TIFF at full resolution,
-    tile by tile (memory: a few tiles, whatever the slide size). 8-bit output."""
+    tile by tile (memory: a few tiles, whatever the slide size); 16-bit when the slides
+    are (`output_dtype`), else 8-bit."""
     import tifffile
 
     from regviewer.core.atomic import atomic_output
 
     size, spacing, origin = _full_grid(result)
     n = len(result.sections)
+    dtype = output_dtype(result)
 
     def tiles():
         for i in range(n):
-            yield from aligned_tiles(result, i, size, spacing, origin, tile)
+            yield from aligned_tiles(result, i, size, spacing, origin, tile, dtype)
 
     p = Path(path)
     try:
         with atomic_output(p) as tmp, tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:
-            tif.write(tiles(), shape=(n, size[1], size[0]), dtype=np.uint8, tile=(tile, tile),
+            tif.write(tiles(), shape=(n, size[1], size[0]), dtype=dtype, tile=(tile, tile),
                       compression="zlib", photometric="minisblack",
                       metadata={"axes": "ZYX", "PhysicalSizeX": spacing[0], "PhysicalSizeY": spacing[1]})
     except OSError as exc:
         raise ImageWriteError(p, exc.strerror or str(exc)) from None
 
 
-__all__ = ["SlideSource", "open_slide", "write_aligned_ome_tiff", "aligned_tiles", "TILE"]
+__all__ = ["SlideSource", "open_slide", "write_aligned_ome_tiff", "aligned_tiles", "output_dtype", "TILE"]
