@@ -25,10 +25,11 @@ from typing import Callable, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from regviewer.core.errors import ImageReadError, IncompatibleImagesError, RegistrationCancelled, RegviewerError
+from regviewer.core.errors import ImageReadError, IncompatibleImagesError, RegistrationCancelled
 from regviewer.core.registration.params import Pipeline
 from regviewer.core.stack import pairwise
 from regviewer.core.stack.jumps import jump_flags
+from regviewer.core.stack.reference import reference_planes, scaled_start
 from regviewer.core.stack.refine import bspline_only, linear_only, refine_on_neighbours
 from regviewer.core.stack.result import SectionResult, StackResult, affine_from, resample_section, volume_of
 from regviewer.core.stack.sections import Section, read_sections
@@ -315,56 +316,9 @@ def _assemble(secs, transforms: dict[int, sitk.Transform], grid: sitk.Image, z_s
                        {"neighbour_ncc": neighbour_ncc}, images=[s.image for s in secs])
 
 
-def _reference_planes(reference, n: int, planes, spacing, max_side: int) -> tuple[list[Section], float, float, tuple]:
-    """Reference sections (one per stack section), the z spacing and origin of the volume, its direction."""
-    if isinstance(reference, (list, tuple)) or not isinstance(reference, sitk.Image) and _is_dir(reference):
-        refs = read_sections(reference, spacing, max_side)
-        if len(refs) != n:
-            raise IncompatibleImagesError(f"the reference '{reference}' has {len(refs)} images but the stack has {n} "
-                                          "sections; give one reference image per section, in the same order")
-        return refs, (float(spacing[2]) if spacing is not None and len(spacing) > 2 else 1.0), 0.0, None
-    if isinstance(reference, sitk.Image):
-        volume = reference
-    else:
-        from regviewer.core.imaging.io import read_image
-
-        volume = read_image(reference).scalar()
-    if volume.GetDimension() != 3:
-        raise IncompatibleImagesError(f"the reference must be a folder of 2D images or a 3D volume; "
-                                      f"'{reference}' is {volume.GetDimension()}D")
-    nz = volume.GetSize()[2]
-    if planes is None:
-        planes = list(range(nz)) if nz == n else [int(round(z)) for z in np.linspace(0, nz - 1, n)]
-    planes = [int(p) for p in planes]
-    if len(planes) != n or any(not 0 <= p < nz for p in planes):
-        raise IncompatibleImagesError(f"reference_planes must give {n} z indices between 0 and {nz - 1}")
-    sx, sy, sz = volume.GetSpacing()
-    refs = []
-    for k, z in enumerate(planes):
-        plane = sitk.Cast(volume[:, :, z], sitk.sitkFloat32)
-        plane.SetOrigin(volume.GetOrigin()[:2])
-        plane.SetSpacing((sx, sy))
-        plane.SetDirection((1.0, 0.0, 0.0, 1.0))
-        refs.append(Section(f"reference_z{z}", f"reference[z={z}]", plane))
-    step = (planes[-1] - planes[0]) / (n - 1) if n > 1 else 1.0
-    # The stacked volume lies where the reference's planes do (same origin and direction),
-    # so it overlays the reference in the window.
-    origin3 = volume.TransformIndexToPhysicalPoint((0, 0, planes[0]))
-    return refs, sz * step if step else sz, origin3, volume.GetDirection()
-
-
-def _is_dir(path) -> bool:
-    from pathlib import Path
-
-    try:
-        return Path(path).is_dir()
-    except TypeError:
-        return False
-
-
 def _reference_mode(secs, reference, preset, params, planes, spacing, max_side, deformable, rigid, z_spacing, seed,
                     report, cancel) -> StackResult:
-    refs, ref_dz, z0, direction = _reference_planes(reference, len(secs), planes, spacing, max_side)
+    refs, ref_dz, z0, direction = reference_planes(reference, len(secs), planes, spacing, max_side)
     grid_ref = next((r for r in refs if r.ok), None)
     if grid_ref is None:
         raise ImageReadError(str(reference), "none of the reference images could be read")
@@ -386,7 +340,7 @@ def _reference_mode(secs, reference, preset, params, planes, spacing, max_side, 
         report(StackProgress(i, len(secs), s.name, f"registering {s.name} to {ref.name}"))
         t0 = time.perf_counter()
         fixed = pairwise.normalise(ref.image)
-        start = _scaled_start(fixed, norm[i], metric)
+        start = scaled_start(fixed, norm[i], metric)
         r = pairwise.register_pair(fixed, norm[i], pipeline, metric, initial=start, seed=seed, cancel=cancel)
         seconds[i] = time.perf_counter() - t0
         if not r.ok:
@@ -425,30 +379,6 @@ def pairwise_low(values: dict[int, float]) -> set[int]:
     from regviewer.core.stack.jumps import robust_low
 
     return robust_low(values)
-
-
-def _scaled_start(fixed: sitk.Image, moving: sitk.Image, metric: str) -> sitk.Transform:
-    """Rotation search with the scale guessed from the spread of the tissue (intensity-
-    weighted radius of gyration) in both images: a section in pixel units against a
-    reference in mm needs that scale from the start. Within 15 % it is taken as 1; beyond,
-    the guess competes with scale 1 (a noisy background on the section, absent from a clean
-    reference plane, also widens the spread) and the start the metric prefers is kept."""
-    ratio = _spread(moving) / _spread(fixed)
-    unit = pairwise.rotation_search(fixed, moving, metric)
-    if abs(np.log(ratio)) <= np.log(1.15):
-        return unit
-    scaled = pairwise.rotation_search(fixed, moving, metric, scale=ratio)
-    return min((unit, scaled), key=lambda tx: pairwise.start_cost(fixed, moving, metric, tx))
-
-
-def _spread(image: sitk.Image) -> float:
-    arr = sitk.GetArrayViewFromImage(image).astype(np.float64)
-    w = pairwise.foreground_weights(arr)
-    ys, xs = np.indices(arr.shape)
-    sx, sy = image.GetSpacing()
-    x, y = xs * sx, ys * sy
-    mx, my = (x * w).sum() / w.sum(), (y * w).sum() / w.sum()
-    return float(np.sqrt((((x - mx) ** 2 + (y - my) ** 2) * w).sum() / w.sum())) or 1.0
 
 
 __all__ = ["align_stack", "StackProgress"]
