@@ -20,7 +20,7 @@ from PyQt6 import QtCore, QtWidgets
 from regviewer.core.imaging.slicing import PlaneGeometry
 
 RENDER_SHARE = 0.05  # of the GUI thread's time for 3D frames while the 2D views keep changing
-MAX_RENDER_GAP_S = 1.0  # but a frame at least this often
+MAX_RENDER_GAP_S = 3.0  # but a frame at least this often (the first, which builds the scene, excepted)
 
 
 def _vtk_namespace() -> SimpleNamespace:
@@ -56,6 +56,9 @@ class VolumeView(QtWidgets.QWidget):
         self.renderer = vtk.vtkRenderer()
         self.renderer.SetBackground(0.08, 0.08, 0.1)
         self.render_window = self.interactor.GetRenderWindow()
+        # No multisampling: with software OpenGL (Xvfb, remote desktops) 4x MSAA doubled the
+        # cost of a frame, and a frame blocks the GUI thread (slice steps wait for it).
+        self.render_window.SetMultiSamples(0)
         self.render_window.AddRenderer(self.renderer)
         # Polylines (the deformation grid) are drawn in a second layer, over the textured
         # planes: a warped grid leaves its plane by the displacement's normal part, and
@@ -76,6 +79,7 @@ class VolumeView(QtWidgets.QWidget):
         self._render_timer.timeout.connect(self._render_now)
         self._first_request = 0.0
         self._next_render = 0.0  # no render before this (time.monotonic), see schedule_render
+        self.frames = 0
         self.interactor.Initialize()
 
     # --- VolumeViewLike ----------------------------------------------------------------
@@ -201,9 +205,12 @@ class VolumeView(QtWidgets.QWidget):
             start = time.monotonic()
             self.render_window.Render()
             cost = time.monotonic() - start
-            # At most a second away: the first frame (building the scene) can take seconds,
-            # and 20x that would leave the view blank for a minute.
-            self._next_render = start + min(cost / RENDER_SHARE, MAX_RENDER_GAP_S)
+            # The first frame (building the scene, compiling shaders) can take seconds: it
+            # says nothing about the next ones. Later frames keep to RENDER_SHARE, but never
+            # leave the view more than MAX_RENDER_GAP_S behind.
+            self.frames += 1
+            gap = 0.0 if self.frames == 1 else min(cost / RENDER_SHARE, MAX_RENDER_GAP_S)
+            self._next_render = start + gap
 
     def snapshot(self):
         """The rendered picture as a QImage (an OpenGL widget grabs as black), or None."""
