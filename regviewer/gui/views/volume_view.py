@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
+from regviewer.core.imaging.composite import to_rgb
 from regviewer.core.imaging.slicing import PlaneGeometry
 
 RENDER_SHARE = 0.05  # of the GUI thread's time for 3D frames while the 2D views keep changing
@@ -71,6 +72,7 @@ class VolumeView(QtWidgets.QWidget):
         self.render_window.AddRenderer(self.line_renderer)
         self.interactor.SetInteractorStyle(vtk.vtkInteractorStyleTrackballCamera())
         self._planes: dict[str, tuple] = {}
+        self._pending: dict[str, tuple] = {}  # key -> (plane, depth, image) not yet uploaded
         self._polylines: dict[str, object] = {}
         self._box_actor = None
         self._camera_set = False
@@ -150,42 +152,50 @@ class VolumeView(QtWidgets.QWidget):
         self.renderer.ResetCamera()
         self._camera_set = True
 
-    def set_plane_image(self, key: str, plane: PlaneGeometry, depth: float, rgb: np.ndarray) -> None:
-        """Texture the plane `key` at `depth` with an RGB uint8 slice (rows, cols, 3)."""
-        vtk = self._vtk
+    def set_plane_image(self, key: str, plane: PlaneGeometry, depth: float, image: np.ndarray) -> None:
+        """Texture the plane `key` at `depth` with a uint8 slice, grey (rows, cols) or RGB
+        (rows, cols, 3). Kept until the next frame: a slice step or a snapshot redraws the
+        2D views many times between two 3D frames, and only the last picture is uploaded."""
         if plane.dimension != 3:
             return
-        if key not in self._planes:
-            source = vtk.vtkPlaneSource()
-            texture = vtk.vtkTexture()
-            texture.InterpolateOn()
-            image = vtk.vtkImageData()
-            texture.SetInputData(image)
-            mapper = vtk.vtkPolyDataMapper()
-            mapper.SetInputConnection(source.GetOutputPort())
-            actor = vtk.vtkActor()
-            actor.SetMapper(mapper)
-            actor.SetTexture(texture)
-            actor.GetProperty().LightingOff()
-            self.renderer.AddActor(actor)
-            self._planes[key] = (source, texture, image, actor)
-        source, texture, image, _actor = self._planes[key]
-        rows, cols = plane.shape
-        # Texture (0,0) is the first pixel in memory; VTK images grow upwards, so flip rows
-        # and map the plane's first pixel to the source origin.
-        p0 = plane.to_physical(-0.5, -0.5, depth)
-        p1 = plane.to_physical(cols - 0.5, -0.5, depth)
-        p2 = plane.to_physical(-0.5, rows - 0.5, depth)
-        source.SetOrigin(*p0)
-        source.SetPoint1(*p1)
-        source.SetPoint2(*p2)
-        data = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
-        image.SetDimensions(data.shape[1], data.shape[0], 1)
-        scalars = self._np_support.numpy_to_vtk(data.reshape(-1, 3), deep=True,
-                                                array_type=vtk.VTK_UNSIGNED_CHAR)
-        image.GetPointData().SetScalars(scalars)
-        image.Modified()
+        self._pending[key] = (plane, depth, image)
         self.schedule_render()
+
+    def _upload_planes(self) -> None:
+        """Give VTK the newest picture of each plane (see `set_plane_image`)."""
+        vtk = self._vtk
+        pending, self._pending = self._pending, {}
+        for key, (plane, depth, image) in pending.items():
+            if key not in self._planes:
+                source = vtk.vtkPlaneSource()
+                texture = vtk.vtkTexture()
+                texture.InterpolateOn()
+                vtk_image = vtk.vtkImageData()
+                texture.SetInputData(vtk_image)
+                mapper = vtk.vtkPolyDataMapper()
+                mapper.SetInputConnection(source.GetOutputPort())
+                actor = vtk.vtkActor()
+                actor.SetMapper(mapper)
+                actor.SetTexture(texture)
+                actor.GetProperty().LightingOff()
+                self.renderer.AddActor(actor)
+                self._planes[key] = (source, texture, vtk_image, actor)
+            source, _texture, vtk_image, _actor = self._planes[key]
+            rows, cols = plane.shape
+            # Texture (0,0) is the first pixel in memory; VTK images grow upwards, so flip rows
+            # and map the plane's first pixel to the source origin.
+            p0 = plane.to_physical(-0.5, -0.5, depth)
+            p1 = plane.to_physical(cols - 0.5, -0.5, depth)
+            p2 = plane.to_physical(-0.5, rows - 0.5, depth)
+            source.SetOrigin(*p0)
+            source.SetPoint1(*p1)
+            source.SetPoint2(*p2)
+            data = np.ascontiguousarray(to_rgb(image)[..., :3], dtype=np.uint8)
+            vtk_image.SetDimensions(data.shape[1], data.shape[0], 1)
+            scalars = self._np_support.numpy_to_vtk(data.reshape(-1, 3), deep=True,
+                                                    array_type=vtk.VTK_UNSIGNED_CHAR)
+            vtk_image.GetPointData().SetScalars(scalars)
+            vtk_image.Modified()
 
     def schedule_render(self) -> None:
         """Render once the 2D views are idle for a moment (software OpenGL takes tens of
@@ -203,6 +213,7 @@ class VolumeView(QtWidgets.QWidget):
     def _render_now(self) -> None:
         if self.isVisible():
             start = time.monotonic()
+            self._upload_planes()
             self.render_window.Render()
             cost = time.monotonic() - start
             # The first frame (building the scene, compiling shaders) can take seconds: it
@@ -218,6 +229,7 @@ class VolumeView(QtWidgets.QWidget):
 
         vtk = self._vtk
         try:
+            self._upload_planes()
             self.render_window.Render()
             grab = vtk.vtkWindowToImageFilter()
             grab.SetInput(self.render_window)
