@@ -8,6 +8,7 @@ events come back through the Qt bridge (`gui/bridge.py`). Kept apart from
 
 from __future__ import annotations
 
+import sys
 import traceback
 from collections import OrderedDict
 from typing import Callable
@@ -23,12 +24,18 @@ from regviewer.gui.background import LatestResult, return_freed_memory_promptly
 from regviewer.gui.bridge import WorkspaceBridge
 
 
+GIL_SWITCH_S = 0.001  # see `_init_workspace`
+
+
 class WorkspaceHostMixin:
     """Mixed into `MainWindow` (a QMainWindow): the RegistrationHost methods and the
     reactions to Workspace events that every window needs."""
 
     def _init_workspace(self, workspace: Workspace | None = None) -> None:
         return_freed_memory_promptly()  # big slices and QA maps go back to the system when freed
+        # Painting calls into Python once per item; while a worker thread computes (the live
+        # grid, QA), each call waited up to the 5 ms default GIL switch interval for it.
+        sys.setswitchinterval(GIL_SWITCH_S)
         self.workspace = workspace or Workspace()
         self.bridge = WorkspaceBridge(self.workspace, self)
         self.background = LatestResult(self)  # landmark fits, QA, autosave: the newest result wins
