@@ -85,7 +85,8 @@ def live(fixed: str, moving: str, mask: str, preset: str, three_d: bool, profile
     from regviewer.core.registration import remote
 
     deadline = time.perf_counter() + 10.0  # a user looks at the images before Run: the spare engine is up
-    while not remote.spare_ready(0.05) and time.perf_counter() < deadline:
+    ready = getattr(remote, "spare_ready", None)  # (absent in older versions: compare them with this script)
+    while ready is not None and not ready(0.05) and time.perf_counter() < deadline:
         app.processEvents()
     rss_open = _rss_now()
     done = {}
