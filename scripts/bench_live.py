@@ -172,7 +172,7 @@ def live(fixed: str, moving: str, mask: str, preset: str, three_d: bool, profile
         "qa_s": qa_s,
         "rss_engine": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0,
         "image_mb": image_mb,
-        "three_d": window.volume_view() is not None,
+        "three_d": bool(getattr(window.volume_view(), "created", window.volume_view() is not None)),
     }
 
 

@@ -327,3 +327,25 @@ def test_a_window_with_the_live_panel_starts_a_spare_engine_when_images_open(mak
         assert remote.spare_ready(60.0)
     finally:
         remote.discard_spare()
+
+
+def test_the_3d_view_is_made_only_when_its_layout_is_shown_and_gets_what_was_set_before(make_window, brain_paths):
+    """VTK costs ~170 MB and most of a second: a window in another layout does not pay it."""
+    from PyQt6 import QtWidgets
+
+    if QtWidgets.QApplication.platformName() != "xcb":
+        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    w = make_window(three_d=True)
+    w.apply_layout("single")
+    assert w.open_images(*(str(p) for p in brain_paths)), w.last_error
+    vv = w.volume_view()
+    assert vv is not None and not vv.created
+    centre = np.asarray(w.fixed_volume().center_physical())
+    vv.set_polylines("grid", [np.array([centre - (30, 0, 0), centre + (30, 0, 0)])], (1, 0, 0))
+    assert vv.polyline_names() == ["grid"] and not vv.created
+    w.apply_layout("1x3+3d")
+    assert vv.created and vv.isVisible()
+    assert vv.polyline_names() == ["grid"]  # handed over to the real view
+    assert set(vv._planes) | set(vv._pending) == {"axial", "coronal", "sagittal"}  # the slices drawn on show
+    image = vv.snapshot()
+    assert image is not None and image.width() > 50

@@ -251,21 +251,115 @@ class VolumeView(QtWidgets.QWidget):
             pass
 
 
-def make_volume_view(parent: QtWidgets.QWidget | None = None) -> tuple[QtWidgets.QWidget, VolumeView | None]:
-    """A 3D view, or a label saying why there is none (never raises)."""
-    reason = ""
+class LazyVolumeView(QtWidgets.QWidget):
+    """The 3D view, made when it is first shown (implements `VolumeViewLike` meanwhile).
+
+    VTK with software OpenGL costs about 170 MB and most of a second: a window that never
+    shows the "3 views + 3D" layout does not pay it. What the panels set before (bounds,
+    polylines, plane pictures) is kept and handed over; any other attribute (`render_window`,
+    ...) makes the view at once. If VTK fails then, a label says why."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = QtWidgets.QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._real: VolumeView | None = None
+        self._failed = ""
+        self._bounds: np.ndarray | None = None
+        self._lines: dict[str, tuple] = {}
+        self._images: dict[str, tuple] = {}
+
+    @property
+    def created(self) -> bool:
+        return self._real is not None
+
+    def _make(self) -> VolumeView | None:
+        if self._real is None and not self._failed:
+            try:
+                self._real = VolumeView(self)
+            except Exception as exc:  # noqa: BLE001 - any VTK/GL failure must not stop the window
+                self._failed = f"3D view unavailable: {exc}"
+                label = _reason_label(self._failed, self)
+                self._layout.addWidget(label)
+                label.show()
+                return None
+            self._layout.addWidget(self._real)
+            self._real.setGeometry(self.rect())  # now, not at the next layout pass (a snapshot may come first)
+            self._real.show()  # a child added to a widget already shown stays hidden otherwise
+            if self._bounds is not None:
+                self._real.set_bounds(self._bounds)
+            for name, (lines, color) in self._lines.items():
+                self._real.set_polylines(name, lines, color)
+            for key, args in self._images.items():
+                self._real.set_plane_image(key, *args)
+            self._bounds, self._lines, self._images = None, {}, {}
+        return self._real
+
+    def showEvent(self, ev) -> None:  # noqa: N802
+        self._make()
+        super().showEvent(ev)
+
+    def __getattr__(self, name: str):  # only for what this class does not define: the real view's own
+        if name.startswith("__") or name in ("_real", "_failed", "_layout", "_bounds", "_lines", "_images"):
+            raise AttributeError(name)
+        real = self._make()
+        if real is None:
+            raise AttributeError(f"{name}: {self._failed}")
+        return getattr(real, name)
+
+    # --- VolumeViewLike, kept until the view exists -----------------------------------------
+    def set_polylines(self, name: str, lines, color: tuple[float, float, float] = (1, 1, 0)) -> None:
+        if self._real is not None:
+            self._real.set_polylines(name, lines, color)
+        elif lines:
+            self._lines[name] = (lines, color)
+        else:
+            self._lines.pop(name, None)
+
+    def polyline_names(self) -> list[str]:
+        return self._real.polyline_names() if self._real is not None else sorted(self._lines)
+
+    def set_bounds(self, corners: np.ndarray) -> None:
+        if self._real is not None:
+            self._real.set_bounds(corners)
+        else:
+            self._bounds = np.asarray(corners, float)
+
+    def set_plane_image(self, key: str, plane: PlaneGeometry, depth: float, image: np.ndarray) -> None:
+        if self._real is not None:
+            self._real.set_plane_image(key, plane, depth, image)
+        else:
+            self._images[key] = (plane, depth, image)
+
+    def schedule_render(self) -> None:
+        if self._real is not None:
+            self._real.schedule_render()
+
+    def snapshot(self):
+        real = self._make()
+        return real.snapshot() if real is not None else None
+
+    def close_vtk(self) -> None:
+        if self._real is not None:
+            self._real.close_vtk()
+
+
+def _reason_label(reason: str, parent: QtWidgets.QWidget | None) -> QtWidgets.QLabel:
+    label = QtWidgets.QLabel(reason, parent)
+    label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #999; background: #141418;")
+    return label
+
+
+def make_volume_view(parent: QtWidgets.QWidget | None = None) -> tuple[QtWidgets.QWidget, LazyVolumeView | None]:
+    """A 3D view (made when first shown: `LazyVolumeView`), or a label saying why there is
+    none (never raises)."""
     if os.environ.get("REGVIEWER_NO_3D") == "1":
         reason = "3D view turned off (REGVIEWER_NO_3D=1)"
     elif QtWidgets.QApplication.platformName() in ("offscreen", "minimal"):
         reason = "3D view needs a display (run under X or Xvfb with QT_QPA_PLATFORM=xcb)"
     else:
-        try:
-            view = VolumeView(parent)
-            return view, view
-        except Exception as exc:  # noqa: BLE001 - any VTK/GL failure must not stop the window
-            reason = f"3D view unavailable: {exc}"
-    label = QtWidgets.QLabel(reason, parent)
-    label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
-    label.setWordWrap(True)
-    label.setStyleSheet("color: #999; background: #141418;")
-    return label, None
+        view = LazyVolumeView(parent)
+        return view, view
+    return _reason_label(reason, parent), None
