@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import threading
 import time
 from typing import Any, Callable
 
@@ -178,9 +179,11 @@ def _child_main(conn: Any, stop: Any) -> None:
 class _Spare:
     """One started engine process waiting for its job (see `prewarm`)."""
 
+    lock = threading.Lock()  # the GUI thread starts spares, a worker thread takes them
     process: Any = None
     conn: Any = None
     stop: Any = None
+    ready: Any = None  # the conn whose process said it has imported the engine
 
 
 def _start() -> tuple[Any, Any, Any]:
@@ -195,30 +198,37 @@ def _start() -> tuple[Any, Any, Any]:
 def prewarm() -> None:
     """Start a spare engine process now (if none waits), so the next `run_in_process`
     does not wait for a process start and the engine's imports. Cheap to call often."""
-    if _Spare.process is not None and _Spare.process.is_alive():
-        return
-    discard_spare()
-    _Spare.process, _Spare.conn, _Spare.stop = _start()
+    with _Spare.lock:
+        if _Spare.process is not None and _Spare.process.is_alive():
+            return
+        _discard()
+        _Spare.process, _Spare.conn, _Spare.stop = _start()
 
 
 def spare_ready(timeout: float = 0.0) -> bool:
     """True once the spare process has imported the engine (waits up to `timeout` s)."""
-    conn = _Spare.conn
-    if conn is None or _Spare.process is None or not _Spare.process.is_alive():
-        return False
-    if getattr(_Spare, "ready", None) is conn:
-        return True
-    try:
-        if conn.poll(timeout) and conn.recv()[0] == "ready":
-            _Spare.ready = conn
+    with _Spare.lock:  # a run must not take the pipe while this reads from it
+        conn = _Spare.conn
+        if conn is None or _Spare.process is None or not _Spare.process.is_alive():
+            return False
+        if _Spare.ready is conn:
             return True
-    except (EOFError, OSError):
-        pass
-    return False
+        try:
+            if conn.poll(timeout) and conn.recv()[0] == "ready":
+                _Spare.ready = conn
+                return True
+        except (EOFError, OSError):
+            pass
+        return False
 
 
 def discard_spare() -> None:
     """Stop the spare process, if any (tests; a window that closes)."""
+    with _Spare.lock:
+        _discard()
+
+
+def _discard() -> None:
     proc, conn = _Spare.process, _Spare.conn
     _Spare.process = _Spare.conn = _Spare.stop = None
     if conn is not None:
@@ -231,8 +241,9 @@ def discard_spare() -> None:
 
 def _take() -> tuple[Any, Any, Any]:
     """The spare process if it is alive, else a new one."""
-    proc, here, stop = _Spare.process, _Spare.conn, _Spare.stop
-    _Spare.process = _Spare.conn = _Spare.stop = None
+    with _Spare.lock:
+        proc, here, stop = _Spare.process, _Spare.conn, _Spare.stop
+        _Spare.process = _Spare.conn = _Spare.stop = None
     if proc is not None and proc.is_alive():
         return proc, here, stop
     if here is not None:
