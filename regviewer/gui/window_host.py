@@ -34,7 +34,7 @@ class WorkspaceHostMixin:
     def _init_workspace(self, workspace: Workspace | None = None) -> None:
         return_freed_memory_promptly()  # big slices and QA maps go back to the system when freed
         # Painting calls into Python once per item; while a worker thread computes (the live
-        # grid, QA), each call waited up to the 5 ms default GIL switch interval for it.
+        # grid, QA), each call can wait up to the GIL switch interval (5 ms by default).
         sys.setswitchinterval(GIL_SWITCH_S)
         self.workspace = workspace or Workspace()
         self.bridge = WorkspaceBridge(self.workspace, self)
