@@ -11,11 +11,35 @@ QA evaluations, autosaves); one helper, one rule, instead of a counter in every 
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import queue
+import sys
 import threading
 from typing import Any, Callable
 
 from PyQt6 import QtCore, QtGui, QtWidgets
+
+
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameters (malloc.h)
+_M_ARENA_MAX = -8
+
+
+def return_freed_memory_promptly(mmap_threshold: int = 1 << 20, arenas: int = 2) -> bool:
+    """Have glibc give big freed buffers back to the system at once (Linux only).
+
+    By default glibc raises its mmap threshold to the size of each large block freed (up
+    to 32 MB), so later slices, QA maps and transfer buffers of that size come from heaps
+    that are never given back, and every thread that allocates gets a heap of its own: a
+    window that evaluated one 1 mm run kept ~35 MB more, and peaked ~15 MB higher.
+    A fixed threshold keeps buffers above it in their own mappings, unmapped when freed;
+    `arenas` caps the per-thread heaps. True if applied."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(libc.mallopt(_M_ARENA_MAX, int(arenas)))
+    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+        return False
 
 
 def call_in_background(fn: Callable[[], Any], poll_ms: int = 20) -> Any:

@@ -16,7 +16,6 @@ from typing import Callable
 import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from regviewer.core.imaging.composite import to_rgb
 from regviewer.core.errors import RegviewerError
 from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.io import check_compatible
@@ -237,7 +236,7 @@ class MainWindow(WorkspaceHostMixin, WindowLayoutMixin, WindowDisplayMixin, QtWi
                            self._wl.get("moving", (1.0, 0.5)), self.overlay.settings,
                            plane.spacing, self.overlay.flicker_shows)
         if view.role == "overlay" and self._volume_view is not None and self.layout_name == "1x3+3d":
-            self._volume_view.set_plane_image(plane.orientation, plane, depth, to_rgb(rgb))
+            self._volume_view.set_plane_image(plane.orientation, plane, depth, rgb)
         return rgb
 
     def _bump_transform(self) -> None:

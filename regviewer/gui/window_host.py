@@ -8,6 +8,7 @@ events come back through the Qt bridge (`gui/bridge.py`). Kept apart from
 
 from __future__ import annotations
 
+import sys
 import traceback
 from collections import OrderedDict
 from typing import Callable
@@ -19,8 +20,11 @@ from regviewer.core.errors import RegviewerError
 from regviewer.core.imaging.image import Volume
 from regviewer.core.workspace.model import Workspace
 from regviewer.core.workspace.state import TransformSource
-from regviewer.gui.background import LatestResult
+from regviewer.gui.background import LatestResult, return_freed_memory_promptly
 from regviewer.gui.bridge import WorkspaceBridge
+
+
+GIL_SWITCH_S = 0.001  # see `_init_workspace`
 
 
 class WorkspaceHostMixin:
@@ -28,6 +32,10 @@ class WorkspaceHostMixin:
     reactions to Workspace events that every window needs."""
 
     def _init_workspace(self, workspace: Workspace | None = None) -> None:
+        return_freed_memory_promptly()  # big slices and QA maps go back to the system when freed
+        # Painting calls into Python once per item; while a worker thread computes (the live
+        # grid, QA), each call can wait up to the GIL switch interval (5 ms by default).
+        sys.setswitchinterval(GIL_SWITCH_S)
         self.workspace = workspace or Workspace()
         self.bridge = WorkspaceBridge(self.workspace, self)
         self.background = LatestResult(self)  # landmark fits, QA, autosave: the newest result wins
@@ -40,6 +48,10 @@ class WorkspaceHostMixin:
         self.bridge.transformChanged.connect(self._on_workspace_transform)
         self.bridge.previewChanged.connect(self._on_workspace_preview)
         self.bridge.historyChanged.connect(self._on_workspace_history)
+        # A spare engine process, started when images open and after each run, so a run
+        # does not wait a second for a process to start and import the engine (remote.py).
+        self._images_callbacks.append(self._prewarm_engine)
+        self.bridge.runsChanged.connect(lambda _runs: QtCore.QTimer.singleShot(2000, self._prewarm_engine))
 
     # ================================================================ reading
     def fixed_volume(self) -> Volume | None:
@@ -60,6 +72,12 @@ class WorkspaceHostMixin:
 
     def displayed_transform(self) -> sitk.Transform:
         return self.workspace.displayed_transform
+
+    def _prewarm_engine(self) -> None:
+        if self.workspace.moving is not None and "LiveRegistrationDock" in getattr(self, "panels", {}):
+            from regviewer.core.registration import remote
+
+            remote.prewarm()
 
     # ================================================================ commands
     def set_current_transform(self, transform: sitk.Transform, description: str = "Transform",

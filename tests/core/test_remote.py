@@ -110,3 +110,28 @@ def test_the_verifications_warnings_come_back_from_the_engine_process():
     assert here.warnings  # a translation cannot undo a half turn, and the check says so
     there = run_in_process(dict(fixed=Volume(fixed), moving=turned, params=_pipeline()), None, CancelToken())
     assert there.warnings == here.warnings
+
+
+def test_a_prewarmed_spare_process_serves_the_next_run_and_a_dead_one_is_replaced():
+    from regviewer.core.registration import remote
+
+    fixed, moving = Volume(_blobs()), _blobs((4.0, -3.0))
+    remote.prewarm()
+    spare = remote._Spare.process
+    remote.prewarm()  # one spare at a time
+    assert remote._Spare.process is spare
+    procs = []
+    result = run_in_process(dict(fixed=fixed, moving=moving, params=_pipeline()), None, CancelToken(),
+                            on_start=procs.append)
+    assert procs == [spare] and remote._Spare.process is None  # the spare ran it, and serves once
+    assert result.transform.GetParameters() == register(fixed, moving, params=_pipeline()).transform.GetParameters()
+    remote.prewarm()
+    os.kill(remote._Spare.process.pid, signal.SIGKILL)  # a spare that died meanwhile
+    remote._Spare.process.join(5)
+    procs.clear()
+    result = run_in_process(dict(fixed=fixed, moving=moving, params=_pipeline()), None, CancelToken(),
+                            on_start=procs.append)
+    assert procs[0].pid != spare.pid and not result.cancelled
+    remote.prewarm()
+    remote.discard_spare()
+    assert remote._Spare.process is None

@@ -32,3 +32,18 @@ def test_fixed_slices_are_kept_and_moving_slices_follow_the_transform():
     assert coarse.shape == plane.shape
     cache.set_images(vol, None)
     assert cache.moving_slice(plane, 2.0, shift) is None
+
+
+def test_one_thread_slices_are_the_same_pixels_as_the_default_threads():
+    """The window reslices on one ITK thread (a small plane waits less for busy cores)."""
+    rng = np.random.default_rng(3)
+    img = sitk.GetImageFromArray(rng.random((20, 37, 41)).astype(np.float32))
+    vol = Volume(img)
+    plane = planes_for(vol)["coronal"]
+    tx = sitk.Euler3DTransform((20.0, 18.0, 10.0), 0.1, -0.05, 0.2, (1.5, -0.7, 0.3))
+    one, default = SliceCache(), SliceCache(threads=None)
+    assert one.threads == 1
+    for cache in (one, default):
+        cache.set_images(vol, vol)
+    assert np.array_equal(one.fixed_slice(plane, 9.3), default.fixed_slice(plane, 9.3))
+    assert np.array_equal(one.moving_slice(plane, 9.3, tx), default.moving_slice(plane, 9.3, tx))

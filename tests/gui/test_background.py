@@ -69,3 +69,13 @@ def test_a_job_still_running_does_not_keep_the_process_alive_at_exit():
     subprocess.run([sys.executable, "-c", script], check=True, timeout=50,
                    env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert time.monotonic() - start < 30
+
+
+def test_the_window_asks_glibc_to_return_big_freed_buffers():
+    import platform
+    import sys
+
+    from regviewer.gui.background import return_freed_memory_promptly
+
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert return_freed_memory_promptly() is glibc

@@ -291,3 +291,61 @@ def test_3d_polylines_are_not_hidden_by_the_slice_planes(make_window, brain_path
     rgb = arr[:, : image.width() * 3].reshape(image.height(), image.width(), 3).astype(int)
     red = (rgb[..., 0] > 200) & (rgb[..., 1] < 60) & (rgb[..., 2] < 60)
     assert red.sum() > 30
+
+
+def test_3d_plane_pictures_wait_for_the_next_frame_and_only_the_newest_is_uploaded(make_window, brain_paths):
+    """Slice steps redraw the 2D views many times between two 3D frames: one upload per frame."""
+    from PyQt6 import QtWidgets
+
+    if QtWidgets.QApplication.platformName() != "xcb":
+        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    w = make_window(*brain_paths, three_d=True)
+    vv = w.volume_view()
+    axial = w.view("overlay", "axial")
+    rows, cols = axial.plane.shape
+    vv.set_plane_image("axial", axial.plane, axial.depth, np.full((rows, cols), 10, np.uint8))  # grey is fine
+    vv.set_plane_image("axial", axial.plane, axial.depth + 2, np.full((rows, cols, 3), 200, np.uint8))
+    assert "axial" in vv._pending
+    vv._render_now()
+    assert vv._pending == {}
+    source, _texture, vtk_image, _actor = vv._planes["axial"]
+    assert vtk_image.GetDimensions()[:2] == (cols, rows)
+    assert vtk_image.GetPointData().GetScalars().GetRange(0) == (200.0, 200.0)  # the newest picture
+    assert source.GetOrigin()[2] == pytest.approx(axial.plane.to_physical(-0.5, -0.5, axial.depth + 2)[2])
+    assert vv.render_window.GetMultiSamples() == 0  # software OpenGL: no 4x multisampling
+
+
+def test_a_window_with_the_live_panel_starts_a_spare_engine_when_images_open(make_window, brain_paths):
+    """So a run does not wait a second for a process to start and import the engine."""
+    from regviewer.core.registration import remote
+
+    remote.discard_spare()
+    try:
+        w = make_window(*brain_paths, panels=True)
+        assert "LiveRegistrationDock" in w.panels
+        assert remote._Spare.process is not None and remote._Spare.process.is_alive()
+        assert remote.spare_ready(60.0)
+    finally:
+        remote.discard_spare()
+
+
+def test_the_3d_view_is_made_only_when_its_layout_is_shown_and_gets_what_was_set_before(make_window, brain_paths):
+    """VTK costs ~170 MB and most of a second: a window in another layout does not pay it."""
+    from PyQt6 import QtWidgets
+
+    if QtWidgets.QApplication.platformName() != "xcb":
+        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    w = make_window(three_d=True)
+    w.apply_layout("single")
+    assert w.open_images(*(str(p) for p in brain_paths)), w.last_error
+    vv = w.volume_view()
+    assert vv is not None and not vv.created
+    centre = np.asarray(w.fixed_volume().center_physical())
+    vv.set_polylines("grid", [np.array([centre - (30, 0, 0), centre + (30, 0, 0)])], (1, 0, 0))
+    assert vv.polyline_names() == ["grid"] and not vv.created
+    w.apply_layout("1x3+3d")
+    assert vv.created and vv.isVisible()
+    assert vv.polyline_names() == ["grid"]  # handed over to the real view
+    assert set(vv._planes) | set(vv._pending) == {"axial", "coronal", "sagittal"}  # the slices drawn on show
+    image = vv.snapshot()
+    assert image is not None and image.width() > 50

@@ -47,7 +47,9 @@ def summarise(errors_mm: Iterable[float] | np.ndarray) -> ErrorSummary:
     if e.size == 0:
         nan = math.nan
         return ErrorSummary(0, nan, nan, nan, nan, nan)
-    mean, largest, rms = float(e.mean()), float(e.max()), float(np.sqrt(np.mean(e * e)))  # before reordering
+    # Before reordering. The rms from a dot product: mean(e * e) held a second float64 copy
+    # (+30 MB at the peak of a 1 mm QA evaluation); the two differ in the last bits only.
+    mean, largest, rms = float(e.mean()), float(e.max()), math.sqrt(float(np.dot(e, e)) / e.size)
     median = float(np.median(e, overwrite_input=True))
     return ErrorSummary(int(e.size), mean, median, float(np.percentile(e, 95, overwrite_input=True)), largest, rms)
 

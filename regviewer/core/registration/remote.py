@@ -13,7 +13,11 @@ fresh *spawned* process:
   transform. If it has not answered `cancel_grace_s` after the cancel, the process is
   terminated and the last snapshot is the (cancelled) result;
 - a crash of the engine process (killed, out of memory, a segfault in a library) raises
-  `RegistrationFailed` with the exit code, never a hang.
+  `RegistrationFailed` with the exit code, never a hang;
+- starting a process and importing the engine takes about a second, a quarter of a 1 mm
+  affine run: `prewarm()` (the window calls it when images open) starts one spare process
+  that imports the engine and waits; the next run takes it, so a live run starts as fast as
+  a headless one. A process serves one run only (a fresh state each time, a crash isolated).
 
 No Qt here: `gui/worker.py` calls this from its worker thread.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import threading
 import time
 from typing import Any, Callable
 
@@ -113,13 +118,19 @@ def _split(tx: sitk.Transform) -> tuple[sitk.Transform | None, sitk.Transform]:
     return None, tx
 
 
-def _child_main(conn: Any, stop: Any, snapshot_hz: float) -> None:
-    """The engine process: receive the job, run it, stream progress, send the result."""
+def _child_main(conn: Any, stop: Any) -> None:
+    """The engine process: import the engine, then receive the job (a spare process waits
+    here), run it, stream progress, send the result."""
     from regviewer.core.registration.engine import register
     from regviewer.core.registration.run_state import RunState
 
+    try:
+        conn.send(("ready",))
+        job = conn.recv()
+    except (EOFError, OSError):
+        return  # a spare never used: its window closed
+    snapshot_hz = job.pop("snapshot_hz")
     RunState.snapshot_interval_s = 1.0 / snapshot_hz if snapshot_hz > 0 else 0.0
-    job = conn.recv()
     for key in IMAGE_KEYS:  # the raw pixel buffers follow the job, in this order
         job[key] = _unpack_image(job.get(key), conn)
     if "landmarks" in job:
@@ -165,6 +176,81 @@ def _child_main(conn: Any, stop: Any, snapshot_hz: float) -> None:
         conn.close()
 
 
+class _Spare:
+    """One started engine process waiting for its job (see `prewarm`)."""
+
+    lock = threading.Lock()  # the GUI thread starts spares, a worker thread takes them
+    process: Any = None
+    conn: Any = None
+    stop: Any = None
+    ready: Any = None  # the conn whose process said it has imported the engine
+
+
+def _start() -> tuple[Any, Any, Any]:
+    here, there = _CTX.Pipe()
+    stop = _CTX.Event()
+    proc = _CTX.Process(target=_child_main, args=(there, stop), name="regviewer-engine", daemon=True)
+    proc.start()
+    there.close()  # only the child holds its end now: its death is an EOF here
+    return proc, here, stop
+
+
+def prewarm() -> None:
+    """Start a spare engine process now (if none waits), so the next `run_in_process`
+    does not wait for a process start and the engine's imports. Cheap to call often."""
+    with _Spare.lock:
+        if _Spare.process is not None and _Spare.process.is_alive():
+            return
+        _discard()
+        _Spare.process, _Spare.conn, _Spare.stop = _start()
+
+
+def spare_ready(timeout: float = 0.0) -> bool:
+    """True once the spare process has imported the engine (waits up to `timeout` s)."""
+    with _Spare.lock:  # a run must not take the pipe while this reads from it
+        conn = _Spare.conn
+        if conn is None or _Spare.process is None or not _Spare.process.is_alive():
+            return False
+        if _Spare.ready is conn:
+            return True
+        try:
+            if conn.poll(timeout) and conn.recv()[0] == "ready":
+                _Spare.ready = conn
+                return True
+        except (EOFError, OSError):
+            pass
+        return False
+
+
+def discard_spare() -> None:
+    """Stop the spare process, if any (tests; a window that closes)."""
+    with _Spare.lock:
+        _discard()
+
+
+def _discard() -> None:
+    proc, conn = _Spare.process, _Spare.conn
+    _Spare.process = _Spare.conn = _Spare.stop = None
+    if conn is not None:
+        conn.close()  # the spare reads EOF and exits
+    if proc is not None:
+        proc.join(2)
+        if proc.is_alive():
+            proc.terminate()
+
+
+def _take() -> tuple[Any, Any, Any]:
+    """The spare process if it is alive, else a new one."""
+    with _Spare.lock:
+        proc, here, stop = _Spare.process, _Spare.conn, _Spare.stop
+        _Spare.process = _Spare.conn = _Spare.stop = None
+    if proc is not None and proc.is_alive():
+        return proc, here, stop
+    if here is not None:
+        here.close()
+    return _start()
+
+
 def run_in_process(job: dict, progress: Callable[[Progress], None] | None = None, cancel: Any = None,
                    snapshot_hz: float = 20.0, cancel_grace_s: float = 1.5,
                    on_start: Callable[[Any], None] | None = None) -> Any:
@@ -188,11 +274,8 @@ def run_in_process(job: dict, progress: Callable[[Progress], None] | None = None
         payload[key] = _pack_image(payload.get(key), buffers)
     if "landmarks" in payload:
         payload["landmarks"] = _pack_landmarks(payload["landmarks"])
-    here, there = _CTX.Pipe()
-    stop = _CTX.Event()
-    proc = _CTX.Process(target=_child_main, args=(there, stop, snapshot_hz), name="regviewer-engine", daemon=True)
-    proc.start()
-    there.close()  # only the child holds its end now: its death is an EOF here
+    payload["snapshot_hz"] = snapshot_hz
+    proc, here, stop = _take()
     try:
         if on_start is not None:
             on_start(proc)
@@ -232,6 +315,8 @@ def _serve(proc, here, stop, progress, cancel, grace, fixed_v, moving_v, result_
             if msg is None:
                 raise _crashed(proc)
             kind = msg[0]
+            if kind == "ready":
+                continue  # the process has imported the engine (`spare_ready` may have read this)
             if kind == "previous":
                 previous, snapshot = msg[1], None
             elif kind == "iteration":
@@ -292,4 +377,4 @@ def _abandoned(proc, snapshot, history, fixed_v, moving_v, result_type, resample
                        {"terminated": True}, warnings=[note])
 
 
-__all__ = ["run_in_process", "JOB_KEYS"]
+__all__ = ["run_in_process", "prewarm", "discard_spare", "JOB_KEYS"]

@@ -25,6 +25,10 @@ class DeformationGridItem:
         self.view_box = view_box
         self.curve = pg.PlotCurveItem(pen=pg.mkPen(GRID_COLOR, width=width), antialias=False)
         self.curve.setZValue(50)
+        # Drawn once into a pixmap per zoom: the crosshair moving over the grid at each slice
+        # step repaints strips of the view, and stroking the whole grid path for each cost
+        # ~2 ms per view (the grid changes only with a snapshot, ~5 times a second).
+        self.curve.setCacheMode(pg.QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.points = pg.ScatterPlotItem(size=5, pen=pg.mkPen(None), brush=pg.mkBrush(CONTROL_POINT_COLOR))
         self.points.setZValue(51)
         # Keep auto-range of the image view unaffected by the grid.

@@ -151,6 +151,9 @@ class MetricPlot(QtWidgets.QWidget):
         if finite:
             lo, hi = min(finite), max(finite)
             if self._range_fresh or lo < y0 or hi > y1:
-                pad = max(hi - lo, abs(hi) * 0.01, 1e-9) * 0.15
-                box.setYRange(lo - pad, hi + pad, padding=0)
+                # A generous margin below (a metric keeps falling): a new range re-lays out
+                # and re-letters the axes, ~10 ms of the GUI thread, and it came at every
+                # redraw while the metric fell, delaying slice steps during a live run.
+                span = max(hi - lo, abs(hi) * 0.01, 1e-9)
+                box.setYRange(lo - 0.6 * span, hi + 0.15 * span, padding=0)
         self._range_fresh = False
