@@ -25,10 +25,12 @@ class WorkspaceBridge(QtCore.QObject):
     viewStateChanged = QtCore.pyqtSignal(object)  # dict
     qaChanged = QtCore.pyqtSignal(object)  # dict of QA inputs
     historyChanged = QtCore.pyqtSignal(object)  # UndoStack
+    roiChanged = QtCore.pyqtSignal(object)  # RegionOfInterest
 
     _SIGNALS = {"images": "imagesChanged", "transform": "transformChanged", "preview": "previewChanged",
                 "landmarks": "landmarksChanged", "settings": "settingsChanged", "runs": "runsChanged",
-                "view_state": "viewStateChanged", "qa": "qaChanged", "history": "historyChanged"}
+                "view_state": "viewStateChanged", "qa": "qaChanged", "history": "historyChanged",
+                "roi": "roiChanged"}
 
     def __init__(self, workspace: Workspace, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)

@@ -60,6 +60,7 @@ def build(w: "MainWindow") -> None:
     # One history for every edit (moves, Apply, landmark edits); the labels name the step.
     w.undo_action = _action(w, "Undo", w.undo, "Ctrl+Z")
     w.redo_action = _action(w, "Redo", w.redo, "Ctrl+Shift+Z")
+    w.redo_action.setShortcuts([QtGui.QKeySequence("Ctrl+Shift+Z"), QtGui.QKeySequence("Ctrl+Y")])
     w.undo_action.setEnabled(False)
     w.redo_action.setEnabled(False)
     edit_menu.addAction(w.undo_action)

@@ -170,3 +170,43 @@ def test_a_paint_stroke_then_ctrl_z_restores_the_previous_mask(qtbot, make_windo
         qtbot.keyClick(w, QtCore.Qt.Key.Key_Z, ctrl)
     assert w.roi.roi.balls and live._mask("fixed") == str(w.roi.mask_path)
     assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(w.roi.mask_path))), painted)
+
+
+def test_a_region_set_by_a_script_thread_is_drawn_on_the_gui_thread(qtbot, make_window, brain_paths, tmp_path,
+                                                                      monkeypatch):
+    """The Workspace's ROI event goes through the Qt bridge like every other, so a script on
+    another thread never touches the outline items itself."""
+    import threading
+
+    monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
+    w = make_window(*brain_paths, panels=True, sessions=True)
+    w.apply_layout("single", "axial")
+    qtbot.wait(50)
+    view = w.visible_slice_views()[0]
+    drawn_on: list[threading.Thread] = []
+    real = w.roi._on_roi_changed
+
+    def spy(roi):
+        drawn_on.append(threading.current_thread())
+        real(roi)
+
+    w.bridge.roiChanged.disconnect()
+    w.bridge.roiChanged.connect(spy)
+    lo, hi = np.asarray(view.to_physical(20, 30)), np.asarray(view.to_physical(60, 70))
+    z = w.fixed_volume().corners_physical()[:, 2]
+    script = threading.Thread(target=lambda: w.workspace.set_roi(
+        w.workspace.roi.with_box(tuple(np.minimum(lo, hi)[:2]) + (z.min(),), tuple(np.maximum(lo, hi)[:2]) + (z.max(),)),
+        "Box from a script"))
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        script.start()
+        script.join()
+    assert drawn_on and all(t is threading.main_thread() for t in drawn_on)
+    assert len(w.roi._items[id(view)][0].getData()[0]) == 5
+
+
+def test_redo_answers_ctrl_y_too(make_window, brain_paths):
+    from PyQt6 import QtGui
+
+    w = make_window(*brain_paths)
+    keys = {s.toString() for s in w.redo_action.shortcuts()}
+    assert {"Ctrl+Shift+Z", "Ctrl+Y"} <= keys and w.undo_action.shortcut() == QtGui.QKeySequence("Ctrl+Z")

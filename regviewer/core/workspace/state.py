@@ -111,14 +111,12 @@ class Event:
 class WorkspaceEvents:
     """One event per Workspace field. Each change of a field emits its event exactly once."""
 
-    NAMES = ("images", "transform", "preview", "landmarks", "settings", "runs", "view_state", "qa", "history")
+    NAMES = ("images", "transform", "preview", "landmarks", "settings", "runs", "view_state", "qa", "history",
+             "roi")
 
     def __init__(self) -> None:
         for name in self.NAMES:
             setattr(self, name, Event(name))
-        # The region of interest (fixed LPS mm). Not in NAMES, which the Qt bridge relays:
-        # ROI edits come from the GUI thread, so the window's ROI controller listens here.
-        self.roi = Event("roi")
 
     def __iter__(self):
         return (getattr(self, name) for name in self.NAMES)

@@ -59,7 +59,7 @@ class RoiController(QtCore.QObject):
         self._connected: set[int] = set()
         self.toolbar = self._build_toolbar()
         window.on_images_changed(self._on_images_changed)
-        window.workspace.events.roi.connect(self._on_roi_changed)  # edits, undo, redo, open, restore
+        window.bridge.roiChanged.connect(self._on_roi_changed)  # edits, undo, redo, open, restore; a script's too
         window.register_session_part("roi", self.state, self.restore_state)
 
     # ------------------------------------------------------------------ public API
