@@ -118,11 +118,12 @@ def test_the_3d_view_shows_the_aligned_volume_and_is_throttled(qtbot, aligned_wi
 
     if QtWidgets.QApplication.platformName() != "xcb":
         pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
-    from regviewer.gui.views.volume_view import VolumeView
+    from regviewer.gui.views.volume_view import LazyVolumeView
 
     w = aligned_window
     v3d = w.volume3d
-    assert isinstance(v3d.view, VolumeView)
+    assert isinstance(v3d.view, LazyVolumeView)
+    qtbot.waitUntil(lambda: v3d.view.created, timeout=10_000)  # the stack window always shows its 3D view
     qtbot.waitUntil(lambda: v3d.shown == {"section", "rows", "cols"}, timeout=10_000)
     qtbot.waitUntil(lambda: not v3d._timer.isActive(), timeout=5_000)
     pushes = v3d.pushes
