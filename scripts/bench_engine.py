@@ -42,7 +42,9 @@ import SimpleITK as sitk
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("REGVIEWER_DATA", "") or next(  # a worktree sits one level deeper than the checkout
+    (p / "shared" / "data" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared" / "data").is_dir()),
+    ROOT.parent / "shared" / "data"))
 
 from regviewer.core.imaging import synthetic as syn  # noqa: E402
 from regviewer.core.qa.tre import summarise  # noqa: E402

@@ -73,6 +73,9 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
         # shrinks its sampling grid by what the cache has not (see `pyramid.py`).
         fixed_k, rest = run.pyramid.level(fixed, levels[k], sigmas[k], in_mm)
         moving_k, _ = run.pyramid.level(moving, levels[k], sigmas[k], in_mm)
+        if k + 1 < n_levels:  # made on the other core while this level is optimised
+            run.pyramid.prefetch(fixed, levels[k + 1], sigmas[k + 1], in_mm)
+            run.pyramid.prefetch(moving, levels[k + 1], sigmas[k + 1], in_mm)
         one = dataclasses.replace(
             stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(rest,), smoothing_sigmas=(0.0,)),
             transform=dataclasses.replace(stage.transform, refine_grid=False))
