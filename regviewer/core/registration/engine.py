@@ -141,7 +141,7 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
                  run: RunState, seed: int) -> sitk.CompositeTransform:
     """Run every stage on float32 scalar images; return the fixed -> moving composite."""
     from regviewer.core.registration.landmark_guided import needs_guided, run_guided_stage
-    from regviewer.core.registration.stages import run_method_stage
+    from regviewer.core.registration.stages import prefetch_first_level, run_method_stage
 
     dim = fixed.GetDimension()
     composite = sitk.CompositeTransform(dim)
@@ -151,6 +151,8 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
     elif landmarks is not None or params.stages[0].initializer == "landmarks":
         composite.AddTransform(_landmark_initial(landmarks, params.stages[0].transform.kind))
     else:
+        if not needs_guided(params.stages[0], landmarks):  # its first level is made while the initializer runs
+            prefetch_first_level(params.stages[0], fixed, moving, run)
         first_initial = _initializer(params.stages[0], fixed, moving)
         if first_initial is not None and params.stages[0].transform.kind not in LINEAR_TRANSFORMS:
             composite.AddTransform(first_initial)  # a deformable stage starts after the centring translation

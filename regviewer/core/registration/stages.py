@@ -43,6 +43,16 @@ def run_method_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previo
     return _run_levels(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask, initial, reproducible)
 
 
+def prefetch_first_level(stage: Stage, fixed: sitk.Image, moving: sitk.Image, run: RunState) -> None:
+    """Start making the first level's images of a stage `_run_levels` will run (e.g. while the
+    initializer runs)."""
+    if stage.transform.kind in ("displacement", "demons", "flow"):
+        return
+    shrink, sigma = stage.pyramid.shrink_factors[0], stage.pyramid.smoothing_sigmas[0]
+    for image in (fixed, moving):
+        run.pyramid.prefetch(image, shrink, sigma, bool(stage.pyramid.sigmas_in_mm))
+
+
 def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
                 run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
                 initial: sitk.Transform | None, reproducible: bool) -> sitk.Transform:
