@@ -66,3 +66,28 @@ def test_mattes_runs_repeat_bit_for_bit_with_the_background_work():
     assert all(r.transform.GetParameters() == runs[0].transform.GetParameters() for r in runs)
     assert all([h.metric for h in r.history] == [h.metric for h in runs[0].history] for r in runs)
     assert runs[0].details["verification"]["final"] > runs[0].details["verification"]["start"]
+
+
+def test_coarse_levels_stop_at_a_step_scaled_by_their_shrink(monkeypatch):
+    """`coarse_min_step` (affine-mi): level k of a 4/2/1 pyramid stops at 4x, 2x, 1x the minimum step."""
+    from regviewer.core.registration import stages
+    from regviewer.core.registration.params import OptimizerParams
+    from regviewer.core.registration.presets import load_preset
+
+    seen = []
+    real = stages._execute
+
+    def spy(stage, *args, **kwargs):
+        seen.append(stage.optimizer.min_step)
+        return real(stage, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "_execute", spy)
+    fixed, moving = _pair()
+    opt = OptimizerParams(min_step=0.001, coarse_min_step=True)
+    pipe = Pipeline(stages=(Stage(initializer="geometry", optimizer=opt, pyramid=PyramidParams((4, 2, 1), (2.0, 1.0, 0.0))),))
+    register(fixed, moving, params=pipe)
+    np.testing.assert_allclose(seen, [0.004, 0.002, 0.001])
+    seen.clear()
+    register(fixed, moving, params=Pipeline(stages=(Stage(initializer="geometry", pyramid=PyramidParams((2, 1), (1.0, 0.0))),)))
+    assert seen == [Stage().optimizer.min_step] * 2  # off by default
+    assert load_preset("affine-mi").stages[0].optimizer.coarse_min_step

@@ -163,37 +163,41 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
     alternative = in_background(_alternative_pose, fixed, moving) if check else None
     start = copy_transform(composite) if composite.GetNumberOfTransforms() else None
     pending_verifier = in_background(_start_verifier, fixed, moving, fixed_mask, start)  # also alongside
-    for index, stage in enumerate(params.stages):
-        if run.cancelled:
-            break
-        run.begin_stage(index, stage.name)
-        previous = copy_transform(composite) if composite.GetNumberOfTransforms() else None
-        if needs_guided(stage, landmarks):  # landmark-guided or NGF: our own L-BFGS loop
-            stage_tx = run_guided_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
-                                        first_initial if index == 0 else None, params.reproducible, landmarks)
-        elif stage.transform.kind == "demons":
-            from regviewer.core.registration.demons import run_demons_stage
+    try:  # a stage that raises (or Ctrl+C) leaves no background work running into the process's exit
+        for index, stage in enumerate(params.stages):
+            if run.cancelled:
+                break
+            run.begin_stage(index, stage.name)
+            previous = copy_transform(composite) if composite.GetNumberOfTransforms() else None
+            if needs_guided(stage, landmarks):  # landmark-guided or NGF: our own L-BFGS loop
+                stage_tx = run_guided_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
+                                            first_initial if index == 0 else None, params.reproducible, landmarks)
+            elif stage.transform.kind == "demons":
+                from regviewer.core.registration.demons import run_demons_stage
 
-            stage_tx = run_demons_stage(stage, fixed, moving, previous, run)
-        elif stage.transform.kind == "flow":
-            from regviewer.core.registration.flow import run_flow_stage
+                stage_tx = run_demons_stage(stage, fixed, moving, previous, run)
+            elif stage.transform.kind == "flow":
+                from regviewer.core.registration.flow import run_flow_stage
 
-            stage_tx = run_flow_stage(stage, fixed, moving, previous, run)
-        else:
-            # a copy: ITK optimises its initial transform in place, and `first_initial` must stay the
-            # start the verification compares with (and the fallback when the stage is undone)
-            stage_tx = run_method_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
-                                        initial=copy_transform(first_initial) if index == 0 and first_initial
-                                        is not None else None,
-                                        reproducible=params.reproducible)
-        started_from = first_initial if index == 0 else None
-        before, after = _then(previous, started_from), _then(previous, stage_tx)
-        guided_mm = _landmark_means(landmarks, before, after) if needs_guided(stage, landmarks) else None
-        verifier = pending_verifier.result()
-        if verifier.accept(index, stage.name, before, after, run.cancelled, landmark_mm=guided_mm):
-            composite.AddTransform(stage_tx)
-        elif started_from is not None:
-            composite.AddTransform(started_from)  # undo the stage, keep its initializer's start
+                stage_tx = run_flow_stage(stage, fixed, moving, previous, run)
+            else:
+                # a copy: ITK optimises its initial transform in place, and `first_initial` must stay the
+                # start the verification compares with (and the fallback when the stage is undone)
+                stage_tx = run_method_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
+                                            initial=copy_transform(first_initial) if index == 0 and first_initial
+                                            is not None else None,
+                                            reproducible=params.reproducible)
+            started_from = first_initial if index == 0 else None
+            before, after = _then(previous, started_from), _then(previous, stage_tx)
+            guided_mm = _landmark_means(landmarks, before, after) if needs_guided(stage, landmarks) else None
+            verifier = pending_verifier.result()
+            if verifier.accept(index, stage.name, before, after, run.cancelled, landmark_mm=guided_mm):
+                composite.AddTransform(stage_tx)
+            elif started_from is not None:
+                composite.AddTransform(started_from)  # undo the stage, keep its initializer's start
+    except BaseException:
+        _settle([alternative, pending_verifier], run)
+        raise
     if composite.GetNumberOfTransforms() == 0:
         composite.AddTransform(sitk.Transform(dim, sitk.sitkIdentity))
     verifier = pending_verifier.result()
@@ -207,6 +211,15 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
     run.warnings.extend(verifier.warnings)
     run.verification = verifier.summary(final_score)
     return composite
+
+
+def _settle(futures: list, run: RunState) -> None:
+    """Wait for the run's background work (its errors no longer matter)."""
+    for future in [f for f in futures if f is not None] + run.pyramid.pending():
+        try:
+            future.result()
+        except BaseException:  # noqa: BLE001 - the run is failing already; its own error is raised
+            pass
 
 
 def _start_verifier(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None,

@@ -24,6 +24,11 @@ from typing import Callable
 import SimpleITK as sitk
 
 
+# The CLI leaves with os._exit while a thread of this name is alive after an interrupt (a normal
+# interpreter exit would kill it inside ITK and abort the process): background work counts as such.
+BACKGROUND_THREAD_NAME = "regviewer-work"
+
+
 def in_background(fn: Callable, *args) -> Future:
     """Run `fn(*args)` on a new daemon thread; the Future holds its result or exception.
 
@@ -41,7 +46,7 @@ def in_background(fn: Callable, *args) -> Future:
         except BaseException as exc:  # handed to whoever waits for the result
             future.set_exception(exc)
 
-    threading.Thread(target=target, name="regviewer-background", daemon=True).start()
+    threading.Thread(target=target, name=BACKGROUND_THREAD_NAME, daemon=True).start()
     return future
 
 
@@ -83,6 +88,11 @@ class PyramidCache:
                 return
             self._keep[id(image)] = image
             self._levels[key] = in_background(_make_level, image, pre, float(sigma), bool(sigma_in_mm))
+
+    def pending(self) -> list[Future]:
+        """Levels still being made in the background."""
+        with self._lock:
+            return [f for f in self._levels.values() if isinstance(f, Future)]
 
     @staticmethod
     def _key(image: sitk.Image, shrink: int, sigma: float, sigma_in_mm: bool) -> tuple[tuple | None, int]:

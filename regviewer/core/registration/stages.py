@@ -86,9 +86,12 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
         if k + 1 < n_levels:  # made on the other core while this level is optimised
             run.pyramid.prefetch(fixed, levels[k + 1], sigmas[k + 1], in_mm)
             run.pyramid.prefetch(moving, levels[k + 1], sigmas[k + 1], in_mm)
+        opt = stage.optimizer
+        if opt.coarse_min_step and opt.kind == "regular_step":
+            opt = dataclasses.replace(opt, min_step=opt.min_step * levels[k] / levels[-1])
         one = dataclasses.replace(
             stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(rest,), smoothing_sigmas=(0.0,)),
-            transform=dataclasses.replace(stage.transform, refine_grid=False))
+            transform=dataclasses.replace(stage.transform, refine_grid=False), optimizer=opt)
         tx = _execute(one, fixed_k, moving_k, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
                       n_levels=n_levels, reproducible=reproducible, domain=fixed)
         if run.cancelled:
