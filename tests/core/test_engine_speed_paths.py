@@ -40,3 +40,54 @@ def test_pyramid_images_are_made_once_and_shared():
     assert rest == 2 and b.GetSize() == fixed.GetSize() and b is not a
     # same physical extent, smoothed: the level image's mean equals the original's
     assert abs(np.mean(sitk.GetArrayViewFromImage(a)) - np.mean(sitk.GetArrayViewFromImage(fixed))) < 1e-3
+
+
+def test_a_level_made_in_the_background_is_the_same_image():
+    """`prefetch` makes the next level on another thread while the optimiser runs; same numbers."""
+    fixed, _ = _pair()
+    inline = PyramidCache().level(fixed, 4, 2.0)
+    cache = PyramidCache()
+    cache.prefetch(fixed, 4, 2.0)
+    cache.prefetch(fixed, 1, 0.0)  # nothing to make: the image itself
+    made = cache.level(fixed, 4, 2.0)
+    assert made[1] == inline[1]
+    assert np.array_equal(sitk.GetArrayViewFromImage(made[0]), sitk.GetArrayViewFromImage(inline[0]))
+    assert cache.level(fixed, 4, 2.0)[0] is made[0]
+
+
+def test_mattes_runs_repeat_bit_for_bit_with_the_background_work():
+    """Default (reproducible) Mattes MI with prefetched levels and the wrong-optimum search running
+    alongside: the transform and the optimiser's history repeat exactly."""
+    fixed, moving = _pair()
+    stage = Stage(initializer="geometry", sampling=SamplingParams("regular", 0.5),
+                  pyramid=PyramidParams((4, 2, 1), (2.0, 1.0, 0.0)))
+    pipe = Pipeline(stages=(stage,))
+    runs = [register(fixed, moving, params=pipe) for _ in range(3)]
+    assert all(r.transform.GetParameters() == runs[0].transform.GetParameters() for r in runs)
+    assert all([h.metric for h in r.history] == [h.metric for h in runs[0].history] for r in runs)
+    assert runs[0].details["verification"]["final"] > runs[0].details["verification"]["start"]
+
+
+def test_coarse_levels_stop_at_a_step_scaled_by_their_shrink(monkeypatch):
+    """`coarse_min_step` (affine-mi): level k of a 4/2/1 pyramid stops at 4x, 2x, 1x the minimum step."""
+    from regviewer.core.registration import stages
+    from regviewer.core.registration.params import OptimizerParams
+    from regviewer.core.registration.presets import load_preset
+
+    seen = []
+    real = stages._execute
+
+    def spy(stage, *args, **kwargs):
+        seen.append(stage.optimizer.min_step)
+        return real(stage, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "_execute", spy)
+    fixed, moving = _pair()
+    opt = OptimizerParams(min_step=0.001, coarse_min_step=True)
+    pipe = Pipeline(stages=(Stage(initializer="geometry", optimizer=opt, pyramid=PyramidParams((4, 2, 1), (2.0, 1.0, 0.0))),))
+    register(fixed, moving, params=pipe)
+    np.testing.assert_allclose(seen, [0.004, 0.002, 0.001])
+    seen.clear()
+    register(fixed, moving, params=Pipeline(stages=(Stage(initializer="geometry", pyramid=PyramidParams((2, 1), (1.0, 0.0))),)))
+    assert seen == [Stage().optimizer.min_step] * 2  # off by default
+    assert load_preset("affine-mi").stages[0].optimizer.coarse_min_step

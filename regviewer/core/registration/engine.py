@@ -26,6 +26,7 @@ from regviewer.core.imaging.image import Volume, as_volume
 from regviewer.core.imaging.io import check_compatible
 from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline
 from regviewer.core.registration.presets import DEFAULT_PRESET
+from regviewer.core.registration.pyramid import in_background
 from regviewer.core.registration.verify import Evaluation, StageVerifier
 from regviewer.core.registration.auto import resolve as resolve_auto
 from regviewer.core.transforms.resample import resample_moving
@@ -140,7 +141,7 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
                  run: RunState, seed: int) -> sitk.CompositeTransform:
     """Run every stage on float32 scalar images; return the fixed -> moving composite."""
     from regviewer.core.registration.landmark_guided import needs_guided, run_guided_stage
-    from regviewer.core.registration.stages import run_method_stage
+    from regviewer.core.registration.stages import prefetch_first_level, run_method_stage
 
     dim = fixed.GetDimension()
     composite = sitk.CompositeTransform(dim)
@@ -150,67 +151,101 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
     elif landmarks is not None or params.stages[0].initializer == "landmarks":
         composite.AddTransform(_landmark_initial(landmarks, params.stages[0].transform.kind))
     else:
+        if not needs_guided(params.stages[0], landmarks):  # its first level is made while the initializer runs
+            prefetch_first_level(params.stages[0], fixed, moving, run)
         first_initial = _initializer(params.stages[0], fixed, moving)
         if first_initial is not None and params.stages[0].transform.kind not in LINEAR_TRANSFORMS:
             composite.AddTransform(first_initial)  # a deformable stage starts after the centring translation
             first_initial = None
-    verifier = StageVerifier(Evaluation(fixed, moving, fixed_mask))
+    # A pipeline that starts from image centres alone is checked against the coarse pose search at the
+    # end; the search runs now, on the other core, while the stages run (it is deterministic either way).
+    check = initial_transform is None and landmarks is None and params.stages[0].initializer != "search"
+    alternative = in_background(_alternative_pose, fixed, moving) if check else None
     start = copy_transform(composite) if composite.GetNumberOfTransforms() else None
-    verifier.begin(start)
-    for index, stage in enumerate(params.stages):
-        if run.cancelled:
-            break
-        run.begin_stage(index, stage.name)
-        previous = copy_transform(composite) if composite.GetNumberOfTransforms() else None
-        if needs_guided(stage, landmarks):  # landmark-guided or NGF: our own L-BFGS loop
-            stage_tx = run_guided_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
-                                        first_initial if index == 0 else None, params.reproducible, landmarks)
-        elif stage.transform.kind == "demons":
-            from regviewer.core.registration.demons import run_demons_stage
+    pending_verifier = in_background(_start_verifier, fixed, moving, fixed_mask, start)  # also alongside
+    try:  # a stage that raises (or Ctrl+C) leaves no background work running into the process's exit
+        for index, stage in enumerate(params.stages):
+            if run.cancelled:
+                break
+            run.begin_stage(index, stage.name)
+            previous = copy_transform(composite) if composite.GetNumberOfTransforms() else None
+            if needs_guided(stage, landmarks):  # landmark-guided or NGF: our own L-BFGS loop
+                stage_tx = run_guided_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
+                                            first_initial if index == 0 else None, params.reproducible, landmarks)
+            elif stage.transform.kind == "demons":
+                from regviewer.core.registration.demons import run_demons_stage
 
-            stage_tx = run_demons_stage(stage, fixed, moving, previous, run)
-        elif stage.transform.kind == "flow":
-            from regviewer.core.registration.flow import run_flow_stage
+                stage_tx = run_demons_stage(stage, fixed, moving, previous, run)
+            elif stage.transform.kind == "flow":
+                from regviewer.core.registration.flow import run_flow_stage
 
-            stage_tx = run_flow_stage(stage, fixed, moving, previous, run)
-        else:
-            stage_tx = run_method_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
-                                        initial=first_initial if index == 0 else None,
-                                        reproducible=params.reproducible)
-        started_from = first_initial if index == 0 else None
-        before, after = _then(previous, started_from), _then(previous, stage_tx)
-        guided_mm = _landmark_means(landmarks, before, after) if needs_guided(stage, landmarks) else None
-        if verifier.accept(index, stage.name, before, after, run.cancelled, landmark_mm=guided_mm):
-            composite.AddTransform(stage_tx)
-        elif started_from is not None:
-            composite.AddTransform(started_from)  # undo the stage, keep its initializer's start
+                stage_tx = run_flow_stage(stage, fixed, moving, previous, run)
+            else:
+                # a copy: ITK optimises its initial transform in place, and `first_initial` must stay the
+                # start the verification compares with (and the fallback when the stage is undone)
+                stage_tx = run_method_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
+                                            initial=copy_transform(first_initial) if index == 0 and first_initial
+                                            is not None else None,
+                                            reproducible=params.reproducible)
+            started_from = first_initial if index == 0 else None
+            before, after = _then(previous, started_from), _then(previous, stage_tx)
+            guided_mm = _landmark_means(landmarks, before, after) if needs_guided(stage, landmarks) else None
+            verifier = pending_verifier.result()
+            if verifier.accept(index, stage.name, before, after, run.cancelled, landmark_mm=guided_mm):
+                composite.AddTransform(stage_tx)
+            elif started_from is not None:
+                composite.AddTransform(started_from)  # undo the stage, keep its initializer's start
+    except BaseException:
+        _settle([alternative, pending_verifier], run)
+        raise
     if composite.GetNumberOfTransforms() == 0:
         composite.AddTransform(sitk.Transform(dim, sitk.sitkIdentity))
+    verifier = pending_verifier.result()
     ok, final_score = verifier.finish(start, composite)
     if not ok:
         composite = sitk.CompositeTransform(dim)
         composite.AddTransform(start if start is not None else sitk.Transform(dim, sitk.sitkIdentity))
         final_score = verifier.start_score
-    if (initial_transform is None and landmarks is None and params.stages[0].initializer != "search"
-            and not run.cancelled):
-        _check_wrong_optimum(verifier, params, fixed, moving, final_score)
+    if alternative is not None and not run.cancelled:
+        _check_wrong_optimum(verifier, alternative.result(), final_score)
     run.warnings.extend(verifier.warnings)
     run.verification = verifier.summary(final_score)
     return composite
 
 
-def _check_wrong_optimum(verifier: StageVerifier, params: Pipeline, fixed: sitk.Image, moving: sitk.Image,
-                         final_score: float) -> None:
-    """A pipeline that started from centres alone may land in a wrong optimum and look converged; the
-    coarse pose search (a second in 3D, less in 2D) tells, and the result then says so."""
+def _settle(futures: list, run: RunState) -> None:
+    """Wait for the run's background work (its errors no longer matter)."""
+    for future in [f for f in futures if f is not None] + run.pyramid.pending():
+        try:
+            future.result()
+        except BaseException:  # noqa: BLE001 - the run is failing already; its own error is raised
+            pass
+
+
+def _start_verifier(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None,
+                    start: sitk.Transform | None) -> StageVerifier:
+    """The run's fixed evaluation, with the score of the transform the run starts from."""
+    verifier = StageVerifier(Evaluation(fixed, moving, fixed_mask))
+    verifier.begin(start)
+    return verifier
+
+
+def _alternative_pose(fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform | None:
+    """The coarse pose search's pose (a second in 3D, less in 2D); None when ITK refuses a degenerate image."""
     from regviewer.core.registration.search import search_pose
 
     kind = "similarity" if fixed.GetDimension() == 2 else "rigid"
     try:
-        alternative = search_pose(fixed, moving, kind).transform(kind)
+        return search_pose(fixed, moving, kind).transform(kind)
     except RuntimeError:  # a degenerate image ITK refuses to smooth or register: nothing to compare
-        return
-    verifier.compare_alternative(alternative, final_score)
+        return None
+
+
+def _check_wrong_optimum(verifier: StageVerifier, alternative: sitk.Transform | None, final_score: float) -> None:
+    """A pipeline that started from centres alone may land in a wrong optimum and look converged; the
+    coarse pose search's `alternative` tells, and the result then says so."""
+    if alternative is not None:
+        verifier.compare_alternative(alternative, final_score)
 
 
 def _landmark_means(landmarks, before: sitk.Transform | None, after: sitk.Transform) -> tuple[float, float] | None:

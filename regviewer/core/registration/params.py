@@ -110,6 +110,9 @@ class OptimizerParams:
                          advanced=True)
     relaxation: float = _f(0.5, "Regular-step: step shrink factor on direction change", min=0.01, max=0.99,
                            advanced=True)
+    coarse_min_step: bool = _f(False, "Regular-step: a coarser pyramid level stops at a minimum step as many "
+                               "times larger as its shrink factor is (its voxels are that much larger; the "
+                               "finer levels refine)", advanced=True)
     convergence_window: int = _f(10, "Stop when the metric changed less than the tolerance over this many "
                                  "iterations", min=2, max=100, advanced=True)
     convergence_tolerance: float = _f(1e-6, "Relative metric change regarded as converged", min=0.0, max=1.0,

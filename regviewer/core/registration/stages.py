@@ -43,6 +43,16 @@ def run_method_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previo
     return _run_levels(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask, initial, reproducible)
 
 
+def prefetch_first_level(stage: Stage, fixed: sitk.Image, moving: sitk.Image, run: RunState) -> None:
+    """Start making the first level's images of a stage `_run_levels` will run (e.g. while the
+    initializer runs)."""
+    if stage.transform.kind in ("displacement", "demons", "flow"):
+        return
+    shrink, sigma = stage.pyramid.shrink_factors[0], stage.pyramid.smoothing_sigmas[0]
+    for image in (fixed, moving):
+        run.pyramid.prefetch(image, shrink, sigma, bool(stage.pyramid.sigmas_in_mm))
+
+
 def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
                 run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
                 initial: sitk.Transform | None, reproducible: bool) -> sitk.Transform:
@@ -73,9 +83,15 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
         # shrinks its sampling grid by what the cache has not (see `pyramid.py`).
         fixed_k, rest = run.pyramid.level(fixed, levels[k], sigmas[k], in_mm)
         moving_k, _ = run.pyramid.level(moving, levels[k], sigmas[k], in_mm)
+        if k + 1 < n_levels:  # made on the other core while this level is optimised
+            run.pyramid.prefetch(fixed, levels[k + 1], sigmas[k + 1], in_mm)
+            run.pyramid.prefetch(moving, levels[k + 1], sigmas[k + 1], in_mm)
+        opt = stage.optimizer
+        if opt.coarse_min_step and opt.kind == "regular_step":
+            opt = dataclasses.replace(opt, min_step=opt.min_step * levels[k] / levels[-1])
         one = dataclasses.replace(
             stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(rest,), smoothing_sigmas=(0.0,)),
-            transform=dataclasses.replace(stage.transform, refine_grid=False))
+            transform=dataclasses.replace(stage.transform, refine_grid=False), optimizer=opt)
         tx = _execute(one, fixed_k, moving_k, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
                       n_levels=n_levels, reproducible=reproducible, domain=fixed)
         if run.cancelled:
