@@ -2,7 +2,8 @@
 
 A stage whose ``landmark_weight`` is above 0 (and landmarks were given), or whose
 metric is ``ngf``, runs here instead of ITK's own optimiser loop. Per pyramid level
-it minimises, with scipy's L-BFGS-B,
+(images from the run's shared pyramid, the metric sampled exactly as a plain stage's
+level) it minimises
 
     f(p) = metric(p) / |metric(p_start)|  +  landmark_weight * sum_i w_i |previous(T_p(x_i)) - y_i|²
 
@@ -12,8 +13,10 @@ w_i their weights normalised to sum 1: the landmark term is a mean squared dista
 in mm², so weight 0.01 makes a 3 mm mean miss cost about as much as a tenth of the
 metric. Linear models are optimised in millimetre units (parameters divided by their
 physical shift) so rotations and shifts are comparable; a B-spline's coefficients
-are millimetres already. Runs are live like any other stage: one progress event per
-L-BFGS iteration with a snapshot of the full transform, cancel within one iteration
+are millimetres already. The optimiser follows the stage's: a linear stage set to
+``regular_step`` takes ITK's regular steps (see `regular_step`), everything else uses
+scipy's L-BFGS-B. Runs are live like any other stage: one progress event per
+iteration with a snapshot of the full transform, cancel within one iteration
 (the best transform so far is kept), and a level never ends worse than it started.
 
 Why not ITK's optimiser with an extra term: SimpleITK cannot add a term to an ITK
