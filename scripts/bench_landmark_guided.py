@@ -100,18 +100,40 @@ def make_case(bump_mm: float, noise_mm: float, case: int = 1):
     return fixed, moving, true, chosen, moving_pts, dense, centre
 
 
-def pipeline(weight: float, first_init: str, bspline_iters: int, smoothness: float = 0.0) -> Pipeline:
+def pipeline(weight: float, first_init: str, bspline_iters: int, smoothness: float = 0.0,
+             affine_weight: float | None = None) -> Pipeline:
     sampling = SamplingParams(strategy="random", percentage=0.1)
     # the same optimisers in every arm: only the landmark term differs
     affine = Stage(name="affine", transform=TransformParams(kind="affine"), metric=MetricParams(kind="mattes"),
                    optimizer=OptimizerParams(kind="regular_step", iterations=100),
                    pyramid=PyramidParams((4, 2, 1), (2.0, 1.0, 0.0)), sampling=sampling, initializer=first_init,
-                   landmark_weight=weight)
+                   landmark_weight=weight if affine_weight is None else affine_weight)
     bspline = Stage(name="bspline", transform=TransformParams(kind="bspline", grid_spacing_mm=20.0,
                                                               smoothness=smoothness if weight > 0 else 0.0),
                     metric=MetricParams(kind="mattes"), optimizer=OptimizerParams(kind="lbfgsb", iterations=bspline_iters),
                     pyramid=PyramidParams((4, 2), (2.0, 1.0)), sampling=sampling, landmark_weight=weight)
     return Pipeline(stages=(affine, bspline), reproducible=False)
+
+
+_LAST: dict = {}
+
+
+def _register(*args, **kwargs) -> sitk.Transform:
+    """register(), keeping the result so the table can show each stage's time."""
+    result = register(*args, **kwargs)
+    _LAST["result"] = result
+    return result.transform
+
+
+def stage_seconds(result) -> dict[str, float]:
+    """Wall time per stage name, from the run's history (time of its last iteration minus the previous
+    stage's): the guided and plain stages are compared in the same table."""
+    out, before = {}, 0.0
+    for name in dict.fromkeys(h.stage_name for h in result.history):
+        end = max(h.elapsed for h in result.history if h.stage_name == name)
+        out[name] = end - before
+        before = end
+    return out
 
 
 def bspline_only(pipe: Pipeline) -> Pipeline:
@@ -193,6 +215,8 @@ def main() -> None:
     parser.add_argument("--noise-mm", type=float, default=1.0)
     parser.add_argument("--bspline-iterations", type=int, default=40)
     parser.add_argument("--smoothness", type=float, default=0.0, help="B-spline smoothness of the guided rows")
+    parser.add_argument("--affine-weight", type=float, default=None,
+                        help="landmark weight of the guided rows' affine stage (default: the same as the B-spline's)")
     parser.add_argument("--quick", action="store_true", help="one fold")
     parser.add_argument("--elastix", action="store_true", help="also elastix's corresponding-points metric "
                         "(needs itk-elastix)")
@@ -217,39 +241,44 @@ def run_case(args, case: int) -> None:
     near_dense = dense[np.linalg.norm(dense - centre, axis=1) < 20.0]
 
     def run(method):
-        errs, near_errs, secs, dense_errs, nd_errs = [], [], [], [], []
+        errs, near_errs, secs, dense_errs, nd_errs, stages = [], [], [], [], [], []
         for train in folds:
             lm = landmark_set(fixed_pts[train], moving_pts[train])
+            _LAST.clear()
             t0 = time.perf_counter()
             tx = method(lm)
             secs.append(time.perf_counter() - t0)
+            if "result" in _LAST:
+                stages.append(stage_seconds(_LAST["result"]))
             e = held_out_errors(tx, true, fixed_pts[~train])
             errs.append(e)
             near_errs.append(e[near[~train]])
             dense_errs.append(held_out_errors(tx, true, dense))
             nd_errs.append(held_out_errors(tx, true, near_dense))
         e, en = np.concatenate(errs), np.concatenate(near_errs)
+        per_stage = {k: float(np.mean([st.get(k, np.nan) for st in stages])) for k in ("affine", "bspline")}
         return (e.mean(), e.max(), en.mean(), np.concatenate(dense_errs).mean(), np.concatenate(nd_errs).mean(),
-                float(np.mean(secs)))
+                float(np.mean(secs)), per_stage)
 
     iters = args.bspline_iterations
 
     def tps_then_intensity(lm):
         tps = fit(lm, "tps", reference=fixed, leave_one_out=False).transform
-        refined = register(fixed, moving, params=bspline_only(pipeline(0.0, "none", iters)), initial_transform=tps)
-        return refined.transform
+        return _register(fixed, moving, params=bspline_only(pipeline(0.0, "none", iters)), initial_transform=tps)
 
     rows = [("landmarks only, affine", lambda lm: fit(lm, "affine", leave_one_out=False).transform),
             ("landmarks only, thin-plate", lambda lm: fit(lm, "tps", reference=fixed, leave_one_out=False).transform),
             ("thin-plate + intensity B-spline", tps_then_intensity),
             ("intensity only (moments start)",
-             lambda lm: register(fixed, moving, params=pipeline(0.0, "moments", iters)).transform),
+             lambda lm: _register(fixed, moving, params=pipeline(0.0, "moments", iters))),
             ("landmark start + intensity (w=0)",
-             lambda lm: register(fixed, moving, params=pipeline(0.0, "none", iters), landmarks=lm).transform)]
+             lambda lm: _register(fixed, moving, params=pipeline(0.0, "none", iters), landmarks=lm))]
     for w in args.weights:
-        rows.append((f"guided, weight={w:g}" + (f", smooth={args.smoothness:g}" if args.smoothness else ""),
-                     lambda lm, w=w: register(fixed, moving, params=pipeline(w, "none", iters, args.smoothness),
-                                              landmarks=lm).transform))
+        label = f"guided, weight={w:g}" if args.affine_weight is None else \
+            f"guided, w={w:g} (affine {args.affine_weight:g})"
+        rows.append((label + (f", smooth={args.smoothness:g}" if args.smoothness else ""),
+                     lambda lm, w=w: _register(fixed, moving, params=pipeline(w, "none", iters, args.smoothness,
+                                                                              args.affine_weight), landmarks=lm)))
     if args.elastix:
         for w in args.elastix_weights:
             rows.append((f"elastix, points weight={w:g}", elastix_route(fixed, moving, w, iters)))
@@ -257,12 +286,16 @@ def run_case(args, case: int) -> None:
           f"at voxel {CASES[case]['centre']}; {n} pairs, {args.noise_mm:g} mm noise per axis; {len(folds)} fold(s), "
           f"{n // 2} pairs held out per fold ({int(near[~folds[0]].sum())} near the bump); dense = {len(dense)} "
           f"brain points ({len(near_dense)} within 20 mm of the bump)")
-    print(f"{'method':<34}{'held-out mean':>14}{'max':>7}{'near bump':>10}{'dense':>7}{'dense near':>11}{'time s':>8}")
+    print(f"{'method':<34}{'held-out mean':>14}{'max':>7}{'near bump':>10}{'dense':>7}{'dense near':>11}{'time s':>8}"
+          f"{'affine s':>9}{'bspline s':>10}")
     for name, method in rows:
         if args.only and not any(o in name for o in args.only):
             continue
-        mean, mx, near_mean, d, dn, secs = run(method)
-        print(f"{name:<34}{mean:>14.2f}{mx:>7.2f}{near_mean:>10.2f}{d:>7.2f}{dn:>11.2f}{secs:>8.1f}", flush=True)
+        mean, mx, near_mean, d, dn, secs, st = run(method)
+        stage_cols = "".join(f"{st[k]:>{w}.1f}" if np.isfinite(st[k]) else f"{'-':>{w}}"
+                             for k, w in (("affine", 9), ("bspline", 10)))
+        print(f"{name:<34}{mean:>14.2f}{mx:>7.2f}{near_mean:>10.2f}{d:>7.2f}{dn:>11.2f}{secs:>8.1f}{stage_cols}",
+              flush=True)
 
 
 if __name__ == "__main__":
