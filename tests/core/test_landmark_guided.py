@@ -265,3 +265,23 @@ def test_weight_near_zero_matches_the_plain_linear_stage():
     assert "regular step" in guided.stop_reason
     assert np.linalg.norm(_offset(plain.transform) - (4.0, -3.0)) < 0.1
     assert np.linalg.norm(_offset(guided.transform) - _offset(plain.transform)) < 0.1
+
+
+def test_regular_step_guided_stage_is_live_and_cancels():
+    fixed, moving = _blobs(), _blobs(shift=(6.0, -3.0))
+    token, events = CancelToken(), []
+
+    def progress(p):
+        events.append(p)
+        if len(events) == 3:
+            token.cancel()
+
+    stage = Stage(name="affine", transform=TransformParams("affine"), metric=MetricParams("mean_squares"),
+                  optimizer=OptimizerParams(kind="regular_step", iterations=100),
+                  pyramid=PyramidParams((2, 1), (1.0, 0.0)), sampling=SamplingParams(strategy="none"),
+                  landmark_weight=0.01)
+    result = register(fixed, moving, params=Pipeline(stages=(stage,)), landmarks=_landmarks((6.0, -3.0)),
+                      progress=progress, cancel=token)
+    assert result.cancelled and len(events) == 3 and len(result.history) == 3
+    assert all(isinstance(e.transform, sitk.Transform) for e in events)
+    assert np.linalg.norm(_offset(result.transform) - (6.0, -3.0)) < 2.0
