@@ -285,3 +285,35 @@ def test_regular_step_guided_stage_is_live_and_cancels():
     assert result.cancelled and len(events) == 3 and len(result.history) == 3
     assert all(isinstance(e.transform, sitk.Transform) for e in events)
     assert np.linalg.norm(_offset(result.transform) - (6.0, -3.0)) < 2.0
+
+
+def test_linear_stage_is_recentred_where_itk_puts_it():
+    """ITK moves the optimised transform's centre to the moving-initial transform's during Execute;
+    the guided stage adopts that centre first (same mapping), so the probed derivative refers to
+    the stage transform's own parameters."""
+    from regviewer.core.registration.guided_terms import ItkMetricTerm
+    from regviewer.core.registration.landmark_guided import _with_itk_centre
+
+    fixed, moving = _textured(), _textured(shift=(2.0, -1.0))
+    previous = sitk.AffineTransform(2)
+    previous.SetCenter((12.0, -7.0))
+    previous.SetTranslation((0.5, 0.2))
+    term = ItkMetricTerm(_stage("affine", metric="mean_squares"), fixed, moving, previous, 0, None, None, True)
+    tx = sitk.AffineTransform(2)
+    tx.SetCenter((0.0, 0.0))
+    tx.SetMatrix((1.02, 0.03, -0.01, 0.98))
+    tx.SetTranslation((1.0, -0.5))
+    out = _with_itk_centre(tx, term)
+    assert out.GetCenter() == pytest.approx((12.0, -7.0)) == term.probe_centre()
+    for p in ((0.0, 0.0), (30.0, -20.0), (-25.0, 15.0)):
+        assert out.TransformPoint(p) == pytest.approx(tx.TransformPoint(p), abs=1e-9)
+    # the value is that of the mapping previous(out(x)): the same as one affine with no moving-initial
+    from regviewer.core.transforms.ops import matrix_offset
+
+    both = sitk.CompositeTransform([previous, out])
+    a, t = matrix_offset(both)
+    single = sitk.AffineTransform(2)
+    single.SetMatrix(tuple(a.ravel()))
+    single.SetTranslation(tuple(t))
+    alone = ItkMetricTerm(_stage("affine", metric="mean_squares"), fixed, moving, None, 0, None, None, True)
+    assert term.value_and_gradient(out)[0] == pytest.approx(alone.value_and_gradient(single)[0], rel=1e-6)

@@ -92,6 +92,10 @@ class ItkMetricTerm:
                                              estimateLearningRate=method.Never)
         self._method = method
 
+    def probe_centre(self) -> tuple[float, ...] | None:
+        """The centre ITK left on the probed transform (see `landmark_guided._with_itk_centre`)."""
+        return self._probe.GetCenter() if self._probe is not None and hasattr(self._probe, "GetCenter") else None
+
     def value_and_gradient(self, tx: sitk.Transform) -> tuple[float, np.ndarray]:
         """Metric value (lower is better) and d value / d parameters at `tx`'s parameters."""
         start = np.array(tx.GetParameters())

@@ -36,7 +36,7 @@ from regviewer.core.errors import ParameterError, RegistrationFailed
 from regviewer.core.registration.guided_terms import ItkMetricTerm, LandmarkTerm, membrane_energy, physical_scales
 from regviewer.core.registration.params import Stage
 from regviewer.core.registration.run_state import RunState
-from regviewer.core.transforms.ops import copy_transform, make_linear
+from regviewer.core.transforms.ops import copy_transform, make_linear, matrix_offset
 
 GUIDED_KINDS = ("translation", "rigid", "versor", "similarity", "affine", "bspline")
 
@@ -107,6 +107,8 @@ def run_guided_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previo
             metric = ItkMetricTerm(stage, fixed_l, moving_l, previous, seed, fixed_mask, moving_mask, reproducible,
                                    rest)
         lm = LandmarkTerm(*points, previous) if points is not None else None
+        if k == 0 and kind != "bspline" and isinstance(metric, ItkMetricTerm):
+            tx = _with_itk_centre(tx, metric)
         try:
             tx, reason = _optimise_level(stage, tx, metric, lm, fixed, run, k, n)
         except RuntimeError as exc:
@@ -184,6 +186,31 @@ def _optimise_level(stage: Stage, tx: sitk.Transform, metric, lm: LandmarkTerm |
     out = copy_transform(tx)
     out.SetParameters(tuple(best["p"]))  # the start is evaluated first, so never worse than the start
     return out, reason
+
+
+def _with_itk_centre(tx: sitk.Transform, metric: ItkMetricTerm) -> sitk.Transform:
+    """The stage transform re-centred where ITK puts it.
+
+    Given a moving-initial transform with a centre, ITK's registration method moves the
+    optimised transform's centre there during Execute. The probe's parameters (and so the
+    derivative) then refer to that centre, not to the stage transform's: the matrix
+    gradient was wrong by the translation gradient times the centre shift, and a guided
+    affine stage ended 1.5 mm (at 600 brain points) from the truth where ITK's own stage,
+    from the same start, ended 0.7 mm. Re-centring the mapping once, before the first
+    level, keeps both parametrisations the same.
+    """
+    if not hasattr(tx, "GetCenter"):
+        return tx
+    metric.value_and_gradient(tx)
+    centre = np.array(metric.probe_centre())
+    old = np.array(tx.GetCenter())
+    if np.allclose(centre, old):
+        return tx
+    a, t = matrix_offset(tx)  # x -> a x + t: the mapping to keep
+    out = copy_transform(tx)
+    out.SetCenter(tuple(centre))
+    out.SetTranslation(tuple(t + a @ centre - centre))
+    return out
 
 
 def regular_step(objective, n: int, step: float, min_step: float, relaxation: float, iterations: int,
