@@ -174,3 +174,146 @@ def test_smoothness_penalty_spreads_a_local_pull():
                           initial_transform=sitk.TranslationTransform(2), landmarks=lm)
         moved.append(result.transform.TransformPoint((18.0, -10.0))[0] - 18.0)
     assert moved[0] > 1.5 and moved[1] < moved[0] - 0.3
+
+
+def _textured(shift=(0.0, 0.0)) -> sitk.Image:
+    """96x96, 1 mm: blobs plus fine texture, so a shrunk sampling grid aliases unless it is a virtual domain."""
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:96, 0:96] - 47.5
+    img = np.zeros((96, 96))
+    for cx, cy, s, a in rng.uniform((-30, -30, 3, 0.3), (30, 30, 9, 1.0), size=(12, 4)):
+        img += a * np.exp(-((xx - cx - shift[0]) ** 2 + (yy - cy - shift[1]) ** 2) / (2 * s * s))
+    img += 0.2 * np.sin((xx - shift[0]) * 1.3) * np.cos((yy - shift[1]) * 1.1)
+    out = sitk.GetImageFromArray(img.astype(np.float32))
+    out.SetOrigin((-47.5, -47.5))
+    return out
+
+
+def test_metric_term_is_the_plain_stages_metric_on_a_shrunk_level():
+    """The guided objective must be the one a plain stage optimises on the same level (same level
+    images from the shared pyramid, same sampling grid): a fixed image shrunk beforehand gave
+    another, aliased objective whose optimum was off (guided runs ended worse than plain ones)."""
+    from regviewer.core.registration.guided_terms import ItkMetricTerm
+    from regviewer.core.registration.run_state import RunState
+    from regviewer.core.registration.stages import run_method_stage
+
+    fixed, moving = _textured(), _textured(shift=(2.5, -1.5))
+    stage = Stage(name="t", transform=TransformParams("translation"), metric=MetricParams("mattes", bins=32),
+                  optimizer=OptimizerParams(kind="regular_step", iterations=3),
+                  pyramid=PyramidParams((4,), (2.0,)), sampling=SamplingParams(strategy="random", percentage=0.3))
+    run = RunState(None, None)
+    run_method_stage(stage, fixed, moving, None, run, seed=7)
+    first = run.history[0].metric  # ITK's own value at the start (identity)
+    fixed_l, rest = run.pyramid.level(fixed, 4, 2.0)
+    moving_l, _ = run.pyramid.level(moving, 4, 2.0)
+    assert rest > 1  # the case that went wrong
+    term = ItkMetricTerm(stage, fixed_l, moving_l, None, 7, None, None, True, rest)
+    value, grad = term.value_and_gradient(sitk.TranslationTransform(2))
+    assert value == pytest.approx(first, rel=1e-9)
+    assert np.linalg.norm(grad) > 0
+
+
+def test_metric_term_gives_fresh_values_on_every_call():
+    """One ITK method is re-run per call; the probe is re-attached each time (SimpleITK transforms
+    are copy-on-write, so a stale probe would give a zero gradient)."""
+    from regviewer.core.registration.guided_terms import ItkMetricTerm
+
+    fixed, moving = _blobs(), _blobs(shift=(3.0, -2.0))
+    term = ItkMetricTerm(_stage(metric="mean_squares"), fixed, moving, None, 0, None, None, True)
+    tx = sitk.TranslationTransform(2)
+    v0, g0 = term.value_and_gradient(tx)
+    tx.SetOffset((3.0, -2.0))
+    v1, g1 = term.value_and_gradient(tx)
+    tx.SetOffset((0.0, 0.0))
+    v2, g2 = term.value_and_gradient(tx)
+    assert v1 < 0.2 * v0 and v2 == v0 and np.array_equal(g0, g2)
+    assert g0[0] < 0 < g0[1]  # downhill is towards (+3, -2)
+
+
+def test_guided_stage_uses_the_shared_pyramid(monkeypatch):
+    from regviewer.core.registration.pyramid import PyramidCache
+
+    calls = []
+    original = PyramidCache.level
+
+    def spy(self, image, shrink, sigma, sigma_in_mm=False):
+        calls.append((shrink, sigma))
+        return original(self, image, shrink, sigma, sigma_in_mm)
+
+    monkeypatch.setattr(PyramidCache, "level", spy)
+    for metric in ("mean_squares", "ngf"):
+        calls.clear()
+        register(_blobs(), _blobs(shift=(2.0, 0.0)), params=Pipeline(stages=(_stage(weight=0.01, metric=metric),)),
+                 landmarks=_landmarks((2.0, 0.0)))
+        assert calls == [(2, 1.0), (2, 1.0), (1, 0.0), (1, 0.0)]  # fixed and moving, per level
+
+
+def test_weight_near_zero_matches_the_plain_linear_stage():
+    """With the landmark term negligible, the guided loop (regular steps) ends where ITK's own
+    regular-step stage ends, from the same start on the same pyramid."""
+    fixed, moving = _textured(), _textured(shift=(4.0, -3.0))
+    lm = _landmarks((4.5, -2.5))
+
+    def stage(weight):
+        return Stage(name="t", transform=TransformParams("translation"), metric=MetricParams("mattes", bins=32),
+                     optimizer=OptimizerParams(kind="regular_step", iterations=100),
+                     pyramid=PyramidParams((2, 1), (1.0, 0.0)), sampling=SamplingParams(strategy="none"),
+                     landmark_weight=weight)
+
+    plain = register(fixed, moving, params=Pipeline(stages=(stage(0.0),)), landmarks=lm)
+    guided = register(fixed, moving, params=Pipeline(stages=(stage(1e-9),)), landmarks=lm)
+    assert "regular step" in guided.stop_reason
+    assert np.linalg.norm(_offset(plain.transform) - (4.0, -3.0)) < 0.1
+    assert np.linalg.norm(_offset(guided.transform) - _offset(plain.transform)) < 0.1
+
+
+def test_regular_step_guided_stage_is_live_and_cancels():
+    fixed, moving = _blobs(), _blobs(shift=(6.0, -3.0))
+    token, events = CancelToken(), []
+
+    def progress(p):
+        events.append(p)
+        if len(events) == 3:
+            token.cancel()
+
+    stage = Stage(name="affine", transform=TransformParams("affine"), metric=MetricParams("mean_squares"),
+                  optimizer=OptimizerParams(kind="regular_step", iterations=100),
+                  pyramid=PyramidParams((2, 1), (1.0, 0.0)), sampling=SamplingParams(strategy="none"),
+                  landmark_weight=0.01)
+    result = register(fixed, moving, params=Pipeline(stages=(stage,)), landmarks=_landmarks((6.0, -3.0)),
+                      progress=progress, cancel=token)
+    assert result.cancelled and len(events) == 3 and len(result.history) == 3
+    assert all(isinstance(e.transform, sitk.Transform) for e in events)
+    assert np.linalg.norm(_offset(result.transform) - (6.0, -3.0)) < 2.0
+
+
+def test_linear_stage_is_recentred_where_itk_puts_it():
+    """ITK moves the optimised transform's centre to the moving-initial transform's during Execute;
+    the guided stage adopts that centre first (same mapping), so the probed derivative refers to
+    the stage transform's own parameters."""
+    from regviewer.core.registration.guided_terms import ItkMetricTerm
+    from regviewer.core.registration.landmark_guided import _with_itk_centre
+
+    fixed, moving = _textured(), _textured(shift=(2.0, -1.0))
+    previous = sitk.AffineTransform(2)
+    previous.SetCenter((12.0, -7.0))
+    previous.SetTranslation((0.5, 0.2))
+    term = ItkMetricTerm(_stage("affine", metric="mean_squares"), fixed, moving, previous, 0, None, None, True)
+    tx = sitk.AffineTransform(2)
+    tx.SetCenter((0.0, 0.0))
+    tx.SetMatrix((1.02, 0.03, -0.01, 0.98))
+    tx.SetTranslation((1.0, -0.5))
+    out = _with_itk_centre(tx, term)
+    assert out.GetCenter() == pytest.approx((12.0, -7.0)) == term.probe_centre()
+    for p in ((0.0, 0.0), (30.0, -20.0), (-25.0, 15.0)):
+        assert out.TransformPoint(p) == pytest.approx(tx.TransformPoint(p), abs=1e-9)
+    # the value is that of the mapping previous(out(x)): the same as one affine with no moving-initial
+    from regviewer.core.transforms.ops import matrix_offset
+
+    both = sitk.CompositeTransform([previous, out])
+    a, t = matrix_offset(both)
+    single = sitk.AffineTransform(2)
+    single.SetMatrix(tuple(a.ravel()))
+    single.SetTranslation(tuple(t))
+    alone = ItkMetricTerm(_stage("affine", metric="mean_squares"), fixed, moving, None, 0, None, None, True)
+    assert term.value_and_gradient(out)[0] == pytest.approx(alone.value_and_gradient(single)[0], rel=1e-6)
