@@ -123,6 +123,12 @@ def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
     return _remember(key, SearchResult(matrix, shift, center, best[0], r, len(scored), float(linearity)))
 
 
+def clear_cache() -> None:
+    """Forget the poses found so far (a benchmark timing what a pair seen for the first time costs)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
 def _remember(key: tuple, result: SearchResult) -> SearchResult:
     with _CACHE_LOCK:
         if len(_CACHE) > 8:
