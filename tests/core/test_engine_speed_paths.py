@@ -91,3 +91,19 @@ def test_coarse_levels_stop_at_a_step_scaled_by_their_shrink(monkeypatch):
     register(fixed, moving, params=Pipeline(stages=(Stage(initializer="geometry", pyramid=PyramidParams((2, 1), (1.0, 0.0))),)))
     assert seen == [Stage().optimizer.min_step] * 2  # off by default
     assert load_preset("affine-mi").stages[0].optimizer.coarse_min_step
+
+
+def test_background_work_gets_its_own_image_objects_sharing_the_pixels():
+    """Reading pixels from numpy calls the image object's MakeUnique, which swaps its buffer; two
+    threads doing that on one object (verification and pose search on the fixed image) crashed
+    the engine now and then. Each background task gets an object of its own."""
+    import SimpleITK as sitk
+
+    from regviewer.core.registration.pyramid import in_background
+
+    image = sitk.GaussianSource(sitk.sitkFloat32, [16, 16, 16], [4.0] * 3, [8.0] * 3)
+    received = in_background(lambda img, n: (img, n), image, 3).result()
+    assert received[0] is not image and received[1] == 3
+    assert sitk.Hash(received[0]) == sitk.Hash(image)
+    readers = [in_background(lambda img: float(sitk.GetArrayViewFromImage(img).sum()), image) for _ in range(8)]
+    assert len({f.result() for f in readers}) == 1

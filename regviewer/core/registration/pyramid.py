@@ -35,16 +35,29 @@ def in_background(fn: Callable, *args) -> Future:
     SimpleITK releases the GIL while a filter or a registration runs, so this overlaps
     with the caller's own ITK work. A daemon thread, so a cancelled run that no longer
     waits for its result never keeps the process alive.
+
+    Each image argument is handed over as a new SimpleITK image object sharing the same
+    pixels (made here, on the calling thread): reading an image's pixels from numpy calls
+    its `MakeUnique`, which swaps that object's buffer, and two threads doing so on one
+    object (the verification and the pose search reading the fixed image at once) crashed
+    the process now and then. With one object per thread a swap touches only its own.
     """
     future: Future = Future()
+    own = [sitk.Image(a) if isinstance(a, sitk.Image) else a for a in args]
 
     def target() -> None:
         if not future.set_running_or_notify_cancel():
             return
         try:
-            future.set_result(fn(*args))
+            result = fn(*own)
         except BaseException as exc:  # handed to whoever waits for the result
+            own.clear()
             future.set_exception(exc)
+            return
+        # The copies go before the waiter is told: once it has the result the process may exit, and
+        # a thread still freeing pixels in C++ at that moment aborts it.
+        own.clear()
+        future.set_result(result)
 
     threading.Thread(target=target, name=BACKGROUND_THREAD_NAME, daemon=True).start()
     return future

@@ -142,7 +142,7 @@ def _volume(image: sitk.Image) -> float:
 
 
 def _digest(image: sitk.Image) -> str:
-    h = hashlib.sha1(sitk.GetArrayViewFromImage(image).tobytes())
+    h = hashlib.sha1(sitk.Hash(image).encode())  # ITK hashes the pixels without a numpy view (no MakeUnique copy)
     h.update(repr((image.GetSize(), image.GetPixelIDValue(), image.GetOrigin(), image.GetSpacing(),
                    image.GetDirection())).encode())
     return h.hexdigest()
