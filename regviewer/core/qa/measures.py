@@ -293,6 +293,10 @@ def similarity(fixed, moving, transform: sitk.Transform | None, mask=None, max_v
     30 k and 240 k brain voxels), so compare before/after values of one image pair.
     """
     f = subsample_grid(_as_sitk(fixed), max_voxels)
+    if f is _as_sitk(fixed):
+        # An object of its own (at most `max_voxels`): reading pixels from numpy swaps the object's
+        # buffer (MakeUnique), and the window's thread may be reading the same image object meanwhile.
+        f = sitk.Image(f)
     a, b = _overlap_values(f, moving, transform, mask)
     region = mask_on_grid(mask, f)
     n_total = int(np.count_nonzero(region)) if region is not None else int(np.prod(f.GetSize()))
