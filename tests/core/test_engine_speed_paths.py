@@ -107,3 +107,26 @@ def test_background_work_gets_its_own_image_objects_sharing_the_pixels():
     assert sitk.Hash(received[0]) == sitk.Hash(image)
     readers = [in_background(lambda img: float(sitk.GetArrayViewFromImage(img).sum()), image) for _ in range(8)]
     assert len({f.result() for f in readers}) == 1
+
+
+def test_a_cancelled_run_leaves_no_background_work_running():
+    """A thread still inside ITK when the process exits aborts it ("exception not rethrown"): a run
+    cancelled mid-way used to return with its pose search and pyramid prefetches still running."""
+    import threading
+
+    import SimpleITK as sitk
+
+    from regviewer.core.registration.engine import CancelToken, register
+    from regviewer.core.registration.pyramid import BACKGROUND_THREAD_NAME
+    from regviewer.core.registration.presets import load_preset
+
+    fixed = sitk.GaussianSource(sitk.sitkFloat32, [64, 64, 64], [10.0, 14.0, 8.0], [30.0, 34.0, 30.0])
+    moving = sitk.GaussianSource(sitk.sitkFloat32, [64, 64, 64], [10.0, 14.0, 8.0], [34.0, 30.0, 31.0])
+    token = CancelToken()
+
+    def cancel_at_once(_progress):
+        token.cancel()
+
+    result = register(fixed, moving, params=load_preset("affine-mi"), progress=cancel_at_once, cancel=token)
+    assert result.cancelled
+    assert not [t for t in threading.enumerate() if t.name == BACKGROUND_THREAD_NAME and t.is_alive()]

@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from regviewer.core.registration.run_state import CancelToken, HistoryEntry, Progress, RunState
-from regviewer.core.errors import IncompatibleImagesError, ParameterError, RegistrationFailed
+from regviewer.core.errors import IncompatibleImagesError, ParameterError, RegistrationCancelled, RegistrationFailed
 from regviewer.core.imaging.image import Volume, as_volume
 from regviewer.core.imaging.io import check_compatible
 from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline
@@ -139,7 +139,24 @@ def register(fixed, moving, preset: str | None = DEFAULT_PRESET, params: Pipelin
 def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None,
                  moving_mask: sitk.Image | None, initial_transform: sitk.Transform | None, landmarks,
                  run: RunState, seed: int) -> sitk.CompositeTransform:
-    """Run every stage on float32 scalar images; return the fixed -> moving composite."""
+    """Run every stage on float32 scalar images; return the fixed -> moving composite.
+
+    The run's background work (pyramid levels, evaluation, pose search) has ended when this
+    returns or raises, cancelled or not: a thread still inside ITK when the process exits
+    aborts it ("exception not rethrown").
+    """
+    background: list = []
+    try:
+        return _run_stages(params, fixed, moving, fixed_mask, moving_mask, initial_transform, landmarks, run,
+                           seed, background)
+    finally:
+        _settle(background, run)
+
+
+def _run_stages(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None,
+                moving_mask: sitk.Image | None, initial_transform: sitk.Transform | None, landmarks,
+                run: RunState, seed: int, background: list) -> sitk.CompositeTransform:
+    """`run_pipeline`'s work; the background jobs it starts go into `background`."""
     from regviewer.core.registration.landmark_guided import needs_guided, run_guided_stage
     from regviewer.core.registration.stages import prefetch_first_level, run_method_stage
 
@@ -160,44 +177,41 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
     # A pipeline that starts from image centres alone is checked against the coarse pose search at the
     # end; the search runs now, on the other core, while the stages run (it is deterministic either way).
     check = initial_transform is None and landmarks is None and params.stages[0].initializer != "search"
-    alternative = in_background(_alternative_pose, fixed, moving) if check else None
+    alternative = in_background(_alternative_pose, fixed, moving, lambda: run.cancelled) if check else None
     start = copy_transform(composite) if composite.GetNumberOfTransforms() else None
     pending_verifier = in_background(_start_verifier, fixed, moving, fixed_mask, start)  # also alongside
-    try:  # a stage that raises (or Ctrl+C) leaves no background work running into the process's exit
-        for index, stage in enumerate(params.stages):
-            if run.cancelled:
-                break
-            run.begin_stage(index, stage.name)
-            previous = copy_transform(composite) if composite.GetNumberOfTransforms() else None
-            if needs_guided(stage, landmarks):  # landmark-guided or NGF: our own L-BFGS loop
-                stage_tx = run_guided_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
-                                            first_initial if index == 0 else None, params.reproducible, landmarks)
-            elif stage.transform.kind == "demons":
-                from regviewer.core.registration.demons import run_demons_stage
+    background.extend(f for f in (alternative, pending_verifier) if f is not None)
+    for index, stage in enumerate(params.stages):
+        if run.cancelled:
+            break
+        run.begin_stage(index, stage.name)
+        previous = copy_transform(composite) if composite.GetNumberOfTransforms() else None
+        if needs_guided(stage, landmarks):  # landmark-guided or NGF: our own L-BFGS loop
+            stage_tx = run_guided_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
+                                        first_initial if index == 0 else None, params.reproducible, landmarks)
+        elif stage.transform.kind == "demons":
+            from regviewer.core.registration.demons import run_demons_stage
 
-                stage_tx = run_demons_stage(stage, fixed, moving, previous, run)
-            elif stage.transform.kind == "flow":
-                from regviewer.core.registration.flow import run_flow_stage
+            stage_tx = run_demons_stage(stage, fixed, moving, previous, run)
+        elif stage.transform.kind == "flow":
+            from regviewer.core.registration.flow import run_flow_stage
 
-                stage_tx = run_flow_stage(stage, fixed, moving, previous, run)
-            else:
-                # a copy: ITK optimises its initial transform in place, and `first_initial` must stay the
-                # start the verification compares with (and the fallback when the stage is undone)
-                stage_tx = run_method_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
-                                            initial=copy_transform(first_initial) if index == 0 and first_initial
-                                            is not None else None,
-                                            reproducible=params.reproducible)
-            started_from = first_initial if index == 0 else None
-            before, after = _then(previous, started_from), _then(previous, stage_tx)
-            guided_mm = _landmark_means(landmarks, before, after) if needs_guided(stage, landmarks) else None
-            verifier = pending_verifier.result()
-            if verifier.accept(index, stage.name, before, after, run.cancelled, landmark_mm=guided_mm):
-                composite.AddTransform(stage_tx)
-            elif started_from is not None:
-                composite.AddTransform(started_from)  # undo the stage, keep its initializer's start
-    except BaseException:
-        _settle([alternative, pending_verifier], run)
-        raise
+            stage_tx = run_flow_stage(stage, fixed, moving, previous, run)
+        else:
+            # a copy: ITK optimises its initial transform in place, and `first_initial` must stay the
+            # start the verification compares with (and the fallback when the stage is undone)
+            stage_tx = run_method_stage(stage, fixed, moving, previous, run, seed, fixed_mask, moving_mask,
+                                        initial=copy_transform(first_initial) if index == 0 and first_initial
+                                        is not None else None,
+                                        reproducible=params.reproducible)
+        started_from = first_initial if index == 0 else None
+        before, after = _then(previous, started_from), _then(previous, stage_tx)
+        guided_mm = _landmark_means(landmarks, before, after) if needs_guided(stage, landmarks) else None
+        verifier = pending_verifier.result()
+        if verifier.accept(index, stage.name, before, after, run.cancelled, landmark_mm=guided_mm):
+            composite.AddTransform(stage_tx)
+        elif started_from is not None:
+            composite.AddTransform(started_from)  # undo the stage, keep its initializer's start
     if composite.GetNumberOfTransforms() == 0:
         composite.AddTransform(sitk.Transform(dim, sitk.sitkIdentity))
     verifier = pending_verifier.result()
@@ -214,11 +228,11 @@ def run_pipeline(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_
 
 
 def _settle(futures: list, run: RunState) -> None:
-    """Wait for the run's background work (its errors no longer matter)."""
+    """Wait for the run's background work (its errors, if any, are raised by whoever needs its result)."""
     for future in [f for f in futures if f is not None] + run.pyramid.pending():
         try:
             future.result()
-        except BaseException:  # noqa: BLE001 - the run is failing already; its own error is raised
+        except BaseException:  # noqa: BLE001 - a needed result raised where it was used; the rest does not matter
             pass
 
 
@@ -230,14 +244,15 @@ def _start_verifier(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Imag
     return verifier
 
 
-def _alternative_pose(fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform | None:
-    """The coarse pose search's pose (a second in 3D, less in 2D); None when ITK refuses a degenerate image."""
+def _alternative_pose(fixed: sitk.Image, moving: sitk.Image, should_stop) -> sitk.Transform | None:
+    """The coarse pose search's pose (a second in 3D, less in 2D); None when ITK refuses a degenerate
+    image or the run was cancelled (a cancel must not wait for the search)."""
     from regviewer.core.registration.search import search_pose
 
     kind = "similarity" if fixed.GetDimension() == 2 else "rigid"
     try:
-        return search_pose(fixed, moving, kind).transform(kind)
-    except RuntimeError:  # a degenerate image ITK refuses to smooth or register: nothing to compare
+        return search_pose(fixed, moving, kind, should_stop=should_stop).transform(kind)
+    except (RuntimeError, RegistrationCancelled):  # RuntimeError: a degenerate image ITK refuses to smooth
         return None
 
 

@@ -28,10 +28,12 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
 
+from regviewer.core.errors import RegistrationCancelled
 from regviewer.core.registration.verify import Evaluation
 
 ANGLES_2D = tuple(range(0, 360, 15))
@@ -75,8 +77,12 @@ def coarse(image: sitk.Image, across: int) -> sitk.Image:
 
 
 def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
-                start: sitk.Transform | None = None) -> SearchResult:
-    """The best coarse pose of `moving` onto `fixed` (see the module docstring); cached per pair."""
+                start: sitk.Transform | None = None, should_stop: Callable[[], bool] | None = None) -> SearchResult:
+    """The best coarse pose of `moving` onto `fixed` (see the module docstring); cached per pair.
+
+    `should_stop` (checked between candidates and at every refinement iteration) ends the search
+    early with `RegistrationCancelled`; nothing is cached then.
+    """
     dim = fixed.GetDimension()
     scaled = dim == 2 and kind in ("similarity", "affine")
     # keyed by the images themselves: hashing them costs a tenth of smoothing them down (1 mm brain)
@@ -90,7 +96,7 @@ def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
         # The moving image covers part of the fixed one (a slab, a detail): judge poses on the moving
         # image's points, all of which have a partner, and invert. From the larger side, most points map
         # outside for every pose and a wrong pose can score by lining up "outside" with the background.
-        back = search_pose(moving, fixed, kind)
+        back = search_pose(moving, fixed, kind, should_stop=should_stop)
         forward = _affine(back.matrix, back.translation, back.center).GetInverse()
         center = np.asarray(_center_of_mass(f))
         matrix, shift = _matrix_shift(forward, center)
@@ -103,6 +109,7 @@ def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
     scales = SCALES_2D if scaled else (1.0,)
     scored = []
     for (shift, rot, s) in itertools.product(shifts, rotations, scales):
+        _stop_if(should_stop)
         matrix = rot * s
         scored.append((evaluation.score(_affine(matrix, shift, center)), matrix, shift))
     scored.sort(key=lambda r: -r[0])
@@ -112,7 +119,8 @@ def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
     # Each refinement is one single-threaded (reproducible) optimisation, independent of the others:
     # run them side by side on the cores; the results, kept in candidate order, do not depend on it.
     with ThreadPoolExecutor(max_workers=max(1, min(len(chosen), os.cpu_count() or 1))) as pool:
-        refinements = list(pool.map(lambda c: _refine(f, m, c[1], c[2], center, model), chosen))
+        refinements = list(pool.map(lambda c: _refine(f, m, c[1], c[2], center, model, should_stop), chosen))
+    _stop_if(should_stop)
     for refined in refinements:
         score = evaluation.score(refined)
         if best is None or score > best[0]:
@@ -121,6 +129,11 @@ def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
     r, eta2 = evaluation.relation(best[1])
     linearity = r * r / eta2 if eta2 and np.isfinite(eta2) and np.isfinite(r) else 0.0
     return _remember(key, SearchResult(matrix, shift, center, best[0], r, len(scored), float(linearity)))
+
+
+def _stop_if(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise RegistrationCancelled("pose search stopped")
 
 
 def clear_cache() -> None:
@@ -222,7 +235,7 @@ def _distinct(scored: list, n: int) -> list:
 
 
 def _refine(f: sitk.Image, m: sitk.Image, matrix: np.ndarray, shift: np.ndarray, center: np.ndarray,
-            kind: str) -> sitk.Transform:
+            kind: str, should_stop: Callable[[], bool] | None = None) -> sitk.Transform:
     """A short coarse optimisation (Mattes MI, every voxel) from one candidate pose."""
     tx = as_kind(matrix, shift, center, kind)
     method = sitk.ImageRegistrationMethod()
@@ -234,6 +247,8 @@ def _refine(f: sitk.Image, m: sitk.Image, matrix: np.ndarray, shift: np.ndarray,
                                                     relaxationFactor=0.5)
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetInitialTransform(tx, inPlace=True)
+    if should_stop is not None:
+        method.AddCommand(sitk.sitkIterationEvent, lambda: should_stop() and method.StopRegistration())
     try:
         method.Execute(f, m)
     except RuntimeError:  # too little overlap for this candidate: keep it as it was
