@@ -87,7 +87,9 @@ def _exit_now_if_abandoned(code: int) -> int:
     """A registration abandoned inside an ITK filter still runs in its daemon thread; a
     normal interpreter exit would kill it inside C++ and abort the process, so leave at
     once (nothing of it is written: outputs are staged)."""
-    if any(t.name == "regviewer-work" and t.is_alive() for t in threading.enumerate()):
+    from regviewer.core.registration.pyramid import BACKGROUND_THREAD_NAME
+
+    if any(t.name == BACKGROUND_THREAD_NAME and t.is_alive() for t in threading.enumerate()):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

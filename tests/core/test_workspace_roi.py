@@ -116,3 +116,11 @@ def test_undo_in_a_session_from_before_the_region_was_recorded_keeps_the_region(
     assert back.undo() == "Move" and back.roi == BOX and back.redo() == "Move" and back.roi == BOX
     again = Workspace.load_session(back.save_session(tmp_path / "again.rvsession.json"))
     assert again.roi == BOX and again.undo() == "Move" and again.roi == BOX
+
+
+def test_a_session_saved_after_opening_another_pair_never_undoes_back_to_the_old_region(tmp_path, ws):
+    ws.set_roi(BOX, "Draw box")
+    ws.open(_image((30, 30, 10)), _image())
+    ws.set_transform(sitk.TranslationTransform(3, (1, 0, 0)), "Move")
+    back = Workspace.load_session(ws.save_session(tmp_path / "s.rvsession.json"))
+    assert back.undo() == "Move" and back.roi.is_empty  # not the box drawn on the previous fixed image

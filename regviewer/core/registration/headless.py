@@ -27,6 +27,7 @@ from regviewer.core.atomic import MANIFEST_NAME, publish_set, staging_dir
 from regviewer.core.errors import ImageWriteError, ParameterError, RegistrationCancelled
 from regviewer.core.registration.output_folder import check_output_folder, input_paths, refuse_overwriting_inputs
 from regviewer.core.registration.presets import DEFAULT_PRESET
+from regviewer.core.registration.pyramid import BACKGROUND_THREAD_NAME
 from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.io import suffix_of, write_image
 
@@ -222,7 +223,7 @@ def abandonable(work: Callable[[], Any], cancel, grace_s: float = 1.0) -> Any:
         except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread as it is
             box["error"] = exc
 
-    thread = threading.Thread(target=target, name="regviewer-work", daemon=True)
+    thread = threading.Thread(target=target, name=BACKGROUND_THREAD_NAME, daemon=True)
     thread.start()
     while thread.is_alive():
         thread.join(0.1)

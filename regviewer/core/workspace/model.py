@@ -139,9 +139,10 @@ class Workspace:
         self.preview = None
         self._state = TransformState(_identity(dim), TransformSource(), self._zero_manual(dim))
         self._transform_changed = False
+        had_roi, self._roi = not self._roi.is_empty, RegionOfInterest()  # drawn on the old fixed grid
         self.history.clear()
         self._replace_landmarks(LandmarkSet(dim, undo_stack=self.history))
-        had_roi, self._roi = not self._roi.is_empty, RegionOfInterest()  # drawn on the old fixed grid
+        self.journal.resync()  # the history's first "before" is the new pair's state, not the old region
         self.events.images.emit((fixed_v, moving_v))
         self.events.transform.emit(self._state)
         if had_roi:
