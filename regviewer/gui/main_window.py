@@ -323,6 +323,11 @@ class MainWindow(WorkspaceHostMixin, WindowLayoutMixin, WindowDisplayMixin, QtWi
         self.overlay.stop()
         if self._volume_view is not None:
             self._volume_view.close_vtk()
+        self._closed = True
+        if "LiveRegistrationDock" in getattr(self, "panels", {}):
+            from regviewer.core.registration import remote
+
+            remote.discard_spare()  # a waiting engine process (about 150 MB) has no window to serve now
         super().closeEvent(event)
 
     def _confirm_dialog(self, title: str, text: str) -> bool:

@@ -74,6 +74,9 @@ class WorkspaceHostMixin:
         return self.workspace.displayed_transform
 
     def _prewarm_engine(self) -> None:
+        # not for a window closed meanwhile (the 2 s timer after a run may fire after the close)
+        if getattr(self, "_closed", False):
+            return
         if self.workspace.moving is not None and "LiveRegistrationDock" in getattr(self, "panels", {}):
             from regviewer.core.registration import remote
 

@@ -108,3 +108,30 @@ def test_volume_planes_in_3d():
     geometry, depth, rgb = planes["section"]
     top_left, bottom_left = geometry.to_physical(0, 0, depth), geometry.to_physical(0, 95, depth)
     assert top_left[2] > bottom_left[2] and np.isclose(top_left[1], bottom_left[1])  # rows run down
+
+
+def test_picked_pairs_stay_on_their_anatomy_when_an_earlier_section_is_corrected():
+    """Section 3's pairs were fitted to zero; correcting section 1 moves 1 and 3 together, so the
+    pairs still agree (before, the neighbour's points stayed put and the fit asked for -5 mm)."""
+    from regviewer.core.stack.section_corrections import fit_correction
+
+    m = _model()
+    for p in [(30.0, 30.0), (65.0, 32.0), (60.0, 70.0), (28.0, 62.0)]:
+        m.place_landmark(3, "fixed", p)
+        m.place_landmark(3, "moving", p)
+    m.correct(1, 5.0, 0.0, 0.0)
+    correction, result = fit_correction(m.landmark_pairs(3), "rigid")
+    assert result.rms_mm < 1e-6 and np.allclose(correction, np.eye(3), atol=1e-9)
+
+
+def test_a_landmark_fit_on_the_first_section_moves_it_alone():
+    """Section 0 is compared with section 1, after it: if 1 and the rest followed, nothing would change
+    between them."""
+    from regviewer.core.stack.section_corrections import rigid_matrix
+
+    m = _model()
+    before = [None if a is None else a.copy() for a in m.aligned]
+    changed = m.apply_landmark_correction(0, rigid_matrix((47.5, 47.5), 0.0, 4.0, 0.0))
+    assert changed == [0] and np.array_equal(m.aligned[1], before[1])
+    assert m.apply_landmark_correction(3, rigid_matrix((47.5, 47.5), 0.0, 4.0, 0.0)) == [3]
+    assert m.apply_landmark_correction(1, rigid_matrix((47.5, 47.5), 0.0, 4.0, 0.0)) == [1, 3]

@@ -325,6 +325,10 @@ def test_a_window_with_the_live_panel_starts_a_spare_engine_when_images_open(mak
         assert "LiveRegistrationDock" in w.panels
         assert remote._Spare.process is not None and remote._Spare.process.is_alive()
         assert remote.spare_ready(60.0)
+        w.close()  # the spare has no window to serve any more, and a late timer starts none
+        assert remote._Spare.process is None
+        w._prewarm_engine()
+        assert remote._Spare.process is None
     finally:
         remote.discard_spare()
 
@@ -349,3 +353,19 @@ def test_the_3d_view_is_made_only_when_its_layout_is_shown_and_gets_what_was_set
     assert set(vv._planes) | set(vv._pending) == {"axial", "coronal", "sagittal"}  # the slices drawn on show
     image = vv.snapshot()
     assert image is not None and image.width() > 50
+
+
+def test_the_live_grid_is_bent_in_3d_only_when_the_3d_view_is_on_screen(qtbot, make_window, brain_paths):
+    """The lazy 3D view exists in every layout; the warped 3D grid is computed beside the engine only
+    when the view is shown."""
+    from PyQt6 import QtWidgets
+
+    if QtWidgets.QApplication.platformName() != "xcb":
+        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    w = make_window(*brain_paths, panels=True, three_d=True)
+    grid = w.panels["LiveRegistrationDock"].grid
+    grid.visible_check.setChecked(True)
+    w.apply_layout("1x3+3d", "axial")
+    qtbot.waitUntil(lambda: grid._want_3d(), timeout=5000)
+    w.apply_layout("single", "axial")
+    qtbot.waitUntil(lambda: not grid._want_3d(), timeout=5000)

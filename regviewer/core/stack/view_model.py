@@ -136,10 +136,23 @@ class StackViewModel:
             ref = self.references[k]
             lo, hi = np.percentile(ref, (1.0, 99.5))
             return to_display(ref, self.shape, float(lo), float(hi)), "reference"
+        j = self.neighbour(k)
+        return (self.section(j), self.names[j]) if j is not None else (np.zeros(self.shape, np.uint8), "nothing")
+
+    def neighbour(self, k: int) -> int | None:
+        """The aligned section k is compared with when there is no reference: the nearest one
+        before it, else (for the first) the nearest after it."""
         for j in list(range(k - 1, -1, -1)) + list(range(k + 1, self.n)):
             if self.aligned[j] is not None:
-                return self.section(j), self.names[j]
-        return np.zeros(self.shape, np.uint8), "nothing"
+                return j
+        return None
+
+    def apply_landmark_correction(self, k: int, step: np.ndarray, deferred: bool = False) -> list[int]:
+        """A landmark fit between section k and what it is compared with becomes k's correction.
+        The later sections follow only when that is an earlier section: when it is a later one
+        (section k is the first), moving them too would leave k where it was relative to them."""
+        j = None if self.references is not None else self.neighbour(k)
+        return self.apply_correction(k, step, propagate=j is None or j < k, deferred=deferred)
 
     def overlay(self, k: int, settings: OverlaySettings, flicker_shows: str = "fixed") -> np.ndarray:
         """Section k (as 'moving') over what it is compared with (as 'fixed'), RGB uint8."""
@@ -283,18 +296,27 @@ class StackViewModel:
     def landmarks(self, k: int) -> list[tuple[str, tuple | None, tuple | None]]:
         """Section k's pairs as (name, point on the neighbour, point on section k as shown), output mm."""
         out = []
+        below = self._neighbour_correction(k)
         for p in self._landmarks.get(k, LandmarkSet(2)).pairs:
             shown = None if p.moving is None else tuple(sc.map_points(self.corrections[k], p.moving)[0])
-            out.append((p.name, p.fixed, shown))
+            on_neighbour = None if p.fixed is None else tuple(sc.map_points(below, p.fixed)[0])
+            out.append((p.name, on_neighbour, shown))
         return out
+
+    def _neighbour_correction(self, k: int) -> np.ndarray:
+        """The correction of what section k is compared with: identity for a reference plane."""
+        j = None if self.references is not None else self.neighbour(k)
+        return self.corrections[j] if j is not None else np.eye(3)
 
     def place_landmark(self, k: int, role: str, point: Sequence[float], index: int | None = None) -> int:
         """Put a 'fixed' (neighbour) or 'moving' (section k as shown) point, output mm: on pair
         `index`, else on the first pair missing it, else on a new pair. Returns the pair."""
         marks = self._landmarks.setdefault(k, LandmarkSet(2))
         stored = tuple(float(v) for v in point)
-        if role == "moving":  # kept as on the uncorrected section, so it stays on its anatomy
-            stored = tuple(sc.map_points(np.linalg.inv(self.corrections[k]), stored)[0])
+        # Both points are kept as on their uncorrected sections, so each stays on its anatomy when
+        # a correction (of this section, or of an earlier one that the later ones follow) moves it.
+        frame = self.corrections[k] if role == "moving" else self._neighbour_correction(k)
+        stored = tuple(sc.map_points(np.linalg.inv(frame), stored)[0])
         if index is None:
             index = next((i for i, p in enumerate(marks.pairs) if p.point(role) is None), None)
         if index is None:

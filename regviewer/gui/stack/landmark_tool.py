@@ -92,6 +92,9 @@ class SectionLandmarkTool(QtWidgets.QWidget):
     def place(self, role: str, col: float, row: float, index: int | None = None) -> None:
         if self.model is None or self.model.aligned[self.k] is None:
             return
+        if self.k in self.model.dirty:  # the picture shown is the one before the last correction
+            self.fit_label.setText("Resampling this section after the correction; click again in a moment")
+            return
         self.model.place_landmark(self.k, role, self.model.to_mm(col, row), index)
         self.request_fit()
         self._draw_markers()

@@ -256,9 +256,10 @@ class StackWindow(QtWidgets.QMainWindow):
         self._resample()
 
     def apply_landmark_fit(self, k: int, correction) -> None:
-        """The landmark tool's fit becomes section k's correction; later sections follow."""
+        """The landmark tool's fit becomes section k's correction; later sections follow (see
+        `StackViewModel.apply_landmark_correction`)."""
         if self._editable():
-            self.model.apply_correction(k, correction, deferred=True)
+            self.model.apply_landmark_correction(k, correction, deferred=True)
             self._resample()
 
     def undo(self) -> None:

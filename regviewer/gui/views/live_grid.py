@@ -69,7 +69,10 @@ class LiveGrid:
         return float(self.spacing_spin.value())
 
     def _want_3d(self) -> bool:
-        return self.visible_check.isChecked() and self.host.volume_view() is not None
+        """The grid is bent in 3D only for a 3D view on screen (the lazy view exists in every layout)."""
+        view = self.host.volume_view()
+        is_visible = getattr(view, "isVisible", None)
+        return self.visible_check.isChecked() and view is not None and (is_visible is None or bool(is_visible()))
 
     @staticmethod
     def _shown(view: Any) -> bool:
