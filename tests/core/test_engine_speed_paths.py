@@ -93,6 +93,27 @@ def test_coarse_levels_stop_at_a_step_scaled_by_their_shrink(monkeypatch):
     assert load_preset("affine-mi").stages[0].optimizer.coarse_min_step
 
 
+def test_a_landmark_guided_stage_scales_the_coarse_minimum_step_as_the_plain_one(monkeypatch):
+    """The same preset with a landmark weight must optimise like the plain stage, level by level."""
+    from regviewer.core.registration import landmark_guided
+    from regviewer.core.registration.params import OptimizerParams
+
+    seen = []
+    real = landmark_guided.regular_step
+
+    def spy(objective, n, learning_rate, min_step, *args, **kwargs):
+        seen.append(min_step)
+        return real(objective, n, learning_rate, min_step, *args, **kwargs)
+
+    monkeypatch.setattr(landmark_guided, "regular_step", spy)
+    fixed, moving = _pair()
+    opt = OptimizerParams(min_step=0.001, coarse_min_step=True, iterations=5)
+    stage = Stage(initializer="geometry", metric=MetricParams(kind="ngf"), optimizer=opt,
+                  pyramid=PyramidParams((4, 2, 1), (2.0, 1.0, 0.0)))
+    register(fixed, moving, params=Pipeline(stages=(stage,)))
+    np.testing.assert_allclose(seen, [0.004, 0.002, 0.001])
+
+
 def test_background_work_gets_its_own_image_objects_sharing_the_pixels():
     """Reading pixels from numpy calls the image object's MakeUnique, which swaps its buffer; two
     threads doing that on one object (verification and pose search on the fixed image) crashed

@@ -123,7 +123,7 @@ def run_guided_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previo
 
 def _optimise_level(stage: Stage, tx: sitk.Transform, metric, lm: LandmarkTerm | None, fixed: sitk.Image,
                     run: RunState, level: int, n_levels: int) -> tuple[sitk.Transform, str]:
-    from regviewer.core.registration.stages import _compose_snapshot
+    from regviewer.core.registration.stages import _compose_snapshot, level_optimizer
 
     previous = getattr(metric, "previous", None) if lm is None else lm.previous
     p0 = np.array(tx.GetParameters())
@@ -170,7 +170,7 @@ def _optimise_level(stage: Stage, tx: sitk.Transform, metric, lm: LandmarkTerm |
         if run.cancelled:
             raise _Stop
 
-    o = stage.optimizer
+    o = level_optimizer(stage, level)
     try:
         if o.kind == "regular_step" and tx.GetName() != "BSplineTransform":
             reason = regular_step(objective, len(p0), o.learning_rate, o.min_step, o.relaxation, int(o.iterations),

@@ -53,6 +53,16 @@ def prefetch_first_level(stage: Stage, fixed: sitk.Image, moving: sitk.Image, ru
         run.pyramid.prefetch(image, shrink, sigma, bool(stage.pyramid.sigmas_in_mm))
 
 
+def level_optimizer(stage: Stage, k: int):
+    """The optimiser settings of pyramid level `k`: with `coarse_min_step`, a regular-step optimiser
+    on a coarser level stops at a minimum step as many times larger as the level is coarser (the
+    plain and the landmark-guided loops both use this, so the same preset optimises alike)."""
+    opt, levels = stage.optimizer, stage.pyramid.shrink_factors
+    if opt.coarse_min_step and opt.kind == "regular_step":
+        return dataclasses.replace(opt, min_step=opt.min_step * levels[k] / levels[-1])
+    return opt
+
+
 def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
                 run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
                 initial: sitk.Transform | None, reproducible: bool) -> sitk.Transform:
@@ -86,9 +96,7 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
         if k + 1 < n_levels:  # made on the other core while this level is optimised
             run.pyramid.prefetch(fixed, levels[k + 1], sigmas[k + 1], in_mm)
             run.pyramid.prefetch(moving, levels[k + 1], sigmas[k + 1], in_mm)
-        opt = stage.optimizer
-        if opt.coarse_min_step and opt.kind == "regular_step":
-            opt = dataclasses.replace(opt, min_step=opt.min_step * levels[k] / levels[-1])
+        opt = level_optimizer(stage, k)
         one = dataclasses.replace(
             stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(rest,), smoothing_sigmas=(0.0,)),
             transform=dataclasses.replace(stage.transform, refine_grid=False), optimizer=opt)
