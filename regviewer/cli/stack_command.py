@@ -142,7 +142,11 @@ def _stop_pool(pool, grace_s: float = 0.5) -> None:
     engine process is after a cancel)."""
     import time
 
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
+    import multiprocessing
+
+    # The pool's own list (private, read before shutdown forgets it); should a Python rename it,
+    # the children of this process, which in the CLI are the pool's workers.
+    processes = list((getattr(pool, "_processes", None) or {}).values()) or multiprocessing.active_children()
     pool.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + grace_s
     for proc in processes:

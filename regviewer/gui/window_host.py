@@ -32,6 +32,8 @@ class WorkspaceHostMixin:
     reactions to Workspace events that every window needs."""
 
     def _init_workspace(self, workspace: Workspace | None = None) -> None:
+        # Both settings below are process-wide and stay after the window closes: a script or a
+        # test that embeds a window gets them too (harmless, and what the window needs).
         return_freed_memory_promptly()  # big slices and QA maps go back to the system when freed
         # Painting calls into Python once per item; while a worker thread computes (the live
         # grid, QA), each call can wait up to the GIL switch interval (5 ms by default).
