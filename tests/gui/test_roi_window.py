@@ -210,3 +210,21 @@ def test_redo_answers_ctrl_y_too(make_window, brain_paths):
     w = make_window(*brain_paths)
     keys = {s.toString() for s in w.redo_action.shortcuts()}
     assert {"Ctrl+Shift+Z", "Ctrl+Y"} <= keys and w.undo_action.shortcut() == QtGui.QKeySequence("Ctrl+Z")
+
+
+def test_an_undo_in_the_middle_of_a_stroke_stays_undone(qtbot, make_window, brain_paths, tmp_path, monkeypatch):
+    monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
+    w = make_window(*brain_paths, panels=True)
+    w.apply_layout("single", "axial")
+    qtbot.wait(50)
+    view = w.visible_slice_views()[0]
+    lo, hi = np.asarray(view.to_physical(20, 30)), np.asarray(view.to_physical(60, 70))
+    z = w.fixed_volume().corners_physical()[:, 2]
+    w.workspace.set_roi(w.workspace.roi.with_box(tuple(np.minimum(lo, hi)[:2]) + (z.min(),),
+                                                 tuple(np.maximum(lo, hi)[:2]) + (z.max(),)), "Draw box")
+    w.roi.tool_box.setCurrentText("paint")
+    here = tuple(view.to_physical(80, 80))
+    w.roi.on_drag(view, here, here, finished=False)  # a stroke begins over the box
+    w.workspace.undo()  # Ctrl+Z while the mouse is still down
+    w.roi.on_drag(view, here, here, finished=True)
+    assert w.roi.roi.box is None and w.roi.roi.balls  # the box stays undone; the stroke is its own step

@@ -138,6 +138,9 @@ class RoiController(QtCore.QObject):
 
     def _on_roi_changed(self, roi: RegionOfInterest) -> None:
         """The Workspace's region changed (an edit, Ctrl+Z, Ctrl+Shift+Z, a new image, a session)."""
+        # A stroke in progress was drawn over the region before this change: drop it, or its end
+        # would commit the old region again (an undo in mid-stroke undone, the redo lost).
+        self._preview = None
         self._redraw()
         if roi.is_empty:
             if self.mask_path is not None:
