@@ -143,12 +143,7 @@ def rotation_search(fixed: sitk.Image, moving: sitk.Image, metric: str, scale: f
     centroids matched, scored by the metric on ~96 px copies. Normalised inputs."""
     f, m = _small(fixed), _small(moving)
     cf, cm = _centroid(f), _centroid(m)
-    method = sitk.ImageRegistrationMethod()
-    if metric == "mattes":
-        method.SetMetricAsMattesMutualInformation(32)
-    else:
-        method.SetMetricAsCorrelation()
-    method.SetInterpolator(sitk.sitkLinear)
+    method = _scorer(metric)
     best, best_value = None, math.inf
     for angle in np.arange(-180.0, 180.0, step_deg):
         tx = sitk.Similarity2DTransform(scale, math.radians(angle), (cm - cf).tolist(), cf.tolist())
@@ -164,15 +159,21 @@ def rotation_search(fixed: sitk.Image, moving: sitk.Image, metric: str, scale: f
     return best
 
 
-def start_cost(fixed: sitk.Image, moving: sitk.Image, metric: str, transform: sitk.Transform) -> float:
-    """The metric (lower is better) of a start transform on the ~96 px copies that
-    `rotation_search` scores on, so starts from different searches can be compared."""
+def _scorer(metric: str) -> sitk.ImageRegistrationMethod:
+    """What scores a start on the ~96 px copies: Mattes MI (32 bins) or correlation, linear."""
     method = sitk.ImageRegistrationMethod()
     if metric == "mattes":
         method.SetMetricAsMattesMutualInformation(32)
     else:
         method.SetMetricAsCorrelation()
     method.SetInterpolator(sitk.sitkLinear)
+    return method
+
+
+def start_cost(fixed: sitk.Image, moving: sitk.Image, metric: str, transform: sitk.Transform) -> float:
+    """The metric (lower is better) of a start transform on the ~96 px copies that
+    `rotation_search` scores on, so starts from different searches can be compared."""
+    method = _scorer(metric)
     method.SetInitialTransform(transform, inPlace=False)
     try:
         return float(method.MetricEvaluate(_small(fixed), _small(moving)))
