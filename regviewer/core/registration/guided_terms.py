@@ -25,7 +25,6 @@ import SimpleITK as sitk
 from regviewer.core.landmarks.warp import bspline_basis
 from regviewer.core.registration.params import Stage
 from regviewer.core.transforms.ops import copy_transform
-from regviewer.core.transforms.resample import interpolator_id
 
 _PROBE_RATE = 1e-6  # learning rate of the probing step; the update is linear in it, so any small value works
 
@@ -64,7 +63,7 @@ class ItkMetricTerm:
         return max(0.01 * stats.GetVariance(), 1e-12)
 
     def _build(self, tx: sitk.Transform) -> None:
-        from regviewer.core.registration.stages import _set_metric, _set_sampling, _set_work_units
+        from regviewer.core.registration.stages import _set_metric, _set_sampling, _set_work_units, set_inputs
 
         stage, fixed, _moving, previous, seed, f_mask, m_mask, reproducible, rest = self._args
         method = sitk.ImageRegistrationMethod()
@@ -75,17 +74,11 @@ class ItkMetricTerm:
         _set_sampling(method, one, fixed, seed)
         method.SetMetricUseFixedImageGradientFilter(False)
         method.SetMetricUseMovingImageGradientFilter(False)
-        method.SetInterpolator(interpolator_id(stage.interpolator))
         method.SetShrinkFactorsPerLevel([1])
         method.SetSmoothingSigmasPerLevel([0.0])
         if rest > 1:
             method.SetVirtualDomainFromImage(sitk.Shrink(fixed, [min(rest, s) for s in fixed.GetSize()]))
-        if f_mask is not None and stage.use_fixed_mask:
-            method.SetMetricFixedMask(f_mask)
-        if m_mask is not None and stage.use_moving_mask:
-            method.SetMetricMovingMask(m_mask)
-        if previous is not None:
-            method.SetMovingInitialTransform(previous)
+        set_inputs(method, stage, f_mask, m_mask, previous)
         self._probe = copy_transform(tx)
         method.SetInitialTransform(self._probe, inPlace=True)
         method.SetOptimizerAsGradientDescent(learningRate=_PROBE_RATE, numberOfIterations=1,

@@ -138,6 +138,19 @@ def refine_bspline(tx: sitk.Transform, reference: sitk.Image) -> sitk.BSplineTra
     return fine
 
 
+def set_inputs(method: sitk.ImageRegistrationMethod, stage: Stage, fixed_mask: sitk.Image | None,
+               moving_mask: sitk.Image | None, previous: sitk.Transform | None) -> None:
+    """The interpolator, the masks the stage uses and the transform before it: one place, so a
+    plain stage and the landmark-guided metric term (`guided_terms`) see the same objective."""
+    method.SetInterpolator(interpolator_id(stage.interpolator))
+    if fixed_mask is not None and stage.use_fixed_mask:
+        method.SetMetricFixedMask(fixed_mask)
+    if moving_mask is not None and stage.use_moving_mask:
+        method.SetMetricMovingMask(moving_mask)
+    if previous is not None:
+        method.SetMovingInitialTransform(previous)
+
+
 def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
              run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
              initial: sitk.Transform | None, level_offset: int = 0, n_levels: int | None = None,
@@ -157,16 +170,10 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
         # on the 2 mm brain, and no full-size vector image in memory).
         method.SetMetricUseFixedImageGradientFilter(False)
         method.SetMetricUseMovingImageGradientFilter(False)
-    method.SetInterpolator(interpolator_id(stage.interpolator))
     method.SetShrinkFactorsPerLevel([int(s) for s in levels])
     method.SetSmoothingSigmasPerLevel([float(s) for s in stage.pyramid.smoothing_sigmas])
     method.SetSmoothingSigmasAreSpecifiedInPhysicalUnits(bool(stage.pyramid.sigmas_in_mm))
-    if fixed_mask is not None and stage.use_fixed_mask:
-        method.SetMetricFixedMask(fixed_mask)
-    if moving_mask is not None and stage.use_moving_mask:
-        method.SetMetricMovingMask(moving_mask)
-    if previous is not None:
-        method.SetMovingInitialTransform(previous)
+    set_inputs(method, stage, fixed_mask, moving_mask, previous)
 
     builder = _TransformBuilder(stage, fixed if domain is None else domain, initial)
     method.SetInitialTransform(builder.transform, inPlace=True)
