@@ -134,3 +134,23 @@ def test_the_3d_view_shows_the_aligned_volume_and_is_throttled(qtbot, aligned_wi
     qtbot.waitUntil(lambda: v3d.pushes == pushes + 1, timeout=5_000)
     image = v3d.view.snapshot()
     assert image is not None and image.width() > 50
+
+
+def test_landmarks_wait_for_the_alignment_to_finish(qtbot, aligned_window, monkeypatch):
+    """A point picked while the stack aligns would sit on a section the run's final fit still
+    moves (and the result replaces the model): the tool refuses it and says why."""
+    from .conftest import click
+
+    w = aligned_window
+    tool = w.landmark_tool
+    w.slider.setValue(2)
+    w.tabs.setCurrentWidget(tool)
+    qtbot.wait(50)
+    moving_view = SimpleNamespace(view_box=tool.moving_widget.view_box, graphics=tool.moving_widget)
+    monkeypatch.setattr(type(w.runner), "running", property(lambda self: True))
+    click(qtbot, moving_view, (40, 40))
+    assert w.model.landmarks(2) == []
+    assert "still aligning" in tool.fit_label.text()
+    monkeypatch.undo()
+    click(qtbot, moving_view, (40, 40))
+    assert len(w.model.landmarks(2)) == 1

@@ -12,6 +12,7 @@ too (as a drag does). No numbers are computed here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
@@ -30,9 +31,11 @@ class SectionLandmarkTool(QtWidgets.QWidget):
     apply_requested = QtCore.pyqtSignal(int, object)
     fitted = QtCore.pyqtSignal(object)  # the LandmarkFit (or None when there is none)
 
-    def __init__(self, jobs: LatestResult, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, jobs: LatestResult, editable: Callable[[], bool] = lambda: True,
+                 parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.jobs = jobs
+        self.editable = editable  # False while the stack is aligning: the run's result replaces the sections
         self.model = None
         self.k = 0
         self.fit = None  # (key, correction, LandmarkFit) of the pairs on screen, when fitted
@@ -91,6 +94,9 @@ class SectionLandmarkTool(QtWidgets.QWidget):
 
     def place(self, role: str, col: float, row: float, index: int | None = None) -> None:
         if self.model is None or self.model.aligned[self.k] is None:
+            return
+        if not self.editable():  # a point picked now would sit on a section the final fit still moves
+            self.fit_label.setText("The stack is still aligning: place landmarks once it has finished")
             return
         if self.k in self.model.dirty:  # the picture shown is the one before the last correction
             self.fit_label.setText("Resampling this section after the correction; click again in a moment")

@@ -62,7 +62,7 @@ class StackWindow(QtWidgets.QMainWindow):
         self.overlay_widget, self.overlay_item = image_view(
             "Section k over k−1 (or its reference)", "Section k (moving) over section k−1 or its reference. Shift-drag moves section k, Ctrl-drag turns it; "
             "the sections after it follow when you release", DragBox(self.drag))
-        self.landmark_tool = SectionLandmarkTool(self.jobs)
+        self.landmark_tool = SectionLandmarkTool(self.jobs, editable=self._editable)
         self.landmark_tool.apply_requested.connect(self.apply_landmark_fit)
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self.overlay_widget, "Overlay")
