@@ -228,3 +228,26 @@ def test_an_undo_in_the_middle_of_a_stroke_stays_undone(qtbot, make_window, brai
     w.workspace.undo()  # Ctrl+Z while the mouse is still down
     w.roi.on_drag(view, here, here, finished=True)
     assert w.roi.roi.box is None and w.roi.roi.balls  # the box stays undone; the stroke is its own step
+
+
+def test_opening_a_session_writes_its_mask_once(qtbot, make_window, brain_paths, tmp_path, monkeypatch):
+    """The Workspace's restore changes the region and then the session names its mask file:
+    one write in all (a 256³ mask takes seconds to rasterise)."""
+    import regviewer.gui.views.roi_item as roi_item
+
+    monkeypatch.setenv("REGVIEWER_ROI_DIR", str(tmp_path / "roi"))
+    w = make_window(*brain_paths, panels=True, sessions=True)
+    w.apply_layout("single", "axial")
+    w.set_interaction_mode("roi")
+    qtbot.wait(50)
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        drag(qtbot, w.visible_slice_views()[0], (20, 30), (60, 70))
+    session_path = w.session_controller.save_session(tmp_path / "case.rvsession")
+    w.roi.clear()
+    writes = []
+    real = roi_item.write_mask
+    monkeypatch.setattr(roi_item, "write_mask", lambda *a: writes.append(a) or real(*a))
+    with qtbot.waitSignal(w.roi.maskWritten, timeout=20000):
+        w.session_controller.open_session(session_path)
+    qtbot.wait(300)
+    assert len(writes) == 1

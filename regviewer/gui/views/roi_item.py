@@ -57,6 +57,7 @@ class RoiController(QtCore.QObject):
         self._preview: RegionOfInterest | None = None
         self._items: dict[int, tuple[pg.PlotCurveItem, pg.ScatterPlotItem]] = {}
         self._connected: set[int] = set()
+        self._write_pending = False
         self.toolbar = self._build_toolbar()
         window.on_images_changed(self._on_images_changed)
         window.bridge.roiChanged.connect(self._on_roi_changed)  # edits, undo, redo, open, restore; a script's too
@@ -107,7 +108,7 @@ class RoiController(QtCore.QObject):
         if roi != self.roi:
             self.window.workspace.load_roi(roi)  # not an undo step; the mask follows the event
         elif not roi.is_empty:
-            self._write_and_use(self.mask_path)
+            self._schedule_write()  # the Workspace's restore already asked: one write, to this path
         self._redraw()
 
     # ------------------------------------------------------------------ mouse
@@ -147,10 +148,22 @@ class RoiController(QtCore.QObject):
                 self._use_mask(None)
             self.mask_path = None
         else:
-            self._write_and_use(self.mask_path)
+            self._schedule_write()
         if not self.window.workspace.loading:
             self.window.mark_modified()
         self.changed.emit()
+
+    def _schedule_write(self) -> None:
+        """Write the mask at the next turn of the event loop, once however many changes ask: a
+        session's restore changes the region and then names its mask file, one write in all."""
+        if not self._write_pending:
+            self._write_pending = True
+            QtCore.QTimer.singleShot(0, self._flush_write)
+
+    def _flush_write(self) -> None:
+        self._write_pending = False
+        if not self.roi.is_empty:
+            self._write_and_use(self.mask_path)
 
     def _write_and_use(self, path: Path | None) -> None:
         """Rasterise and write the mask off the GUI thread (seconds on a 256³ grid); the newest
