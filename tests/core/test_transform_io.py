@@ -13,7 +13,8 @@ import SimpleITK as sitk
 
 from regviewer.core.imaging import io as rio
 from regviewer.core.errors import RegviewerError, TransformReadError
-from regviewer.core.transforms.io import parse_elastix_parameters, read_transform, write_transform
+from regviewer.core.transforms.elastix_files import parse_elastix_parameters
+from regviewer.core.transforms.io import read_transform, write_transform
 
 POINTS_3D = [(0.0, 0.0, 0.0), (10.0, -5.0, 3.0), (-7.5, 12.0, 40.0)]
 
