@@ -10,7 +10,8 @@ import pytest
 import SimpleITK as sitk
 
 from regviewer.core.errors import IncompatibleImagesError, TransformReadError
-from regviewer.core.qa.evaluation import analysis_grid, evaluate_registration, jacobian_log2_range, jacobian_rgba
+from regviewer.core.qa.evaluation import analysis_grid, evaluate_registration
+from regviewer.core.qa.jacobian_colours import jacobian_log2_range, jacobian_rgba
 
 
 def _blob_image(shift_mm=(0.0, 0.0, 0.0), size=(32, 36, 28)):

@@ -20,7 +20,8 @@ import SimpleITK as sitk
 from regviewer.core.atomic import atomic_write_text
 from regviewer.core.errors import ImageWriteError
 from regviewer.core.imaging.image import as_volume
-from regviewer.core.qa.evaluation import Evaluation, jacobian_log2_range, software_versions
+from regviewer.core.qa.evaluation import Evaluation, software_versions
+from regviewer.core.qa.jacobian_colours import jacobian_log2_range
 from regviewer.core.qa.report_images import checkerboard_pictures, grid_pictures, jacobian_pictures
 from regviewer.core.qa.report_svg import colour_bar_svg, histogram_svg, metric_curve_svg
 

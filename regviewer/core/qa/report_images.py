@@ -143,7 +143,7 @@ def jacobian_pictures(
     fixed: Volume, jacobian: sitk.Image, log2_range: float = 2.0, width: int = 300, opacity: float = 0.9
 ) -> list[SlicePicture]:
     """The Jacobian determinant in colour (see `qa.jacobian_rgba`) over the fixed slice."""
-    from regviewer.core.qa.evaluation import jacobian_rgba
+    from regviewer.core.qa.jacobian_colours import jacobian_rgba
 
     out = []
     for name, plane, depth in middle_planes(fixed):

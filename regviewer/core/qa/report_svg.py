@@ -57,7 +57,7 @@ def metric_curve_svg(history: list[dict], width: int = 760, height: int = 260) -
 def histogram_svg(values: np.ndarray, width: int = 760, height: int = 220, bins: int = 60) -> str:
     """Histogram of Jacobian determinants (log count), bars at det <= 0 in the folding colour,
     a line at det = 1."""
-    from regviewer.core.qa.evaluation import FOLDING_RGB
+    from regviewer.core.qa.jacobian_colours import FOLDING_RGB
 
     centres, counts, step = jacobian_histogram(values, bins)
     if counts.size == 0:
@@ -95,7 +95,7 @@ def histogram_svg(values: np.ndarray, width: int = 760, height: int = 220, bins:
 
 def colour_bar_svg(log2_range: float = 2.0, width: int = 360, height: int = 46) -> str:
     """The Jacobian colour scale: 2**-r (blue) … 1 (white) … 2**r (red), folding in yellow."""
-    from regviewer.core.qa.evaluation import FOLDING_RGB, jacobian_rgba
+    from regviewer.core.qa.jacobian_colours import FOLDING_RGB, jacobian_rgba
 
     samples = 2.0 ** np.linspace(-log2_range, log2_range, 41)
     colours = jacobian_rgba(samples, log2_range)

@@ -259,7 +259,8 @@ class QADock(QtWidgets.QDockWidget):
             kwargs.update(labels_fixed=self.labels_fixed_path, labels_moving=self.labels_moving_path)
 
         def work():
-            from regviewer.core.qa.evaluation import evaluate_registration, jacobian_log2_range
+            from regviewer.core.qa.evaluation import evaluate_registration
+            from regviewer.core.qa.jacobian_colours import jacobian_log2_range
 
             evaluation = evaluate_registration(fixed, moving, transform, **kwargs)
             values = evaluation.jacobian_values()

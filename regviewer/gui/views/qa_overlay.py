@@ -75,7 +75,7 @@ class QAOverlays:
             if view in self._images:
                 self._images[view].setVisible(False)
             return
-        from regviewer.core.qa.evaluation import jacobian_rgba
+        from regviewer.core.qa.jacobian_colours import jacobian_rgba
 
         values = reslice(self.evaluation.jacobian, view.plane, view.depth, interpolator="nearest", default_value=1.0)
         rgba = jacobian_rgba(values, self.log2_range, max_alpha=int(round(255 * self.opacity)))
