@@ -194,3 +194,8 @@ def as_volume(image: "Volume | sitk.Image | str") -> Volume:
     from regviewer.core.imaging.io import read_image
 
     return read_image(image)
+
+
+def non_finite_note(count: int) -> str:
+    return (f"{count} voxel(s) are NaN or infinite; they are set to 0 and left out of the intensity range "
+            "(registration treats them as background)")

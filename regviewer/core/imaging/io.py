@@ -7,9 +7,7 @@ atomic (see `atomic.py`). Geometry (origin, spacing, direction) is kept exactly.
 
 from __future__ import annotations
 
-import gzip
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -25,8 +23,9 @@ from regviewer.core.errors import (
     MultipleTimePointsError,
     UnsupportedImageError,
 )
+from regviewer.core.imaging import nifti_header
 from regviewer.core.imaging.dicom import DicomSeries, list_dicom_series, read_dicom_folder
-from regviewer.core.imaging.image import Volume, without_non_finite
+from regviewer.core.imaging.image import Volume, non_finite_note, without_non_finite
 
 IMAGE_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".dcm")
 _EIGHT_BIT_ONLY = (".jpg", ".jpeg")
@@ -85,7 +84,7 @@ def _read_file(p: Path) -> tuple[sitk.Image, list[str]]:
     except RuntimeError as exc:
         text = str(exc)
         if "orthonormal" in text.lower() and suffix_of(p) in (".nii", ".nii.gz"):
-            return _read_nifti_non_orthonormal(p)
+            return nifti_header.read_non_orthonormal(p)
         if "spacing" in text.lower():
             raise UnsupportedImageError(p, "its voxel spacing is zero or negative") from None
         raise ImageReadError(p, "it is not an image in a format regviewer can read (or it is damaged)") from None
@@ -94,17 +93,17 @@ def _read_file(p: Path) -> tuple[sitk.Image, list[str]]:
     if any(s <= 0 for s in reader.GetSpacing()):
         raise UnsupportedImageError(p, f"its voxel spacing {tuple(reader.GetSpacing())} has a zero or negative value")
     if suffix_of(p) in (".nii", ".nii.gz"):
-        _check_nifti_spacing(p)
+        nifti_header.check_spacing(p)
     _check_not_truncated(p, reader)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
         if "orthonormal" in str(exc).lower() and suffix_of(p) in (".nii", ".nii.gz"):
-            return _read_nifti_non_orthonormal(p)
+            return nifti_header.read_non_orthonormal(p)
         raise ImageReadError(p, f"the file is truncated or damaged ({_first_line(exc)})") from None
-    notes = _nifti_sform_notes(p) if suffix_of(p) in (".nii", ".nii.gz") else []
+    notes = nifti_header.sform_notes(p) if suffix_of(p) in (".nii", ".nii.gz") else []
     if suffix_of(p) in (".nii", ".nii.gz") and reader.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
-        notes += _nifti_non_finite_notes(p)  # ITK's NIfTI reader turns NaN and Inf into 0 silently
+        notes += nifti_header.non_finite_notes(p)  # ITK's NIfTI reader turns NaN and Inf into 0 silently
     for note in notes:
         warnings.warn(f"{p}: {note}", stacklevel=3)
     return image, notes
@@ -148,7 +147,7 @@ def _check_not_truncated(p: Path, reader: sitk.ImageFileReader) -> None:
         return
     short = False
     if suffix in (".nii", ".nii.gz"):
-        head = _nifti_header_bytes(p)
+        head = nifti_header.header_bytes(p)
         if head is None:
             return
         endian = "<" if int(np.frombuffer(head[:4], "<i4")[0]) == 348 else ">"
@@ -167,124 +166,6 @@ def _check_not_truncated(p: Path, reader: sitk.ImageFileReader) -> None:
         check_data_size(p, suffix, expected)
     if short:
         raise ImageReadError(p, "the file is truncated (it holds less image data than its header describes)")
-
-
-def _nifti_header_bytes(p: Path) -> bytes | None:
-    try:
-        opener = gzip.open if suffix_of(p) == ".nii.gz" else open
-        with opener(p, "rb") as fh:
-            head = fh.read(348)
-    except (OSError, EOFError):
-        return None
-    return head if len(head) == 348 else None
-
-
-def _check_nifti_spacing(p: Path) -> None:
-    """ITK replaces a zero (or NaN) pixdim by 1 mm without a word; a scan with made-up
-    voxel sizes must not be registered, so refuse it here."""
-    head = _nifti_header_bytes(p)
-    if head is None:
-        return
-    endian = "<" if int(np.frombuffer(head[:4], "<i4")[0]) == 348 else ">"
-    ndim = int(np.frombuffer(head[40:42], endian + "i2")[0])
-    pixdim = np.frombuffer(head[76:108], endian + "f4").astype(float)
-    spatial = pixdim[1 : 1 + min(max(ndim, 1), 3)]
-    if np.any(~np.isfinite(spatial)) or np.any(spatial == 0):
-        shown = ", ".join(f"{v:g}" for v in spatial)
-        raise UnsupportedImageError(p, f"its voxel spacing (pixdim {shown}) has a zero or missing value; "
-                                       "fix the header (e.g. with nibabel or fslchpixdim) rather than guess 1 mm")
-
-
-def _nifti_non_finite_notes(p: Path) -> list[str]:
-    """Count NaN/Inf voxels in a float NIfTI's raw data, read in chunks."""
-    head = _nifti_header_bytes(p)
-    if head is None:
-        return []
-    endian = "<" if int(np.frombuffer(head[:4], "<i4")[0]) == 348 else ">"
-    datatype = int(np.frombuffer(head[70:72], endian + "i2")[0])
-    dtype = {16: np.dtype(endian + "f4"), 64: np.dtype(endian + "f8")}.get(datatype)
-    if dtype is None:
-        return []
-    vox_offset = int(np.frombuffer(head[108:112], endian + "f4")[0])
-    count = 0
-    try:
-        opener = gzip.open if suffix_of(p) == ".nii.gz" else open
-        with opener(p, "rb") as fh:
-            fh.read(vox_offset)
-            rest = b""
-            while True:
-                chunk = fh.read(2**24)
-                if not chunk:
-                    break
-                chunk = rest + chunk
-                usable = len(chunk) - len(chunk) % dtype.itemsize
-                count += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], dtype))))
-                rest = chunk[usable:]
-    except (OSError, EOFError, ValueError):
-        return []
-    return [non_finite_note(count)] if count else []
-
-
-def non_finite_note(count: int) -> str:
-    return (f"{count} voxel(s) are NaN or infinite; they are set to 0 and left out of the intensity range "
-            "(registration treats them as background)")
-
-
-def _nifti_sform_notes(p: Path) -> list[str]:
-    """ITK silently prefers the qform when the sform is not orthonormal; say so."""
-    head = _nifti_header_bytes(p)
-    if head is None:
-        return []
-    endian = "<" if int(np.frombuffer(head[:4], "<i4")[0]) == 348 else ">"
-    qform_code, sform_code = (int(v) for v in np.frombuffer(head[252:256], endian + "i2"))
-    if sform_code <= 0 or qform_code <= 0:
-        return []
-    axes = np.frombuffer(head[280:328], endian + "f4").reshape(3, 4)[:, :3].astype(float)
-    norms = np.linalg.norm(axes, axis=0)
-    if np.any(norms == 0):
-        return []
-    unit = axes / norms
-    if np.allclose(unit.T @ unit, np.eye(3), atol=1e-4):
-        return []
-    return ["its sform orientation is not orthonormal; the qform orientation was used instead"]
-
-
-def _read_nifti_non_orthonormal(p: Path) -> tuple[sitk.Image, list[str]]:
-    """ITK refuses a NIfTI whose sform is not orthonormal. Fall back to the qform when
-    it is set (always orthonormal by construction), otherwise orthonormalise the sform
-    (nearest rotation, by SVD). The caller gets a warning either way."""
-    raw = p.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    header = bytearray(raw[:348])
-    endian = "<" if int(np.frombuffer(header[:4], "<i4")[0]) == 348 else ">"
-    qform_code = int(np.frombuffer(header[252:254], endian + "i2")[0])
-    srow = np.frombuffer(bytes(header[280:328]), endian + "f4").reshape(3, 4).astype(float)
-    patched = bytearray(raw)
-    patched[254:256] = np.array([0], endian + "i2").tobytes()  # sform_code = 0
-    if qform_code == 0:
-        patched[252:254] = np.array([0], endian + "i2").tobytes()
-    with tempfile.TemporaryDirectory(prefix="regviewer-nifti-") as tmp:
-        tmp_file = Path(tmp) / "image.nii"
-        tmp_file.write_bytes(bytes(patched))
-        try:
-            image = sitk.ReadImage(str(tmp_file))
-        except RuntimeError as exc:
-            raise ImageReadError(p, f"its orientation is invalid and could not be repaired ({_first_line(exc)})") from None
-    if qform_code > 0:
-        note = "its sform orientation is not orthonormal; the qform orientation was used instead"
-    else:
-        ras_to_lps = np.diag([-1.0, -1.0, 1.0])
-        affine = ras_to_lps @ srow[:, :3]
-        spacing = np.linalg.norm(affine, axis=0)
-        left, _, right = np.linalg.svd(affine / spacing)
-        direction = left @ right
-        image.SetDirection(tuple(direction.ravel()))
-        image.SetOrigin(tuple(ras_to_lps @ srow[:, 3]))
-        image.SetSpacing(tuple(float(s) for s in spacing))
-        note = "its sform orientation is not orthonormal; the nearest orthonormal orientation was used"
-    warnings.warn(f"{p}: {note}", stacklevel=3)
-    return image, [note]
 
 
 def _finish(image: sitk.Image, p: Path, time_point: int | None, notes: list[str]) -> Volume:
