@@ -28,7 +28,7 @@ from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline
 from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.registration.pose_check import WrongOptimumCheck
 from regviewer.core.registration.pyramid import in_background
-from regviewer.core.registration.verify import Evaluation, StageVerifier
+from regviewer.core.registration.verify import Evaluation, StageVerifier, worse
 from regviewer.core.registration.auto import resolve as resolve_auto
 from regviewer.core.transforms.resample import resample_moving
 from regviewer.core.transforms.ops import copy_transform, make_linear, transform_points
@@ -222,7 +222,8 @@ def _run_stages(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_m
         composite.AddTransform(start if start is not None else sitk.Transform(dim, sitk.sitkIdentity))
         final_score = verifier.start_score
     if alternative is not None and not run.cancelled:
-        _check_wrong_optimum(verifier, alternative.alternative_to(composite), final_score)
+        better = alternative.alternative_to(composite, lambda pose: worse(final_score, verifier.evaluation.score(pose)))
+        _check_wrong_optimum(verifier, better, final_score)
     run.warnings.extend(verifier.warnings)
     run.verification = verifier.summary(final_score)
     return composite

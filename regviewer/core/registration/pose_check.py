@@ -18,9 +18,11 @@ refined as before. A wrong optimum 15 degrees from the right pose (rigid-25-3d u
 `affine-mi`) shows such a bump on the path from the right candidate.
 
 The grid is scored on the second core while the stages run, which then refines candidates in
-rank order in case they are needed; once the result is known the ones not needed are abandoned
-and both cores finish the rest. Which candidates count is decided from the result alone and every
-refinement is deterministic, so the outcome does not depend on what happened to be ready when.
+rank order in case they are needed. Once the result is known, the candidates that need refining
+are taken best first, on both cores, until one clearly beats the result (the verdict: wrong
+optimum) or none is left; the rest are abandoned. Which candidates count, and in which order, is
+decided from the result alone and every refinement is deterministic, so the verdict and its
+figures do not depend on what happened to be ready when.
 """
 
 from __future__ import annotations
@@ -54,23 +56,33 @@ class WrongOptimumCheck:
         self._wanted: set[int] | None = None  # None until the result is known: every candidate may be
         self.future = in_background(self._work, fixed, moving)
 
-    def alternative_to(self, result: sitk.Transform) -> sitk.Transform | None:
-        """The best refined candidate that could beat `result` (fixed -> moving); None when no candidate
-        needs refining, the run was cancelled or ITK refused the images."""
+    def alternative_to(self, result: sitk.Transform, beats: Callable[[sitk.Transform], bool]) -> sitk.Transform | None:
+        """The first candidate, best first, whose refinement `beats` the result (fixed -> moving); None when
+        none does or needs refining, the run was cancelled or ITK refused the images."""
         found = self._found.result()
         if found is None or self._should_stop():
             return None
-        if isinstance(found, SearchResult):
-            return found.transform(self.kind)
+        if isinstance(found, SearchResult):  # a partial field of view: the whole search's pose
+            pose = found.transform(self.kind)
+            return pose if beats(pose) else None
         wanted = needs_refining(found, result)
         with self._lock:
             self._wanted = set(wanted)
-        self._refine_claimed(found)  # the stages are done: this core helps the background one
-        refined = [self._jobs[i].result() for i in wanted]
-        if any(tx is None for tx in refined):  # cancelled on the way
-            return None
-        scores = [found.evaluation.score(tx) for tx in refined]
-        return refined[int(np.argmax(scores))] if refined else None
+        for n, index in enumerate(wanted):  # the stages are done: this core helps the background one
+            with self._lock:
+                mine = index not in self._jobs
+                if mine:
+                    self._jobs[index] = Future()
+            if mine:
+                self._refine(found, index)
+            refined = self._jobs[index].result()
+            if refined is None:  # cancelled on the way
+                return None
+            if beats(refined):
+                with self._lock:
+                    self._wanted = set(wanted[:n + 1])  # the rest are no longer needed
+                return refined
+        return None
 
     def settle(self) -> None:
         """Abandon what is still running and wait for the background thread."""
@@ -99,17 +111,21 @@ class WrongOptimumCheck:
     def _refine_claimed(self, found: Candidates) -> None:
         """Refine candidates, best first, until none is left that is (or may be) wanted."""
         while (index := self._claim(len(found.chosen))) is not None:
-            job = self._jobs[index]
+            self._refine(found, index)
 
-            def stop(i: int = index) -> bool:
-                return self._should_stop() or (self._wanted is not None and i not in self._wanted)
+    def _refine(self, found: Candidates, index: int) -> None:
+        """Refine candidate `index` into its claimed job (None when abandoned on the way)."""
+        job = self._jobs[index]
 
-            try:
-                tx = found.refine(index, stop)
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiter
-                job.set_exception(exc)
-                continue
-            job.set_result(None if stop() else tx)
+        def stop() -> bool:
+            return self._should_stop() or (self._wanted is not None and index not in self._wanted)
+
+        try:
+            tx = found.refine(index, stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+            job.set_exception(exc)
+            return
+        job.set_result(None if stop() else tx)
 
     def _claim(self, n: int) -> int | None:
         with self._lock:
