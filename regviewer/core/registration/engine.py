@@ -233,7 +233,7 @@ def _settle(jobs: list, run: RunState) -> None:
     """Wait for the run's background work (its errors, if any, are raised by whoever needs its result)."""
     for job in [j for j in jobs if j is not None] + run.pyramid.pending():
         if isinstance(job, WrongOptimumCheck):
-            job.settle()  # also abandons refinements nobody needs any more
+            job.settle()
             continue
         try:
             job.result()

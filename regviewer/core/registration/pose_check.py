@@ -17,19 +17,21 @@ as well as the result, or a result that is not linear (a B-spline), and the cand
 refined as before. A wrong optimum 15 degrees from the right pose (rigid-25-3d under
 `affine-mi`) shows such a bump on the path from the right candidate.
 
-The grid is scored on the second core while the stages run, which then refines candidates in
-rank order in case they are needed. Once the result is known, the candidates that need refining
-are taken best first, on both cores, until one clearly beats the result (the verdict: wrong
-optimum) or none is left; the rest are abandoned. Which candidates count, and in which order, is
-decided from the result alone and every refinement is deterministic, so the verdict and its
-figures do not depend on what happened to be ready when.
+The grid is scored on the second core while the stages run. Once the result is known, the
+candidates that need refining are refined side by side on both cores and read best first, until
+one clearly beats the result (the verdict: wrong optimum) or none is left; the rest stop. Nothing
+is refined in advance: on a good result every such refinement would be thrown away, and it would
+take the core the stages' own background work (pyramid levels, evaluation) runs on. Which candidates
+count, and in which order, is decided from the result alone and every refinement is deterministic,
+so the verdict and its figures do not depend on timing.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
-from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -50,90 +52,58 @@ class WrongOptimumCheck:
     def __init__(self, fixed: sitk.Image, moving: sitk.Image, should_stop: Callable[[], bool]) -> None:
         self.kind = "similarity" if fixed.GetDimension() == 2 else "rigid"
         self._should_stop = should_stop
-        self._lock = threading.Lock()
-        self._found: Future = Future()  # Candidates; a SearchResult for a partial field of view; None
-        self._jobs: dict[int, Future] = {}  # candidate index -> its refinement (None when abandoned)
-        self._wanted: set[int] | None = None  # None until the result is known: every candidate may be
-        self.future = in_background(self._work, fixed, moving)
+        # Candidates; a SearchResult for a partial field of view; None when ITK refused the images
+        self.future = in_background(self._find, fixed, moving)
 
     def alternative_to(self, result: sitk.Transform, beats: Callable[[sitk.Transform], bool]) -> sitk.Transform | None:
         """The first candidate, best first, whose refinement `beats` the result (fixed -> moving); None when
         none does or needs refining, the run was cancelled or ITK refused the images."""
-        found = self._found.result()
+        found = self.future.result()
         if found is None or self._should_stop():
             return None
         if isinstance(found, SearchResult):  # a partial field of view: the whole search's pose
             pose = found.transform(self.kind)
             return pose if beats(pose) else None
         wanted = needs_refining(found, result)
-        with self._lock:
-            self._wanted = set(wanted)
-        for n, index in enumerate(wanted):  # the stages are done: this core helps the background one
-            with self._lock:
-                mine = index not in self._jobs
-                if mine:
-                    self._jobs[index] = Future()
-            if mine:
-                self._refine(found, index)
-            refined = self._jobs[index].result()
-            if refined is None:  # cancelled on the way
-                return None
-            if beats(refined):
-                with self._lock:
-                    self._wanted = set(wanted[:n + 1])  # the rest are no longer needed
-                return refined
+        if not wanted:
+            return None
+        done = threading.Event()  # set once the verdict is in: refinements still queued or running stop
+
+        def refine(index: int) -> sitk.Transform | None:
+            stop = lambda: done.is_set() or self._should_stop()  # noqa: E731
+            tx = None if stop() else found.refine(index, stop)
+            return None if stop() else tx
+
+        # Each refinement is one single-threaded (reproducible) optimisation; the stages are done, so
+        # they run side by side on the cores, and are read best first whatever finishes first.
+        with ThreadPoolExecutor(max_workers=max(1, min(len(wanted), os.cpu_count() or 1))) as pool:
+            jobs = [pool.submit(refine, i) for i in wanted]
+            try:
+                for job in jobs:
+                    refined = job.result()
+                    if refined is None:  # cancelled on the way
+                        return None
+                    if beats(refined):
+                        return refined
+            finally:
+                done.set()
         return None
 
     def settle(self) -> None:
-        """Abandon what is still running and wait for the background thread."""
-        with self._lock:
-            self._wanted = set() if self._wanted is None else self._wanted
+        """Wait for the background search (a thread still inside ITK when the process exits aborts it)."""
         try:
             self.future.result()
         except BaseException:  # noqa: BLE001 - raised to whoever asked for the result
             pass
 
-    def _work(self, fixed: sitk.Image, moving: sitk.Image) -> None:
+    def _find(self, fixed: sitk.Image, moving: sitk.Image) -> Candidates | SearchResult | None:
         try:
             found = find_candidates(fixed, moving, self.kind, self._should_stop)
             if found is None:  # a partial field of view is searched the other way round, in full
                 found = search_pose(fixed, moving, self.kind, should_stop=self._should_stop)
         except (RuntimeError, RegistrationCancelled):  # RuntimeError: a degenerate image ITK refuses to smooth
-            self._found.set_result(None)
-            return
-        except BaseException as exc:
-            self._found.set_exception(exc)
-            return
-        self._found.set_result(found)
-        if isinstance(found, Candidates):
-            self._refine_claimed(found)
-
-    def _refine_claimed(self, found: Candidates) -> None:
-        """Refine candidates, best first, until none is left that is (or may be) wanted."""
-        while (index := self._claim(len(found.chosen))) is not None:
-            self._refine(found, index)
-
-    def _refine(self, found: Candidates, index: int) -> None:
-        """Refine candidate `index` into its claimed job (None when abandoned on the way)."""
-        job = self._jobs[index]
-
-        def stop() -> bool:
-            return self._should_stop() or (self._wanted is not None and index not in self._wanted)
-
-        try:
-            tx = found.refine(index, stop)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiter
-            job.set_exception(exc)
-            return
-        job.set_result(None if stop() else tx)
-
-    def _claim(self, n: int) -> int | None:
-        with self._lock:
-            for i in range(n):
-                if i not in self._jobs and (self._wanted is None or i in self._wanted):
-                    self._jobs[i] = Future()
-                    return i
-        return None
+            return None
+        return found
 
 
 def needs_refining(found: Candidates, result: sitk.Transform) -> list[int]:
