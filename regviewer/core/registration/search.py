@@ -16,7 +16,9 @@ moved far away, sends them to a wrong one. Before the first stage this module (t
 
 Cost is bounded by construction (a few hundred evaluations on ~4 000 points plus a
 handful of short optimisations, run side by side on the cores): well under a second in
-2D, about a second in 3D.
+2D, about a second in 3D. Steps 1-2 alone (`find_candidates`, a quarter of a second on the
+2 mm brain) serve the wrong-optimum check (`pose_check.py`), which refines only the
+candidates its result cannot rule out.
 """
 
 from __future__ import annotations
