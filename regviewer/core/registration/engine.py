@@ -21,13 +21,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from regviewer.core.registration.run_state import CancelToken, HistoryEntry, Progress, RunState
-from regviewer.core.errors import IncompatibleImagesError, ParameterError, RegistrationCancelled, RegistrationFailed
+from regviewer.core.errors import IncompatibleImagesError, ParameterError, RegistrationFailed
 from regviewer.core.imaging.image import Volume, as_volume
 from regviewer.core.imaging.io import check_compatible
 from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline
 from regviewer.core.registration.presets import DEFAULT_PRESET
+from regviewer.core.registration.pose_check import WrongOptimumCheck
 from regviewer.core.registration.pyramid import in_background
-from regviewer.core.registration.verify import Evaluation, StageVerifier
+from regviewer.core.registration.verify import Evaluation, StageVerifier, worse
 from regviewer.core.registration.auto import resolve as resolve_auto
 from regviewer.core.transforms.resample import resample_moving
 from regviewer.core.transforms.ops import copy_transform, make_linear, transform_points
@@ -175,9 +176,9 @@ def _run_stages(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_m
             composite.AddTransform(first_initial)  # a deformable stage starts after the centring translation
             first_initial = None
     # A pipeline that starts from image centres alone is checked against the coarse pose search at the
-    # end; the search runs now, on the other core, while the stages run (it is deterministic either way).
+    # end (`pose_check.py`); the search starts now, on the other core, while the stages run.
     check = initial_transform is None and landmarks is None and params.stages[0].initializer != "search"
-    alternative = in_background(_alternative_pose, fixed, moving, lambda: run.cancelled) if check else None
+    alternative = WrongOptimumCheck(fixed, moving, lambda: run.cancelled) if check else None
     start = copy_transform(composite) if composite.GetNumberOfTransforms() else None
     pending_verifier = in_background(_start_verifier, fixed, moving, fixed_mask, start)  # also alongside
     background.extend(f for f in (alternative, pending_verifier) if f is not None)
@@ -221,17 +222,21 @@ def _run_stages(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_m
         composite.AddTransform(start if start is not None else sitk.Transform(dim, sitk.sitkIdentity))
         final_score = verifier.start_score
     if alternative is not None and not run.cancelled:
-        _check_wrong_optimum(verifier, alternative.result(), final_score)
+        better = alternative.alternative_to(composite, lambda pose: worse(final_score, verifier.evaluation.score(pose)))
+        _check_wrong_optimum(verifier, better, final_score)
     run.warnings.extend(verifier.warnings)
     run.verification = verifier.summary(final_score)
     return composite
 
 
-def _settle(futures: list, run: RunState) -> None:
+def _settle(jobs: list, run: RunState) -> None:
     """Wait for the run's background work (its errors, if any, are raised by whoever needs its result)."""
-    for future in [f for f in futures if f is not None] + run.pyramid.pending():
+    for job in [j for j in jobs if j is not None] + run.pyramid.pending():
+        if isinstance(job, WrongOptimumCheck):
+            job.settle()
+            continue
         try:
-            future.result()
+            job.result()
         except BaseException:  # noqa: BLE001 - a needed result raised where it was used; the rest does not matter
             pass
 
@@ -242,18 +247,6 @@ def _start_verifier(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Imag
     verifier = StageVerifier(Evaluation(fixed, moving, fixed_mask))
     verifier.begin(start)
     return verifier
-
-
-def _alternative_pose(fixed: sitk.Image, moving: sitk.Image, should_stop) -> sitk.Transform | None:
-    """The coarse pose search's pose (a second in 3D, less in 2D); None when ITK refuses a degenerate
-    image or the run was cancelled (a cancel must not wait for the search)."""
-    from regviewer.core.registration.search import search_pose
-
-    kind = "similarity" if fixed.GetDimension() == 2 else "rigid"
-    try:
-        return search_pose(fixed, moving, kind, should_stop=should_stop).transform(kind)
-    except (RuntimeError, RegistrationCancelled):  # RuntimeError: a degenerate image ITK refuses to smooth
-        return None
 
 
 def _check_wrong_optimum(verifier: StageVerifier, alternative: sitk.Transform | None, final_score: float) -> None:

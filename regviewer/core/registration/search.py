@@ -16,7 +16,9 @@ moved far away, sends them to a wrong one. Before the first stage this module (t
 
 Cost is bounded by construction (a few hundred evaluations on ~4 000 points plus a
 handful of short optimisations, run side by side on the cores): well under a second in
-2D, about a second in 3D.
+2D, about a second in 3D. Steps 1-2 alone (`find_candidates`, a quarter of a second on the
+2 mm brain) serve the wrong-optimum check (`pose_check.py`), which refines only the
+candidates its result cannot rule out.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from regviewer.core.registration.verify import Evaluation
 ANGLES_2D = tuple(range(0, 360, 15))
 SCALES_2D = (0.8, 1.0, 1.25)
 REFINE = 4  # candidates refined by a short optimisation
-_CACHE: dict[tuple, "SearchResult"] = {}  # a few recent pairs; runs in several threads share it
+_CACHE: dict[tuple, "SearchResult | Candidates"] = {}  # a few recent pairs; runs in several threads share it
 _CACHE_LOCK = threading.Lock()
 
 
@@ -76,6 +78,27 @@ def coarse(image: sitk.Image, across: int) -> sitk.Image:
     return sitk.Resample(smooth, ref, sitk.Transform(dim, sitk.sitkIdentity), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The coarse grid's best distinct poses (score, A, t for p -> A (p - c) + c + t), not yet refined.
+
+    `fixed`, `moving` and `evaluation` are the small smoothed copies the poses were scored on.
+    """
+
+    fixed: sitk.Image
+    moving: sitk.Image
+    evaluation: Evaluation
+    center: np.ndarray
+    chosen: tuple
+    count: int  # poses scored
+    model: str  # what a refinement optimises: "rigid", or "similarity" for zoomed 2D pairs
+
+    def refine(self, index: int, should_stop: Callable[[], bool] | None = None) -> sitk.Transform:
+        """Candidate `index` after the short coarse optimisation (fixed -> moving)."""
+        _, matrix, shift = self.chosen[index]
+        return _refine(self.fixed, self.moving, matrix, shift, self.center, self.model, should_stop)
+
+
 def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
                 start: sitk.Transform | None = None, should_stop: Callable[[], bool] | None = None) -> SearchResult:
     """The best coarse pose of `moving` onto `fixed` (see the module docstring); cached per pair.
@@ -83,25 +106,58 @@ def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
     `should_stop` (checked between candidates and at every refinement iteration) ends the search
     early with `RegistrationCancelled`; nothing is cached then.
     """
-    dim = fixed.GetDimension()
-    scaled = dim == 2 and kind in ("similarity", "affine")
-    # keyed by the images themselves: hashing them costs a tenth of smoothing them down (1 mm brain)
-    key = (_digest(fixed), _digest(moving), scaled, None if start is None else tuple(start.GetParameters()))
+    key = _key(fixed, moving, kind, start)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
     if hit is not None:
         return hit
-    f, m = coarse(fixed, 64 if dim == 2 else 32), coarse(moving, 64 if dim == 2 else 32)
-    if start is None and _volume(moving) < 0.5 * _volume(fixed):
+    if _partial(fixed, moving, start):
         # The moving image covers part of the fixed one (a slab, a detail): judge poses on the moving
         # image's points, all of which have a partner, and invert. From the larger side, most points map
         # outside for every pose and a wrong pose can score by lining up "outside" with the background.
         back = search_pose(moving, fixed, kind, should_stop=should_stop)
         forward = _affine(back.matrix, back.translation, back.center).GetInverse()
-        center = np.asarray(_center_of_mass(f))
+        center = np.asarray(_center_of_mass(coarse(fixed, _across(fixed))))
         matrix, shift = _matrix_shift(forward, center)
         result = SearchResult(matrix, shift, center, back.score, back.correlation, back.candidates, back.linearity)
         return _remember(key, result)
+    found = _candidates(fixed, moving, kind, start, should_stop, key)
+    # Each refinement is one single-threaded (reproducible) optimisation, independent of the others:
+    # run them side by side on the cores; the results, kept in candidate order, do not depend on it.
+    indices = range(len(found.chosen))
+    with ThreadPoolExecutor(max_workers=max(1, min(len(indices), os.cpu_count() or 1))) as pool:
+        refinements = list(pool.map(lambda i: found.refine(i, should_stop), indices))
+    _stop_if(should_stop)
+    best = None
+    for refined in refinements:
+        score = found.evaluation.score(refined)
+        if best is None or score > best[0]:
+            best = (score, refined)
+    matrix, shift = _matrix_shift(best[1], found.center)
+    r, eta2 = found.evaluation.relation(best[1])
+    linearity = r * r / eta2 if eta2 and np.isfinite(eta2) and np.isfinite(r) else 0.0
+    return _remember(key, SearchResult(matrix, shift, found.center, best[0], r, found.count, float(linearity)))
+
+
+def find_candidates(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
+                    should_stop: Callable[[], bool] | None = None) -> Candidates | None:
+    """The scored, unrefined candidates of `search_pose` (cached per pair); None for a moving image that
+    covers only part of the fixed one, which `search_pose` searches the other way round."""
+    if _partial(fixed, moving, None):
+        return None
+    return _candidates(fixed, moving, kind, None, should_stop, _key(fixed, moving, kind, None))
+
+
+def _candidates(fixed: sitk.Image, moving: sitk.Image, kind: str, start: sitk.Transform | None,
+                should_stop: Callable[[], bool] | None, key: tuple) -> Candidates:
+    """Steps 1 and 2 of the module docstring: every pose of the grid scored, the best distinct kept."""
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key + ("candidates",))
+    if hit is not None:
+        return hit
+    dim = fixed.GetDimension()
+    scaled = dim == 2 and kind in ("similarity", "affine")
+    f, m = coarse(fixed, _across(fixed)), coarse(moving, _across(fixed))
     evaluation = Evaluation(f, m, None, max_samples=4000 if dim == 2 else 6000)
     center = np.asarray(_center_of_mass(f))
     shifts = _candidate_shifts(f, m, center, start)
@@ -113,22 +169,24 @@ def search_pose(fixed: sitk.Image, moving: sitk.Image, kind: str = "rigid",
         matrix = rot * s
         scored.append((evaluation.score(_affine(matrix, shift, center)), matrix, shift))
     scored.sort(key=lambda r: -r[0])
-    best = None
-    chosen = _distinct(scored, REFINE)
-    model = "similarity" if scaled else "rigid"
-    # Each refinement is one single-threaded (reproducible) optimisation, independent of the others:
-    # run them side by side on the cores; the results, kept in candidate order, do not depend on it.
-    with ThreadPoolExecutor(max_workers=max(1, min(len(chosen), os.cpu_count() or 1))) as pool:
-        refinements = list(pool.map(lambda c: _refine(f, m, c[1], c[2], center, model, should_stop), chosen))
-    _stop_if(should_stop)
-    for refined in refinements:
-        score = evaluation.score(refined)
-        if best is None or score > best[0]:
-            best = (score, refined)
-    matrix, shift = _matrix_shift(best[1], center)
-    r, eta2 = evaluation.relation(best[1])
-    linearity = r * r / eta2 if eta2 and np.isfinite(eta2) and np.isfinite(r) else 0.0
-    return _remember(key, SearchResult(matrix, shift, center, best[0], r, len(scored), float(linearity)))
+    found = Candidates(f, m, evaluation, center, tuple(_distinct(scored, REFINE)), len(scored),
+                       "similarity" if scaled else "rigid")
+    return _remember(key + ("candidates",), found)
+
+
+def _key(fixed: sitk.Image, moving: sitk.Image, kind: str, start: sitk.Transform | None) -> tuple:
+    """The cache key of a pair: the images themselves (hashing them costs a tenth of smoothing them
+    down on the 1 mm brain), whether zoom is searched, and the start."""
+    scaled = fixed.GetDimension() == 2 and kind in ("similarity", "affine")
+    return _digest(fixed), _digest(moving), scaled, None if start is None else tuple(start.GetParameters())
+
+
+def _across(image: sitk.Image) -> int:
+    return 64 if image.GetDimension() == 2 else 32
+
+
+def _partial(fixed: sitk.Image, moving: sitk.Image, start: sitk.Transform | None) -> bool:
+    return start is None and _volume(moving) < 0.5 * _volume(fixed)
 
 
 def _stop_if(should_stop: Callable[[], bool] | None) -> None:
@@ -142,9 +200,9 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _remember(key: tuple, result: SearchResult) -> SearchResult:
+def _remember(key: tuple, result):
     with _CACHE_LOCK:
-        if len(_CACHE) > 8:
+        if len(_CACHE) > 16:
             _CACHE.clear()
         _CACHE[key] = result
     return result
@@ -290,4 +348,4 @@ def as_kind(matrix: np.ndarray, shift: np.ndarray, center: np.ndarray, kind: str
     return tx
 
 
-__all__ = ["search_pose", "SearchResult", "as_kind", "coarse"]
+__all__ = ["search_pose", "find_candidates", "Candidates", "SearchResult", "as_kind", "coarse"]

@@ -1,0 +1,84 @@
+"""The wrong-optimum check refines only the pose-search candidates that could beat the result."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import regviewer
+from regviewer.core.imaging.image import as_volume
+from regviewer.core.registration import pose_check
+from regviewer.core.registration.pose_check import WrongOptimumCheck, climbs_to, needs_refining
+from regviewer.core.registration.search import find_candidates
+
+DEMO = Path(__file__).resolve().parents[2] / "resources" / "demo"
+
+
+@pytest.fixture(scope="module")
+def small() -> sitk.Image:
+    """The demo retina's luminance at 96 x 96 (a real photograph, small and fast)."""
+    return sitk.BinShrink(as_volume(str(DEMO / "retina_fixed.png")).scalar(), [5, 5])
+
+
+def centre(image: sitk.Image) -> tuple:
+    return image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in image.GetSize()])
+
+
+def moved(image: sitk.Image, true: sitk.Transform) -> sitk.Image:
+    return sitk.Resample(image, image, true.GetInverse(), sitk.sitkLinear, 0.0)
+
+
+def turn(degrees: float) -> np.ndarray:
+    a = math.radians(degrees)
+    return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+
+
+def angle_of(tx: sitk.Transform) -> float:
+    m = np.asarray(tx.GetMatrix()).reshape(2, 2)
+    return math.degrees(math.atan2(m[1, 0], m[0, 0]))
+
+
+def test_a_path_that_climbs_to_the_result_passes_and_one_with_a_bump_does_not():
+    centre0, shift = np.zeros(2), np.zeros(2)
+    start, end = (turn(0), shift), (turn(60), shift)
+    towards_60 = lambda tx: -(angle_of(tx) - 60.0) ** 2  # noqa: E731 - the result is the top
+    towards_30 = lambda tx: -(angle_of(tx) - 30.0) ** 2  # noqa: E731 - a better pose half way
+    assert climbs_to(towards_60, start, end, centre0, towards_60(sitk.Euler2DTransform()), 0.0)
+    assert not climbs_to(towards_30, start, end, centre0, -900.0, -900.0)  # the path rises above the end
+    assert not climbs_to(towards_30, start, end, centre0, -900.0, 0.0)  # ...even when the end is said to be best
+    assert not climbs_to(towards_60, start, end, centre0, 1.0, 0.0)  # a candidate as good as the result
+
+
+def test_a_candidate_on_the_results_slope_is_not_refined_and_a_better_one_far_away_is(small):
+    true = sitk.Euler2DTransform(centre(small), math.radians(40), (3.0, 2.0))
+    found = find_candidates(small, moved(small, true), "similarity")
+    assert len(found.chosen) == 4
+    assert needs_refining(found, true) == []  # the right result: every candidate climbs to it
+    wrong = sitk.Euler2DTransform(centre(small), math.radians(220), (3.0, 2.0))  # a half turn off
+    assert needs_refining(found, wrong) == [0, 1, 2, 3]
+    warp = sitk.CompositeTransform([true, sitk.BSplineTransformInitializer(small, [2, 2])])
+    assert needs_refining(found, warp) == [0, 1, 2, 3]  # not a pose: no path to judge, refine as before
+
+
+def test_a_good_result_refines_nothing_and_a_wrong_one_is_still_caught(small, monkeypatch):
+    asked = []
+    real = pose_check.needs_refining
+    monkeypatch.setattr(pose_check, "needs_refining", lambda found, result: asked.append(real(found, result)) or asked[-1])
+    true = sitk.Euler2DTransform(centre(small), math.radians(8), (3.0, -2.0))
+    good = regviewer.register(small, moved(small, true), preset="photo-2d")
+    assert asked == [[]] and good.warnings == []
+    half = sitk.Euler2DTransform(centre(small), math.pi, (3.0, -2.0))
+    first = regviewer.register(small, moved(small, half), preset="photo-2d")
+    assert asked[-1] and any("probably wrong" in w for w in first.warnings)
+    again = regviewer.register(small, moved(small, half), preset="photo-2d")
+    assert again.warnings == first.warnings  # the same verdict and figures, whatever was ready when
+
+
+def test_a_cancelled_run_gets_no_verdict_and_settling_waits_for_the_search(small):
+    true = sitk.Euler2DTransform(centre(small), math.radians(30), (2.0, 1.0))
+    check = WrongOptimumCheck(small, moved(small, true), lambda: True)  # cancelled from the start
+    check.settle()
+    assert check.future.done() and check.future.result() is None
+    assert check.alternative_to(sitk.Euler2DTransform(), lambda pose: True) is None
