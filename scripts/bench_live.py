@@ -109,14 +109,17 @@ def live(fixed: str, moving: str, mask: str, preset: str, three_d: bool, profile
     steps: list[float] = []
     step_cpu: list[float] = []  # the GUI thread's own CPU time per step: what a loaded machine does not inflate
     profiler = None
+    whole_run = bool(profile) and profile.startswith("run:")  # --profile-run: the whole span, not the steps
     if profile:
         import cProfile
 
         profiler = cProfile.Profile(time.thread_time)  # CPU of the GUI thread: a loaded machine does not blur it
+        profile = profile[4:] if whole_run else profile
+    step_profiler = None if whole_run else profiler
 
     def step() -> None:  # a user scrolling through slices while the engine runs
-        if profiler is not None:
-            profiler.enable()
+        if step_profiler is not None:
+            step_profiler.enable()
         t, c = time.perf_counter(), time.thread_time()
         axial.step_slice(1 if (len(steps) // 20) % 2 == 0 else -1)
         window.flush_preview()
@@ -124,20 +127,26 @@ def live(fixed: str, moving: str, mask: str, preset: str, three_d: bool, profile
         app.processEvents()
         steps.append((time.perf_counter() - t) * 1000.0)
         step_cpu.append((time.thread_time() - c) * 1000.0)
-        if profiler is not None:
-            profiler.disable()
+        if step_profiler is not None:
+            step_profiler.disable()
 
     stepper = QtCore.QTimer()
     stepper.timeout.connect(step)
     stepper.start(150)
     loop = QtCore.QEventLoop()  # the application's own event loop, as a user would have it
     dock.runFinished.connect(loop.quit)
+    if whole_run:
+        profiler.enable()
+    threads0 = _thread_cpu()
     t0, c0 = time.perf_counter(), time.process_time()
     dock.run()
     dock.worker.failed.connect(lambda error: (print("failed:", error), loop.quit()))
     loop.exec()
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
+    threads = {k: v - threads0.get(k, 0.0) for k, v in _thread_cpu().items()}
+    if whole_run:
+        profiler.disable()
     probe.stop()
     stepper.stop()
     if profiler is not None:
@@ -163,6 +172,7 @@ def live(fixed: str, moving: str, mask: str, preset: str, three_d: bool, profile
     return {
         "wall": wall,
         "cpu": cpu,
+        "threads": {k: v for k, v in sorted(threads.items(), key=lambda kv: -kv[1]) if v > 0.0},
         "engine": record.elapsed_s,
         "final_metric": record.final_metric,
         "snapshots": dock.snapshots_shown,
@@ -199,6 +209,29 @@ def live_in_child(fixed: str, moving: str, mask: str, preset: str, profile: str 
     return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process so far, by name (Python threads by their
+    `threading` name, others - Qt, ITK, the OpenGL rasteriser - by the system's)."""
+    import os
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        name = names.get(int(tid), comm)
+        name = "GUI thread" if int(tid) == os.getpid() else name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def _rss_now() -> float:
     """The window process's resident memory now (MB)."""
     with open("/proc/self/status") as status:
@@ -215,6 +248,9 @@ def main() -> int:
                         help="headless/live pairs, interleaved; the ratio reported is the median of the pairs'")
     parser.add_argument("--profile-steps", metavar="FILE",
                         help="write a cProfile of the slice steps (of the first live run) to FILE")
+    parser.add_argument("--profile-run", metavar="FILE",
+                        help="write a cProfile of the GUI thread's CPU over the whole first live run (Run to "
+                             "the end, slice steps included) to FILE")
     parser.add_argument("--pair", choices=("demo", "1mm"), default="demo")
     parser.add_argument("--pair-dir", type=Path,
                         help="keep the 1 mm pair in this folder and re-use it (built there when missing)")
@@ -245,7 +281,9 @@ def main() -> int:
     rows = []
     for i in range(args.repeat):  # interleaved, alternating which goes first, so drifts in load cancel
         for j, nice in enumerate(nices):
-            profile = args.profile_steps if i == 0 and j == 0 else None
+            profile = None
+            if i == 0 and j == 0:
+                profile = args.profile_steps or (f"run:{args.profile_run}" if args.profile_run else None)
             if i % 2 == 0:
                 *h, = headless(fixed, moving, mask, args.preset)
                 stats = live_in_child(fixed, moving, mask, args.preset, profile, nice)
@@ -275,6 +313,9 @@ def main() -> int:
               f"{s['iterations']} | {m_h:.4f} / {s['final_metric']:.4f} |")
     print(f"\nThe two images as float32: {rows[-1][4]['image_mb']:.0f} MB; memory goal "
           f"{4 * rows[-1][4]['image_mb'] + 300:.0f} MB (window process peak: {max(r[4]['rss_window'] for r in rows):.0f} MB)")
+    print("\nThe window's CPU during the run, by thread (s): the engine's cores lose what it takes")
+    for i, r in enumerate(rows, 1):
+        print(f"  run {i}: " + ", ".join(f"{k} {v:.2f}" for k, v in r[4]["threads"].items()))
     for nice in nices:
         mine = [r for r in rows if r[4]["nice"] == nice]
         ratios = [r[4]["wall"] / r[0] for r in mine]
