@@ -145,6 +145,7 @@ def live(fixed: str, moving: str, mask: str, preset: str, three_d: bool, profile
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     threads = {k: v - threads0.get(k, 0.0) for k, v in _thread_cpu().items()}
+    threads["threads that ended (the run's worker and preview)"] = cpu - sum(threads.values())
     if whole_run:
         profiler.disable()
     probe.stop()
