@@ -33,7 +33,9 @@ from regviewer.gui.widgets.run_history_tab import RunHistoryTab
 from regviewer.gui.widgets.run_inputs import LandmarkCopy, RunInputs
 from regviewer.gui.worker import LiveSnapshot, RegistrationWorker
 
-LIVE_RATE_HZ = 10.0  # snapshots per second: what the eye needs, and the engine keeps the CPU
+# Snapshots per second: what the eye needs (the overlay and the grid redraw no more often
+# anyway); each costs the engine a transform copy and the window a plot and status update.
+LIVE_RATE_HZ = 5.0
 
 
 def describe_progress(progress: Any, n_stages: int) -> str:
