@@ -213,8 +213,12 @@ def live_in_child(fixed: str, moving: str, mask: str, preset: str, profile: str 
             "engine_nice=int(sys.argv[7]) if sys.argv[7] else None); "
             "print('RESULT ' + json.dumps(s))")
     nice = "" if engine_nice is None else str(engine_nice)
-    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "scripts"), fixed, moving, mask, preset, profile or "",
-                          nice], check=True, capture_output=True, text=True).stdout
+    done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code, str(ROOT / "scripts"), fixed, moving, mask,
+                           preset, profile or "", nice], capture_output=True, text=True)
+    if done.returncode != 0:  # show where the window process died (faulthandler prints the Python stacks)
+        print(done.stderr[-6000:], file=sys.stderr)
+        done.check_returncode()
+    out = done.stdout
     return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
 
 
