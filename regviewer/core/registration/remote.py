@@ -127,10 +127,19 @@ def _split(tx: sitk.Transform) -> tuple[sitk.Transform | None, sitk.Transform]:
 
 
 def _lower_priority(nice: int) -> None:
-    if nice > 0:
+    """Add `nice` to this process's nice value. On Linux a nice value belongs to a thread:
+    every thread already running (numpy's BLAS pool, started at import) is lowered, and
+    threads made later (ITK's pool) inherit it from the main thread."""
+    if nice <= 0:
+        return
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # not Linux
+        tids = [0]
+    for tid in tids:
         try:
-            os.nice(nice)
-        except (AttributeError, OSError):  # not on this platform, or not allowed: run as is
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        except (AttributeError, OSError):  # not on this platform, not allowed, or the thread ended
             pass
 
 
