@@ -51,7 +51,8 @@ class WorkspaceHostMixin:
         self.bridge.previewChanged.connect(self._on_workspace_preview)
         self.bridge.historyChanged.connect(self._on_workspace_history)
         # A spare engine process, started when images open and after each run, so a run
-        # does not wait a second for a process to start and import the engine (remote.py).
+        # does not wait a second for a process to start and import the engine, nor for the
+        # images to go over: they are sent to it at once, aside (remote.py).
         self._images_callbacks.append(self._prewarm_engine)
         self.bridge.runsChanged.connect(lambda _runs: QtCore.QTimer.singleShot(2000, self._prewarm_engine))
 
@@ -82,7 +83,7 @@ class WorkspaceHostMixin:
         if self.workspace.moving is not None and "LiveRegistrationDock" in getattr(self, "panels", {}):
             from regviewer.core.registration import remote
 
-            remote.prewarm()
+            remote.prewarm({"fixed": self.workspace.fixed, "moving": self.workspace.moving})
 
     # ================================================================ commands
     def set_current_transform(self, transform: sitk.Transform, description: str = "Transform",

@@ -68,7 +68,9 @@ class RegistrationJob:
     landmarks: Any = None
     separate_process: bool = True  # the engine in its own process (core/registration/remote.py)
 
-    def run(self, progress: Callable[[Any], None], cancel: Any) -> Any:
+    def run(self, progress: Callable[[Any], None], cancel: Any, snapshot_hz: float = 20.0) -> Any:
+        """`snapshot_hz`: how often the engine process builds and sends a transform snapshot
+        (each costs the engine a copy of its transform, and this process an unpickling)."""
         from regviewer.core.registration.engine import register
 
         kwargs: dict[str, Any] = dict(params=self.params, initial_transform=self.initial_transform,
@@ -80,7 +82,8 @@ class RegistrationJob:
         if self.separate_process:
             from regviewer.core.registration.remote import run_in_process
 
-            return run_in_process(dict(kwargs, fixed=self.fixed, moving=self.moving), progress, cancel)
+            return run_in_process(dict(kwargs, fixed=self.fixed, moving=self.moving), progress, cancel,
+                                  snapshot_hz=snapshot_hz)
         return register(self.fixed, self.moving, progress=progress, cancel=cancel, **kwargs)
 
 
@@ -111,11 +114,19 @@ class RegistrationWorker(QtCore.QObject):
         prepare: Callable[[Any], dict] | None = None,
         cancel_token: Any = None,
         parent: QtCore.QObject | None = None,
+        prepare_final: bool = True,
     ) -> None:
+        """`prepare_final=False`: the last snapshot (the iterations not yet delivered, sent just
+        before the end signal) carries no extras: a GUI that draws the result when the run ends
+        need not wait for a preview of the same moment (it is on the way to the result)."""
         super().__init__(parent)
-        self._run_job = job.run if isinstance(job, RegistrationJob) else job
+        if isinstance(job, RegistrationJob):  # snapshots no faster than this worker hands them on
+            self._run_job = lambda progress, cancel: job.run(progress, cancel, snapshot_hz=rate_hz)
+        else:
+            self._run_job = job
         self.interval_s = 1.0 / rate_hz if rate_hz > 0 else 0.0
         self.prepare = prepare
+        self.prepare_final = prepare_final
         self.cancel_token = cancel_token if cancel_token is not None else _new_cancel_token()
         self._lock = threading.Lock()
         self._pending: list[IterationPoint] = []
@@ -230,7 +241,8 @@ class RegistrationWorker(QtCore.QObject):
             seq = self._sequence
         if progress is None:
             return
-        self._deliver.emit("snapshot", LiveSnapshot(seq, progress, points, self._prepare(progress), final=True))
+        extras = self._prepare(progress) if self.prepare_final else {}
+        self._deliver.emit("snapshot", LiveSnapshot(seq, progress, points, extras, final=True))
 
     # --- GUI thread ----------------------------------------------------------------------
     def _on_deliver(self, kind: str, payload: Any) -> None:

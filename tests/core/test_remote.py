@@ -135,3 +135,50 @@ def test_a_prewarmed_spare_process_serves_the_next_run_and_a_dead_one_is_replace
     remote.prewarm()
     remote.discard_spare()
     assert remote._Spare.process is None
+
+
+def test_images_handed_to_the_spare_early_are_not_sent_again_at_run(monkeypatch):
+    """`prewarm(images)` sends the pair to the spare as soon as it opens; the run then sends
+    only the job (same result), and an image that is not the staged one still goes over."""
+    from regviewer.core.registration import remote
+
+    remote.discard_spare()
+    fixed, moving = Volume(_blobs()), Volume(_blobs((4.0, -3.0)))
+    remote.prewarm({"fixed": fixed, "moving": moving})
+    assert remote.spare_ready(60.0)
+    packed = []
+    real_pack = remote._pack_image
+    monkeypatch.setattr(remote, "_pack_image", lambda image, buffers: packed.append(image) or real_pack(image, buffers))
+    result = run_in_process(dict(fixed=fixed, moving=moving, params=_pipeline()), None, CancelToken())
+    assert not any(isinstance(p, (Volume, sitk.Image)) for p in packed)  # neither image went over again
+    assert result.transform.GetParameters() == register(fixed, moving, params=_pipeline()).transform.GetParameters()
+
+    other = Volume(_blobs((2.0, 1.0)))  # the moving image changed after the spare got the pair
+    remote.prewarm({"fixed": fixed, "moving": moving})
+    assert remote.spare_ready(60.0)
+    packed.clear()
+    result = run_in_process(dict(fixed=fixed, moving=other, params=_pipeline()), None, CancelToken())
+    assert [p for p in packed if isinstance(p, (Volume, sitk.Image))] == [other]
+    assert result.transform.GetParameters() == register(fixed, other, params=_pipeline()).transform.GetParameters()
+    remote.discard_spare()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread priorities are read from /proc")
+def test_the_engine_process_runs_at_a_lower_priority():
+    """The window's slice steps get a core at once while the engine uses every core: every
+    thread of the engine process (numpy's, started at import, as well) runs at the lower priority."""
+    from regviewer.core.registration import remote
+
+    procs, seen = [], set()
+
+    def every_thread(_progress):  # read while it runs: the process lowers its priority first thing
+        pid = procs[0].pid
+        for tid in os.listdir(f"/proc/{pid}/task"):  # on Linux a nice value is a thread's
+            try:
+                seen.add(os.getpriority(os.PRIO_PROCESS, int(tid)))
+            except OSError:  # the thread ended meanwhile
+                pass
+
+    run_in_process(dict(fixed=_blobs(), moving=_blobs((4.0, -3.0)), params=_pipeline()), every_thread,
+                   CancelToken(), on_start=procs.append)
+    assert seen == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + remote.ENGINE_NICE)} and remote.ENGINE_NICE > 0

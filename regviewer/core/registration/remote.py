@@ -18,14 +18,20 @@ fresh *spawned* process:
   affine run: `prewarm()` (the window calls it when images open) starts one spare process
   that imports the engine and waits; the next run takes it, so a live run starts as fast as
   a headless one. A process serves one run only (a fresh state each time, a crash isolated).
+  `prewarm(images)` also hands the spare the fixed and moving images at once, from a
+  background thread: handing over a 1 mm pair took 0.25-0.6 s at Run, and the job at Run
+  then names them instead of carrying them (any other image still goes over with the job);
+- the engine process runs at a lower CPU priority (`ENGINE_NICE`): it uses every core, and
+  the window's short bursts (a slice step, a redraw) then get a core at once instead of
+  waiting for one; the work the window does is the same either way.
 
-No Qt here: `gui/worker.py` calls this from its worker thread.
+This module is the window's side; the engine process's side (and the wire format of the
+images) is `engine_process.py`. No Qt here: `gui/worker.py` calls this from its worker thread.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import pickle
 import threading
 import time
 from typing import Any, Callable
@@ -33,147 +39,49 @@ from typing import Any, Callable
 import SimpleITK as sitk
 
 from regviewer.core.errors import RegistrationFailed, RegviewerError
+from regviewer.core.registration.engine_process import (_STAGED, IMAGE_KEYS, _child_main, _pack_image,
+                                                         _pack_landmarks)
 from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.registration.run_state import Progress
 from regviewer.core.transforms.ops import after
 
 _CTX = multiprocessing.get_context("spawn")
-FIELD_INTERVAL_S = 2.0
-IMAGE_KEYS = ("fixed", "moving", "fixed_mask", "moving_mask")
+ENGINE_NICE = 10  # added to the engine process's nice value (see the module docstring)
 JOB_KEYS = ("fixed", "moving", "preset", "params", "initial_transform", "fixed_mask", "moving_mask", "seed",
             "landmarks")
 
 
-class _EventToken:
-    """A CancelToken backed by a process-shared event."""
-
-    def __init__(self, event: Any) -> None:
-        self._event = event
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
+STAGED_KEYS = ("fixed", "moving")
 
 
-def _pack_image(image: Any, buffers: list) -> Any:
-    """A Volume or image as a small description; its pixels go into `buffers`, sent raw
-    after the job (`send_bytes` from a view: no pickled copy of a 1 mm brain in the window)."""
-    from regviewer.core.imaging.image import Volume
+class _Stager(threading.Thread):
+    """Sends images to a spare process on `conn` (after the previous stager on it); `ok`
+    once every buffer is over. Takes no lock, so a discard can wait for it."""
 
-    path, warnings = None, []
-    if isinstance(image, Volume):
-        image, path, warnings = image.sitk, image.path, list(image.warnings)
-    elif not isinstance(image, sitk.Image):
-        return image  # None or a path
-    view = sitk.GetArrayViewFromImage(image)
-    buffers.append(view)
-    return ("image", len(buffers) - 1, view.dtype.str, view.shape, image.GetNumberOfComponentsPerPixel() > 1,
-            image.GetSpacing(), image.GetOrigin(), image.GetDirection(), path, warnings)
+    def __init__(self, conn: Any, images: dict, previous: "_Stager | None") -> None:
+        super().__init__(name="regviewer-stage-images", daemon=True)
+        self.conn, self.previous = conn, previous
+        self.images = {key: _sitk_of(image) for key, image in images.items()}  # by identity
+        self._volumes = images
+        self.ok = False
 
-
-def _unpack_image(packed: Any, conn: Any) -> Any:
-    if not (isinstance(packed, tuple) and packed and packed[0] == "image"):
-        return packed
-    import numpy as np
-
-    from regviewer.core.imaging.image import Volume
-
-    _, _, dtype, shape, vector, spacing, origin, direction, path, warnings = packed
-    array = np.frombuffer(conn.recv_bytes(), dtype=dtype).reshape(shape)
-    image = sitk.GetImageFromArray(array, isVector=vector)
-    image.SetSpacing(spacing)
-    image.SetOrigin(origin)
-    image.SetDirection(direction)
-    return Volume(image, path, warnings)
-
-
-def _pack_landmarks(landmarks: Any) -> Any:
-    """A LandmarkSet (its undo history holds callbacks, not picklable) as its pairs."""
-    if landmarks is None or not hasattr(landmarks, "pairs") or not hasattr(landmarks, "dimension"):
-        return landmarks
-    return ("landmarks", landmarks.dimension, tuple(landmarks.pairs))
-
-
-def _unpack_landmarks(packed: Any) -> Any:
-    if isinstance(packed, tuple) and packed and packed[0] == "landmarks":
-        from regviewer.core.landmarks.model import LandmarkSet
-
-        return LandmarkSet(packed[1], packed[2])
-    return packed
-
-
-def _split(tx: sitk.Transform) -> tuple[sitk.Transform | None, sitk.Transform]:
-    """A snapshot as (earlier stages, current stage) - see `stages._compose_snapshot`."""
-    if tx.GetName() == "CompositeTransform":
-        comp = sitk.CompositeTransform(tx)
-        n = comp.GetNumberOfTransforms()
-        if n >= 2:
-            previous = sitk.CompositeTransform(tx.GetDimension())
-            for i in range(n - 1):
-                previous.AddTransform(comp.GetNthTransform(i))
-            return previous, comp.GetNthTransform(n - 1)
-    return None, tx
-
-
-def _child_main(conn: Any, stop: Any) -> None:
-    """The engine process: import the engine, then receive the job (a spare process waits
-    here), run it, stream progress, send the result."""
-    from regviewer.core.registration.engine import register
-    from regviewer.core.registration.run_state import RunState
-
-    try:
-        conn.send(("ready",))
-        job = conn.recv()
-    except (EOFError, OSError):
-        return  # a spare never used: its window closed
-    snapshot_hz = job.pop("snapshot_hz")
-    RunState.snapshot_interval_s = 1.0 / snapshot_hz if snapshot_hz > 0 else 0.0
-    for key in IMAGE_KEYS:  # the raw pixel buffers follow the job, in this order
-        job[key] = _unpack_image(job.get(key), conn)
-    if "landmarks" in job:
-        job["landmarks"] = _unpack_landmarks(job["landmarks"])
-    sent = {"snapshot": None, "previous_key": None, "field_at": -FIELD_INTERVAL_S}
-
-    def _due(p: Progress) -> bool:
-        """A dense field (demons, displacement stages) is the size of the image: send one
-        every FIELD_INTERVAL_S at most; anything else as often as the engine makes them."""
-        if "Displacement" not in _split(p.transform)[1].GetName():
-            return True
-        if p.elapsed - sent["field_at"] < FIELD_INTERVAL_S:
-            return False
-        sent["field_at"] = p.elapsed
-        return True
-
-    def progress(p: Progress) -> None:
-        payload = None
-        if p.transform is not sent["snapshot"] and _due(p):  # a new snapshot (the engine throttles them)
-            sent["snapshot"] = p.transform
-            previous, current = _split(p.transform)
-            key = (p.stage, previous.GetNumberOfTransforms() if previous is not None else 0)
-            if key != sent["previous_key"]:
-                sent["previous_key"] = key
-                conn.send(("previous", previous))
-            payload = current
-        conn.send(("iteration", p.stage, p.stage_name, p.level, p.n_levels, p.iteration, p.metric, p.elapsed,
-                   payload))
-
-    try:
-        preset = job.pop("preset", None)
-        result = register(job.pop("fixed"), job.pop("moving"), preset=preset, progress=progress,
-                          cancel=_EventToken(stop), **job)
-        conn.send(("result", result.transform, result.history, result.stop_reason, result.elapsed, result.params,
-                   result.cancelled, result.details, list(result.warnings)))
-    except BaseException as exc:  # noqa: BLE001 -- every failure goes back as words
+    def run(self) -> None:
+        if self.previous is not None:
+            self.previous.join()
+            self.previous = None
+        buffers: list = []
         try:
-            pickle.loads(pickle.dumps(exc))
-            conn.send(("error", exc))
-        except Exception:  # noqa: BLE001 -- an exception that does not survive pickling
-            conn.send(("error", RegistrationFailed(f"{type(exc).__name__}: {exc}")))
-    finally:
-        conn.close()
+            packed = {key: _pack_image(image, buffers) for key, image in self._volumes.items()}
+            self.conn.send(("images", packed))
+            for view in buffers:
+                self.conn.send_bytes(memoryview(view).cast("B"))
+        except (OSError, ValueError):  # the spare died or was discarded: a run sends the images itself
+            return
+        self.ok = True
+
+    def holds(self, conn: Any) -> dict:
+        """The images the spare on `conn` holds once this stager is done (else none)."""
+        return dict(self.images) if self.ok and self.conn is conn else {}
 
 
 class _Spare:
@@ -184,29 +92,52 @@ class _Spare:
     conn: Any = None
     stop: Any = None
     ready: Any = None  # the conn whose process said it has imported the engine
+    stager: _Stager | None = None  # the last images sent (or being sent) to the spare
 
 
 def _start() -> tuple[Any, Any, Any]:
     here, there = _CTX.Pipe()
     stop = _CTX.Event()
-    proc = _CTX.Process(target=_child_main, args=(there, stop), name="regviewer-engine", daemon=True)
+    proc = _CTX.Process(target=_child_main, args=(there, stop, ENGINE_NICE), name="regviewer-engine", daemon=True)
     proc.start()
     there.close()  # only the child holds its end now: its death is an EOF here
     return proc, here, stop
 
 
-def prewarm() -> None:
+def _sitk_of(image: Any) -> Any:
+    return getattr(image, "sitk", image) if image is not None else None
+
+
+def prewarm(images: dict | None = None) -> None:
     """Start a spare engine process now (if none waits), so the next `run_in_process`
-    does not wait for a process start and the engine's imports. Cheap to call often."""
+    does not wait for a process start and the engine's imports. Cheap to call often.
+
+    `images` ({"fixed": Volume, "moving": Volume}): hand these to the spare now, from a
+    background thread, unless it has them already; a run with the same image objects then
+    sends only its job."""
     with _Spare.lock:
-        if _Spare.process is not None and _Spare.process.is_alive():
-            return
-        _discard()
-        _Spare.process, _Spare.conn, _Spare.stop = _start()
+        if _Spare.process is None or not _Spare.process.is_alive():
+            _discard()
+            _Spare.process, _Spare.conn, _Spare.stop = _start()
+        wanted = {k: v for k, v in (images or {}).items() if k in STAGED_KEYS and isinstance(_sitk_of(v), sitk.Image)}
+        last = _Spare.stager
+        if not wanted or (last is not None and last.conn is _Spare.conn
+                          and all(last.images.get(k) is _sitk_of(v) for k, v in wanted.items())):
+            return  # nothing to send, or sent (or on its way) already
+        previous = last if last is not None and last.conn is _Spare.conn else None
+        _Spare.stager = _Stager(_Spare.conn, wanted, previous)
+        _Spare.stager.start()
 
 
 def spare_ready(timeout: float = 0.0) -> bool:
-    """True once the spare process has imported the engine (waits up to `timeout` s)."""
+    """True once the spare process has imported the engine and the images staged for it
+    are over (waits up to `timeout` s)."""
+    deadline = time.perf_counter() + timeout
+    stager = _Spare.stager
+    if stager is not None:
+        stager.join(timeout)
+        if stager.is_alive():
+            return False
     with _Spare.lock:  # a run must not take the pipe while this reads from it
         conn = _Spare.conn
         if conn is None or _Spare.process is None or not _Spare.process.is_alive():
@@ -214,7 +145,7 @@ def spare_ready(timeout: float = 0.0) -> bool:
         if _Spare.ready is conn:
             return True
         try:
-            if conn.poll(timeout) and conn.recv()[0] == "ready":
+            if conn.poll(max(0.0, deadline - time.perf_counter())) and conn.recv()[0] == "ready":
                 _Spare.ready = conn
                 return True
         except (EOFError, OSError):
@@ -229,8 +160,12 @@ def discard_spare() -> None:
 
 
 def _discard() -> None:
-    proc, conn = _Spare.process, _Spare.conn
-    _Spare.process = _Spare.conn = _Spare.stop = None
+    proc, conn, stager = _Spare.process, _Spare.conn, _Spare.stager
+    _Spare.process = _Spare.conn = _Spare.stop = _Spare.stager = None
+    if stager is not None and stager.is_alive():  # sending: end the process so the write fails, then
+        if proc is not None:  # close the pipe (never under a thread still writing to it)
+            proc.terminate()
+        stager.join(5)
     if conn is not None:
         conn.close()  # the spare reads EOF and exits
     if proc is not None:
@@ -239,16 +174,21 @@ def _discard() -> None:
             proc.terminate()
 
 
-def _take() -> tuple[Any, Any, Any]:
-    """The spare process if it is alive, else a new one."""
+def _take() -> tuple[Any, Any, Any, dict]:
+    """The spare process (and the images it holds) if it is alive, else a new one."""
+    stager = _Spare.stager
+    if stager is not None:
+        stager.join()  # the pipe is the stager's until the images are over
     with _Spare.lock:
-        proc, here, stop = _Spare.process, _Spare.conn, _Spare.stop
-        _Spare.process = _Spare.conn = _Spare.stop = None
+        proc, here, stop, stager = _Spare.process, _Spare.conn, _Spare.stop, _Spare.stager
+        _Spare.process = _Spare.conn = _Spare.stop = _Spare.stager = None
+    if stager is not None and stager.is_alive():  # a newer stager came between the join and the lock
+        stager.join()
     if proc is not None and proc.is_alive():
-        return proc, here, stop
+        return proc, here, stop, (stager.holds(here) if stager is not None else {})
     if here is not None:
         here.close()
-    return _start()
+    return (*_start(), {})
 
 
 def run_in_process(job: dict, progress: Callable[[Progress], None] | None = None, cancel: Any = None,
@@ -269,13 +209,16 @@ def run_in_process(job: dict, progress: Callable[[Progress], None] | None = None
         raise RegistrationFailed(f"unknown registration argument(s) {', '.join(sorted(unknown))}")
     fixed_v, moving_v = as_volume(job["fixed"]), as_volume(job["moving"])  # read paths once, here
     payload = dict(job, fixed=fixed_v, moving=moving_v)
-    buffers: list = []
-    for key in IMAGE_KEYS:
-        payload[key] = _pack_image(payload.get(key), buffers)
     if "landmarks" in payload:
         payload["landmarks"] = _pack_landmarks(payload["landmarks"])
     payload["snapshot_hz"] = snapshot_hz
-    proc, here, stop = _take()
+    proc, here, stop, staged = _take()
+    buffers: list = []
+    for key in IMAGE_KEYS:
+        image = payload.get(key)
+        held = staged.get(key)
+        payload[key] = _STAGED if held is not None and _sitk_of(image) is held else _pack_image(image, buffers)
+    finished = False
     try:
         if on_start is not None:
             on_start(proc)
@@ -283,15 +226,20 @@ def run_in_process(job: dict, progress: Callable[[Progress], None] | None = None
         for view in buffers:
             here.send_bytes(memoryview(view).cast("B"))
         del buffers
-        return _serve(proc, here, stop, progress, cancel, cancel_grace_s, fixed_v, moving_v,
-                      RegistrationResult, resample_moving, job)
+        result = _serve(proc, here, stop, progress, cancel, cancel_grace_s, fixed_v, moving_v,
+                        RegistrationResult, resample_moving, job)
+        finished = True
+        return result
     except (BrokenPipeError, EOFError, ConnectionResetError):
         raise _crashed(proc) from None
     finally:
         here.close()
         if proc.is_alive():
             proc.terminate()
-        proc.join(5)
+        if finished:  # the result is here: reap the process (freeing its memory takes a while) aside
+            threading.Thread(target=proc.join, args=(5,), name="regviewer-reap", daemon=True).start()
+        else:
+            proc.join(5)
 
 
 def _serve(proc, here, stop, progress, cancel, grace, fixed_v, moving_v, result_type, resample, job) -> Any:
@@ -377,4 +325,4 @@ def _abandoned(proc, snapshot, history, fixed_v, moving_v, result_type, resample
                        {"terminated": True}, warnings=[note])
 
 
-__all__ = ["run_in_process", "prewarm", "discard_spare", "JOB_KEYS"]
+__all__ = ["run_in_process", "prewarm", "spare_ready", "discard_spare", "JOB_KEYS"]

@@ -33,7 +33,9 @@ from regviewer.gui.widgets.run_history_tab import RunHistoryTab
 from regviewer.gui.widgets.run_inputs import LandmarkCopy, RunInputs
 from regviewer.gui.worker import LiveSnapshot, RegistrationWorker
 
-LIVE_RATE_HZ = 10.0  # snapshots per second: what the eye needs, and the engine keeps the CPU
+# Snapshots per second: what the eye needs (the overlay and the grid redraw no more often
+# anyway); each costs the engine a transform copy and the window a plot and status update.
+LIVE_RATE_HZ = 5.0
 
 
 def describe_progress(progress: Any, n_stages: int) -> str:
@@ -183,7 +185,9 @@ class LiveRegistrationDock(RunInputs, RunHistoryTab, QtWidgets.QDockWidget):
         if self.checker_check.isChecked():
             self._set_overlay_checkerboard()
         self.grid.update_targets()
-        self.worker = RegistrationWorker(job, rate_hz=LIVE_RATE_HZ, prepare=self._prepare, parent=self)
+        # the last snapshot only completes the plot: the end of the run draws the result
+        self.worker = RegistrationWorker(job, rate_hz=LIVE_RATE_HZ, prepare=self._prepare, parent=self,
+                                         prepare_final=False)
         self.worker.snapshot.connect(self._on_snapshot)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
@@ -255,7 +259,9 @@ class LiveRegistrationDock(RunInputs, RunHistoryTab, QtWidgets.QDockWidget):
         if tre:
             self.plot.add_tre(tre["mean"])
         self.status.setText(describe_progress(snap.progress, self._run_context.get("n_stages", 1)))
-        if self._overlay_budget.ready() or snap.final:
+        if snap.final:
+            return  # the result (or the failure) comes next and is drawn then: drawing this one was work thrown away
+        if self._overlay_budget.ready():
             self._overlay_budget.run(self.host.show_preview_transform, snap.progress.transform)
         if "grid" in snap.extras:  # else the preview thread skipped the grid this time (its CPU budget)
             self.grid.draw(snap.progress.transform, snap.extras, force_3d=snap.final)
@@ -272,6 +278,8 @@ class LiveRegistrationDock(RunInputs, RunHistoryTab, QtWidgets.QDockWidget):
             seed=self._run_context.get("seed", 0), landmarks=self._landmark_set(),
             started_at=self._run_context.get("started_at"), inputs=self._run_context.get("inputs"))
         self._shown_run = record.number
+        if record.tre_mm:
+            self.plot.add_tre(record.tre_mm["mean"])  # the result's TRE ends the curve
         self.host.show_preview_transform(result.transform)
         warnings = list(getattr(result, "warnings", []) or [])
         what = "Cancelled" if result.cancelled else "Finished"
