@@ -182,3 +182,20 @@ def test_the_engine_process_runs_at_a_lower_priority():
     run_in_process(dict(fixed=_blobs(), moving=_blobs((4.0, -3.0)), params=_pipeline()), every_thread,
                    CancelToken(), on_start=procs.append)
     assert seen == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + remote.ENGINE_NICE)} and remote.ENGINE_NICE > 0
+
+
+def test_cancel_while_the_images_are_still_going_over_returns_at_once(monkeypatch):
+    """A Cancel pressed right after images open must not wait for the transfer to the spare."""
+    import threading
+
+    from regviewer.core.registration import remote
+
+    sending = threading.Thread(target=time.sleep, args=(5,), daemon=True)  # a stager still writing
+    sending.start()
+    monkeypatch.setattr(remote._Spare, "stager", sending)
+    token = CancelToken()
+    threading.Timer(0.2, token.cancel).start()
+    started = time.perf_counter()
+    with pytest.raises(RegistrationFailed, match="Cancelled while the images"):
+        run_in_process(dict(fixed=_blobs(), moving=_blobs(), params=_pipeline()), None, token)
+    assert time.perf_counter() - started < 1.0

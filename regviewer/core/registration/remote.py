@@ -62,21 +62,24 @@ class _Stager(threading.Thread):
         super().__init__(name="regviewer-stage-images", daemon=True)
         self.conn, self.previous = conn, previous
         self.images = {key: _sitk_of(image) for key, image in images.items()}  # by identity
-        self._volumes = images
+        # Views taken here, on the caller's (GUI) thread: `GetArrayViewFromImage` calls MakeUnique,
+        # which must not run on these objects beside a GUI-thread read of them (see pyramid.in_background).
+        self._buffers: list = []
+        self._packed = {key: _pack_image(image, self._buffers) for key, image in images.items()}
         self.ok = False
 
     def run(self) -> None:
         if self.previous is not None:
             self.previous.join()
             self.previous = None
-        buffers: list = []
         try:
-            packed = {key: _pack_image(image, buffers) for key, image in self._volumes.items()}
-            self.conn.send(("images", packed))
-            for view in buffers:
+            self.conn.send(("images", self._packed))
+            for view in self._buffers:
                 self.conn.send_bytes(memoryview(view).cast("B"))
         except (OSError, ValueError):  # the spare died or was discarded: a run sends the images itself
             return
+        finally:
+            self._buffers = []
         self.ok = True
 
     def holds(self, conn: Any) -> dict:
@@ -174,11 +177,13 @@ def _discard() -> None:
             proc.terminate()
 
 
-def _take() -> tuple[Any, Any, Any, dict]:
+def _take(cancel: Any = None) -> tuple[Any, Any, Any, dict]:
     """The spare process (and the images it holds) if it is alive, else a new one."""
     stager = _Spare.stager
-    if stager is not None:
-        stager.join()  # the pipe is the stager's until the images are over
+    while stager is not None and stager.is_alive():  # the pipe is the stager's until the images are over
+        stager.join(0.05)
+        if cancel is not None and cancel.cancelled:  # the spare keeps its images for the next run
+            raise RegistrationFailed("Cancelled while the images were on their way to the engine; nothing to keep.")
     with _Spare.lock:
         proc, here, stop, stager = _Spare.process, _Spare.conn, _Spare.stop, _Spare.stager
         _Spare.process = _Spare.conn = _Spare.stop = _Spare.stager = None
@@ -212,7 +217,7 @@ def run_in_process(job: dict, progress: Callable[[Progress], None] | None = None
     if "landmarks" in payload:
         payload["landmarks"] = _pack_landmarks(payload["landmarks"])
     payload["snapshot_hz"] = snapshot_hz
-    proc, here, stop, staged = _take()
+    proc, here, stop, staged = _take(cancel)
     buffers: list = []
     for key in IMAGE_KEYS:
         image = payload.get(key)
