@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 import regviewer
 from regviewer.core.registration.presets import load_preset
+from regviewer.core.registration.search import clear_cache
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "demo"
 
@@ -81,6 +82,7 @@ def test_photo_2d_is_bit_for_bit_reproducible():
     fixed = sitk.ReadImage(str(DEMO / "retina_fixed.png"))
     moving = sitk.ReadImage(str(DEMO / "retina_moving.png"))
     a = regviewer.register(fixed, moving, preset="photo-2d", seed=7)
+    clear_cache()  # the pose search it starts from runs again too
     b = regviewer.register(fixed, moving, preset="photo-2d", seed=7)
     assert a.transform.GetParameters() == b.transform.GetParameters()
     assert [h.metric for h in a.history] == [h.metric for h in b.history]

@@ -44,6 +44,14 @@ def _short(preset="photo-2d", iterations=30, shrink=(8, 4), sigmas=(2.0, 1.0), m
     return dc.replace(p, stages=(s,))
 
 
+def _creeping():
+    """A run that lasts seconds: from the image centres in small steps at full resolution (from the
+    pose search's start photo-2d converges before a test can cancel it)."""
+    p = _short(iterations=5000, shrink=(1,), sigmas=(0.0,), min_step=1e-12)
+    s = dc.replace(p.stages[0], initializer="geometry", optimizer=dc.replace(p.stages[0].optimizer, learning_rate=0.01))
+    return dc.replace(p, stages=(s,))
+
+
 @pytest.fixture(scope="module")
 def retina(demo_data):
     fixed = demo_data / "retina_fixed.png"
@@ -96,7 +104,7 @@ def test_run_to_completion_from_the_panel_and_apply(qtbot, host):
 
 def test_cancel_stops_within_a_second_and_window_stays_responsive(qtbot, host):
     dock = host.dock
-    dock.params.set_pipeline(_short(iterations=5000, shrink=(1,), sigmas=(0.0,), min_step=1e-12))
+    dock.params.set_pipeline(_creeping())
     ticks = []
     timer = QtCore.QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
@@ -217,7 +225,7 @@ def test_grid_follows_slice_and_3d(qtbot, demo_data):
 
 def test_changing_images_during_a_run_cancels_it(qtbot, host):
     dock = host.dock
-    dock.params.set_pipeline(_short(iterations=5000, shrink=(1,), sigmas=(0.0,), min_step=1e-12))
+    dock.params.set_pipeline(_creeping())
     dock.run()
     qtbot.waitUntil(lambda: dock.plot.n_points > 2, timeout=20000)
     host.set_images(host.workspace.fixed, host.workspace.moving)

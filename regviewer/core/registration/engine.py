@@ -28,7 +28,7 @@ from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline
 from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.registration.pose_check import WrongOptimumCheck
 from regviewer.core.registration.pyramid import in_background
-from regviewer.core.registration.verify import Evaluation, StageVerifier, worse
+from regviewer.core.registration.verify import Evaluation, StageVerifier
 from regviewer.core.registration.auto import resolve as resolve_auto
 from regviewer.core.transforms.resample import resample_moving
 from regviewer.core.transforms.ops import copy_transform, make_linear, transform_points
@@ -221,9 +221,8 @@ def _run_stages(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_m
         composite = sitk.CompositeTransform(dim)
         composite.AddTransform(start if start is not None else sitk.Transform(dim, sitk.sitkIdentity))
         final_score = verifier.start_score
-    if alternative is not None and not run.cancelled:
-        better = alternative.alternative_to(composite, lambda pose: worse(final_score, verifier.evaluation.score(pose)))
-        _check_wrong_optimum(verifier, better, final_score)
+    if alternative is not None and not run.cancelled:  # a pose that beats the result makes it say so
+        alternative.alternative_to(composite, lambda pose: verifier.compare_alternative(pose, final_score))
     run.warnings.extend(verifier.warnings)
     run.verification = verifier.summary(final_score)
     return composite
@@ -247,13 +246,6 @@ def _start_verifier(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Imag
     verifier = StageVerifier(Evaluation(fixed, moving, fixed_mask))
     verifier.begin(start)
     return verifier
-
-
-def _check_wrong_optimum(verifier: StageVerifier, alternative: sitk.Transform | None, final_score: float) -> None:
-    """A pipeline that started from centres alone may land in a wrong optimum and look converged; the
-    coarse pose search's `alternative` tells, and the result then says so."""
-    if alternative is not None:
-        verifier.compare_alternative(alternative, final_score)
 
 
 def _landmark_means(landmarks, before: sitk.Transform | None, after: sitk.Transform) -> tuple[float, float] | None:

@@ -200,7 +200,8 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _remember(key: tuple, result):
+def _remember(key: tuple, result: "SearchResult | Candidates") -> "SearchResult | Candidates":
+    """Keep a search's outcome for the pair (a repeated run on one pair searches once)."""
     with _CACHE_LOCK:
         if len(_CACHE) > 16:
             _CACHE.clear()

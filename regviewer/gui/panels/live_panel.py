@@ -264,7 +264,7 @@ class LiveRegistrationDock(RunInputs, RunHistoryTab, QtWidgets.QDockWidget):
         if self._overlay_budget.ready():
             self._overlay_budget.run(self.host.show_preview_transform, snap.progress.transform)
         if "grid" in snap.extras:  # else the preview thread skipped the grid this time (its CPU budget)
-            self.grid.draw(snap.progress.transform, snap.extras, force_3d=snap.final)
+            self.grid.draw(snap.progress.transform, snap.extras)
 
     def _on_finished(self, result: Any) -> None:
         if self._discard_run:
