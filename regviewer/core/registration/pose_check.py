@@ -1,8 +1,8 @@
 """Is a result stuck in a wrong optimum? The coarse pose search answers, refining only what can tell.
 
 A pipeline that starts from image centres alone (every named preset but photo-2d; `auto` and
-photo-2d start from the pose search itself) may land in a wrong optimum, e.g. an image turned 180 degrees, and look
-converged. The coarse pose search (`search.py`) scores a grid of poses and refines its best
+photo-2d start from the pose search itself) may land in a wrong optimum, e.g. an image turned
+180 degrees, and look converged. The coarse pose search (`search.py`) scores a grid of poses and refines its best
 few distinct ones by a short coarse optimisation; one that then clearly beats the result shows
 the result is wrong (`verify.StageVerifier.compare_alternative`).
 
