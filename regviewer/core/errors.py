@@ -111,3 +111,13 @@ class SessionError(RegviewerError):
 
 class LandmarkEditError(RegviewerError):
     """A landmark edit was refused (e.g. a name already taken, a point with NaN)."""
+
+
+def itk_message(exc: Exception) -> str:
+    """The informative part of an ITK exception, without the C++ file and line (for our messages)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.lower().startswith("description:"):
+            return ln.split(":", 1)[1].strip()
+    useful = [ln for ln in lines if not ln.startswith(("/", "Exception thrown", "sitk::ERROR"))]
+    return (useful or lines or ["unknown error"])[-1][:200]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from regviewer.core.errors import ImageReadError, MultipleSeriesError
+from regviewer.core.errors import ImageReadError, MultipleSeriesError, itk_message
 
 
 @dataclass(frozen=True)
@@ -156,15 +156,9 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> sitk.Image:
     try:
         return reader.Execute()
     except RuntimeError as exc:
-        raise ImageReadError(folder, f"the DICOM series could not be read ({_first_line(exc)})") from None
+        raise ImageReadError(folder, f"the DICOM series could not be read ({itk_message(exc)})") from None
 
 
-
-
-def _first_line(exc: Exception) -> str:
-    from regviewer.core.imaging.io import _first_line as first
-
-    return first(exc)
 
 
 __all__ = ["DicomSeries", "list_dicom_series", "read_dicom_folder"]

@@ -22,6 +22,7 @@ from regviewer.core.errors import (
     IncompatibleImagesError,
     MultipleTimePointsError,
     UnsupportedImageError,
+    itk_message,
 )
 from regviewer.core.imaging import nifti_header
 from regviewer.core.imaging.dicom import DicomSeries, list_dicom_series, read_dicom_folder
@@ -100,7 +101,7 @@ def _read_file(p: Path) -> tuple[sitk.Image, list[str]]:
     except RuntimeError as exc:
         if "orthonormal" in str(exc).lower() and suffix_of(p) in (".nii", ".nii.gz"):
             return nifti_header.read_non_orthonormal(p)
-        raise ImageReadError(p, f"the file is truncated or damaged ({_first_line(exc)})") from None
+        raise ImageReadError(p, f"the file is truncated or damaged ({itk_message(exc)})") from None
     notes = nifti_header.sform_notes(p) if suffix_of(p) in (".nii", ".nii.gz") else []
     if suffix_of(p) in (".nii", ".nii.gz") and reader.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
         notes += nifti_header.non_finite_notes(p)  # ITK's NIfTI reader turns NaN and Inf into 0 silently
@@ -125,7 +126,7 @@ def read_vector_field(p: Path) -> sitk.Image:
         _check_not_truncated(p, reader)
         return reader.Execute()
     except RuntimeError as exc:
-        raise ImageReadError(p, f"it could not be read as an image ({_first_line(exc)})") from None
+        raise ImageReadError(p, f"it could not be read as an image ({itk_message(exc)})") from None
 
 
 def _expected_data_bytes(reader: sitk.ImageFileReader) -> int:
@@ -206,17 +207,6 @@ def _finish(image: sitk.Image, p: Path, time_point: int | None, notes: list[str]
     return Volume(image, path=str(p), warnings=list(notes))
 
 
-
-def _first_line(exc: Exception) -> str:
-    """The informative part of an ITK exception, without the C++ file and line."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    for ln in lines:
-        if ln.lower().startswith("description:"):
-            return ln.split(":", 1)[1].strip()
-    useful = [ln for ln in lines if not ln.startswith(("/", "Exception thrown", "sitk::ERROR"))]
-    return (useful or lines or ["unknown error"])[-1][:200]
-
-
 # --- writing ------------------------------------------------------------------------
 def write_image(image: Volume | sitk.Image, path: str | Path, compress: bool = True) -> None:
     """Write an image atomically; the format follows the suffix.
@@ -238,7 +228,7 @@ def write_image(image: Volume | sitk.Image, path: str | Path, compress: bool = T
         with atomic_output(p) as tmp:
             sitk.WriteImage(img, str(tmp), compress and suffix not in (".jpg", ".jpeg", ".png"))
     except RuntimeError as exc:
-        raise ImageWriteError(p, _first_line(exc)) from None
+        raise ImageWriteError(p, itk_message(exc)) from None
     except OSError as exc:
         raise ImageWriteError(p, exc.strerror or str(exc)) from None
 

@@ -12,18 +12,12 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from regviewer.core.errors import ImageReadError, UnsupportedImageError
+from regviewer.core.errors import ImageReadError, UnsupportedImageError, itk_message
 from regviewer.core.imaging.image import non_finite_note
 
 
 def _is_gz(p: Path) -> bool:
     return p.name.lower().endswith(".nii.gz")
-
-
-def _itk_message(exc: Exception) -> str:
-    from regviewer.core.imaging.io import _first_line
-
-    return _first_line(exc)
 
 
 def header_bytes(p: Path) -> bytes | None:
@@ -122,7 +116,7 @@ def read_non_orthonormal(p: Path) -> tuple[sitk.Image, list[str]]:
         try:
             image = sitk.ReadImage(str(tmp_file))
         except RuntimeError as exc:
-            raise ImageReadError(p, f"its orientation is invalid and could not be repaired ({_itk_message(exc)})") from None
+            raise ImageReadError(p, f"its orientation is invalid and could not be repaired ({itk_message(exc)})") from None
     if qform_code > 0:
         note = "its sform orientation is not orthonormal; the qform orientation was used instead"
     else:
