@@ -58,8 +58,12 @@ def test_a_candidate_on_the_results_slope_is_not_refined_and_a_better_one_far_aw
     assert needs_refining(found, true) == []  # the right result: every candidate climbs to it
     wrong = sitk.Euler2DTransform(centre(small), math.radians(220), (3.0, 2.0))  # a half turn off
     assert needs_refining(found, wrong) == [0, 1, 2, 3]
-    warp = sitk.CompositeTransform([true, sitk.BSplineTransformInitializer(small, [2, 2])])
-    assert needs_refining(found, warp) == [0, 1, 2, 3]  # not a pose: no path to judge, refine as before
+    # affine then B-spline: judged by its linear stages (the B-spline only bends the pose locally)
+    bend = sitk.BSplineTransformInitializer(small, [2, 2])
+    bend.SetParameters([0.5] * bend.GetNumberOfParameters())
+    assert needs_refining(found, sitk.CompositeTransform([true, bend])) == []
+    assert needs_refining(found, sitk.CompositeTransform([wrong, bend])) == [0, 1, 2, 3]
+    assert needs_refining(found, bend) == [0, 1, 2, 3]  # no linear stage: no pose to judge, refine as before
 
 
 def test_a_good_result_refines_nothing_and_a_wrong_one_is_still_caught(small, monkeypatch):

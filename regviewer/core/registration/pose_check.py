@@ -13,9 +13,10 @@ coarse images at evenly spaced poses between the two (rotation interpolated as a
 the rest of the matrix and the shift linearly), every pose must score higher than the one
 before and the result highest of all. Such a candidate lies on the result's own slope. Any
 dip or plateau on the way, a pose there scoring above the result, a candidate scoring at least
-as well as the result, or a result that is not linear (a B-spline), and the candidate is
-refined as before. A wrong optimum 15 degrees from the right pose (rigid-25-3d under
-`affine-mi`) shows such a bump on the path from the right candidate.
+as well as the result: the candidate is refined as before. A wrong optimum 15 degrees from
+the right pose (rigid-25-3d under `affine-mi`) shows such a bump on the path from the right
+candidate. A result with a deformable stage is judged by its linear stages (`linear_part`); one
+without any has every candidate refined.
 
 The grid is scored on the second core while the stages run. Once the result is known, the
 candidates that need refining are refined side by side on both cores and read best first, until
@@ -109,13 +110,38 @@ class WrongOptimumCheck:
 def needs_refining(found: Candidates, result: sitk.Transform) -> list[int]:
     """Indices of the candidates that do not lie on `result`'s own slope (see the module docstring)."""
     everything = list(range(len(found.chosen)))
-    if not result.IsLinear():
+    pose = linear_part(result)
+    if pose is None:
         return everything
     evaluation, center = found.evaluation, found.center
-    top = evaluation.score(result)
-    matrix, shift = _matrix_shift(result, center)
+    top = evaluation.score(pose)
+    matrix, shift = _matrix_shift(pose, center)
     return [i for i, (score, m, t) in enumerate(found.chosen)
             if not climbs_to(evaluation.score, (m, t), (matrix, shift), center, score, top)]
+
+
+def linear_part(result: sitk.Transform) -> sitk.Transform | None:
+    """The pose of a result: itself when linear; for a composite of linear stages and deformable ones
+    (affine then B-spline), its linear stages alone, in order, since a deformable stage only bends
+    the pose locally and cannot move a result out of a wrong optimum of the pose. None when the result
+    has no linear stage (a deformable stage alone: no pose to judge, every candidate is refined)."""
+    if result.IsLinear():
+        return result
+    linear = [t for t in _parts(result) if t.IsLinear() and t.GetName() != "IdentityTransform"]
+    if not linear:
+        return None
+    pose = sitk.CompositeTransform(result.GetDimension())
+    for t in linear:  # the same order: ITK applies the last added first
+        pose.AddTransform(t)
+    return pose
+
+
+def _parts(tx: sitk.Transform) -> list[sitk.Transform]:
+    """A transform's leaves, nested composites opened, in the composite's order."""
+    if tx.GetName() != "CompositeTransform":
+        return [tx]
+    composite = sitk.CompositeTransform(tx)
+    return [leaf for i in range(composite.GetNumberOfTransforms()) for leaf in _parts(composite.GetNthTransform(i))]
 
 
 def climbs_to(score: Callable[[sitk.Transform], float], start: tuple, end: tuple, center: np.ndarray,
