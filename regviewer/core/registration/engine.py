@@ -230,10 +230,7 @@ def _run_stages(params: Pipeline, fixed: sitk.Image, moving: sitk.Image, fixed_m
 
 def _settle(jobs: list, run: RunState) -> None:
     """Wait for the run's background work (its errors, if any, are raised by whoever needs its result)."""
-    for job in [j for j in jobs if j is not None] + run.pyramid.pending():
-        if isinstance(job, WrongOptimumCheck):
-            job.settle()
-            continue
+    for job in [j for j in jobs if j is not None] + run.pyramid.pending():  # futures, a WrongOptimumCheck
         try:
             job.result()
         except BaseException:  # noqa: BLE001 - a needed result raised where it was used; the rest does not matter

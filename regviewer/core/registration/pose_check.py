@@ -90,12 +90,10 @@ class WrongOptimumCheck:
                 done.set()
         return None
 
-    def settle(self) -> None:
-        """Wait for the background search (a thread still inside ITK when the process exits aborts it)."""
-        try:
-            self.future.result()
-        except BaseException:  # noqa: BLE001 - raised to whoever asked for the result
-            pass
+    def result(self) -> "Candidates | SearchResult | None":
+        """Wait for the background search, as for a future: a run waits for it before it returns (a
+        thread still inside ITK when the process exits aborts it)."""
+        return self.future.result()
 
     def _find(self, fixed: sitk.Image, moving: sitk.Image) -> Candidates | SearchResult | None:
         try:
