@@ -107,7 +107,9 @@ def test_parameters_round_trip_and_are_checked():
                  initial_transform=sitk.TranslationTransform(2), landmarks=_landmarks((1.0, 0.0)))
 
 
-def test_cancel_returns_the_best_so_far_with_live_snapshots():
+def _cancelled_after_three_snapshots(pipeline: Pipeline):
+    """Run `pipeline` on a shifted pair with landmarks, cancelling at the third progress event:
+    the result is cancelled, every event carried a transform, and the best so far is kept."""
     fixed, moving = _blobs(), _blobs(shift=(6.0, -3.0))
     token, events = CancelToken(), []
 
@@ -116,13 +118,15 @@ def test_cancel_returns_the_best_so_far_with_live_snapshots():
         if len(events) == 3:
             token.cancel()
 
-    stage = _stage("affine", weight=0.01)
-    result = register(fixed, moving, params=Pipeline(stages=(stage, _stage("bspline", weight=0.01))),
-                      landmarks=_landmarks((6.0, -3.0)), progress=progress, cancel=token)
-    assert result.cancelled and len(events) == 3
+    result = register(fixed, moving, params=pipeline, landmarks=_landmarks((6.0, -3.0)), progress=progress,
+                      cancel=token)
+    assert result.cancelled and len(events) == 3 and len(result.history) == 3
     assert all(isinstance(e.transform, sitk.Transform) for e in events)
-    assert result.history and len(result.history) == 3
     assert np.linalg.norm(_offset(result.transform) - (6.0, -3.0)) < 2.0  # near the landmark start, not lost
+
+
+def test_cancel_returns_the_best_so_far_with_live_snapshots():
+    _cancelled_after_three_snapshots(Pipeline(stages=(_stage("affine", weight=0.01), _stage("bspline", weight=0.01))))
 
 
 def test_ngf_gradient_matches_finite_differences():
@@ -268,23 +272,11 @@ def test_weight_near_zero_matches_the_plain_linear_stage():
 
 
 def test_regular_step_guided_stage_is_live_and_cancels():
-    fixed, moving = _blobs(), _blobs(shift=(6.0, -3.0))
-    token, events = CancelToken(), []
-
-    def progress(p):
-        events.append(p)
-        if len(events) == 3:
-            token.cancel()
-
     stage = Stage(name="affine", transform=TransformParams("affine"), metric=MetricParams("mean_squares"),
                   optimizer=OptimizerParams(kind="regular_step", iterations=100),
                   pyramid=PyramidParams((2, 1), (1.0, 0.0)), sampling=SamplingParams(strategy="none"),
                   landmark_weight=0.01)
-    result = register(fixed, moving, params=Pipeline(stages=(stage,)), landmarks=_landmarks((6.0, -3.0)),
-                      progress=progress, cancel=token)
-    assert result.cancelled and len(events) == 3 and len(result.history) == 3
-    assert all(isinstance(e.transform, sitk.Transform) for e in events)
-    assert np.linalg.norm(_offset(result.transform) - (6.0, -3.0)) < 2.0
+    _cancelled_after_three_snapshots(Pipeline(stages=(stage,)))
 
 
 def test_linear_stage_is_recentred_where_itk_puts_it():
