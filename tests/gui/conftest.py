@@ -79,6 +79,14 @@ def brain_window(make_window, brain_paths):
     return make_window(*brain_paths)
 
 
+def skip_without_vtk_display() -> None:
+    """Skip a test that draws the VTK 3D view when Qt is not on X (it needs Xvfb + QT_QPA_PLATFORM=xcb)."""
+    from PyQt6 import QtWidgets
+
+    if QtWidgets.QApplication.platformName() != "xcb":
+        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+
+
 def activate(qtbot, window):
     """Make `window` the active window (Xvfb has no window manager to do it), so
     keyboard shortcuts reach its actions as they would for a user."""

@@ -13,6 +13,8 @@ import pytest
 
 from tests.stack_phantom import block, cut
 
+from .conftest import skip_without_vtk_display
+
 
 @pytest.fixture
 def aligned_window(qtbot, tmp_path):
@@ -114,10 +116,7 @@ def test_a_correction_is_resampled_off_the_gui_thread_and_the_newest_wins(qtbot,
 
 
 def test_the_3d_view_shows_the_aligned_volume_and_is_throttled(qtbot, aligned_window):
-    from PyQt6 import QtWidgets
-
-    if QtWidgets.QApplication.platformName() != "xcb":
-        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    skip_without_vtk_display()
     from regviewer.gui.views.volume_view import LazyVolumeView
 
     w = aligned_window

@@ -11,7 +11,7 @@ from PyQt6 import QtCore
 from regviewer.core.imaging.io import read_image
 from regviewer.gui.host import RegistrationHost, SliceViewLike
 
-from .conftest import click, drag
+from .conftest import click, drag, skip_without_vtk_display
 
 
 def test_window_implements_the_host_protocols(brain_window):
@@ -214,10 +214,7 @@ def test_preview_transform_does_not_change_the_current_one(qtbot, brain_window):
 
 
 def test_3d_view_under_xcb(make_window, brain_paths):
-    from PyQt6 import QtWidgets
-
-    if QtWidgets.QApplication.platformName() != "xcb":
-        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    skip_without_vtk_display()
     w = make_window(*brain_paths, three_d=True)
     vv = w.volume_view()
     assert vv is not None
@@ -273,10 +270,7 @@ def test_middle_drag_pans_and_right_drag_zooms(qtbot, brain_window):
 
 def test_3d_polylines_are_not_hidden_by_the_slice_planes(make_window, brain_paths):
     """After a run the warped grid leaves its plane; the opaque slices must not cut it up."""
-    from PyQt6 import QtWidgets
-
-    if QtWidgets.QApplication.platformName() != "xcb":
-        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    skip_without_vtk_display()
     w = make_window(*brain_paths, three_d=True)
     vv = w.volume_view()
     axial = w.view("overlay", "axial")
@@ -295,10 +289,7 @@ def test_3d_polylines_are_not_hidden_by_the_slice_planes(make_window, brain_path
 
 def test_3d_plane_pictures_wait_for_the_next_frame_and_only_the_newest_is_uploaded(make_window, brain_paths):
     """Slice steps redraw the 2D views many times between two 3D frames: one upload per frame."""
-    from PyQt6 import QtWidgets
-
-    if QtWidgets.QApplication.platformName() != "xcb":
-        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    skip_without_vtk_display()
     w = make_window(*brain_paths, three_d=True)
     vv = w.volume_view()
     axial = w.view("overlay", "axial")
@@ -335,10 +326,7 @@ def test_a_window_with_the_live_panel_starts_a_spare_engine_when_images_open(mak
 
 def test_the_3d_view_is_made_only_when_its_layout_is_shown_and_gets_what_was_set_before(make_window, brain_paths):
     """VTK costs ~170 MB and most of a second: a window in another layout does not pay it."""
-    from PyQt6 import QtWidgets
-
-    if QtWidgets.QApplication.platformName() != "xcb":
-        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    skip_without_vtk_display()
     w = make_window(three_d=True)
     w.apply_layout("single")
     assert w.open_images(*(str(p) for p in brain_paths)), w.last_error
@@ -358,10 +346,7 @@ def test_the_3d_view_is_made_only_when_its_layout_is_shown_and_gets_what_was_set
 def test_the_live_grid_is_bent_in_3d_only_when_the_3d_view_is_on_screen(qtbot, make_window, brain_paths):
     """The lazy 3D view exists in every layout; the warped 3D grid is computed beside the engine only
     when the view is shown."""
-    from PyQt6 import QtWidgets
-
-    if QtWidgets.QApplication.platformName() != "xcb":
-        pytest.skip("the VTK widget needs Xvfb + QT_QPA_PLATFORM=xcb")
+    skip_without_vtk_display()
     w = make_window(*brain_paths, panels=True, three_d=True)
     grid = w.panels["LiveRegistrationDock"].grid
     grid.visible_check.setChecked(True)
