@@ -58,8 +58,8 @@ DATA = Path(os.environ.get("REGVIEWER_DATA", "") or next(  # a worktree sits one
 from regviewer.core.imaging import synthetic as syn  # noqa: E402
 from regviewer.core.qa.tre import summarise  # noqa: E402
 from regviewer.core.registration.engine import register  # noqa: E402
-from regviewer.core.registration.stages import _mesh_for_spacing, itk_seed, refine_bspline  # noqa: E402
-from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline, Stage, replace  # noqa: E402
+from regviewer.core.registration.bspline_grid import mesh_for_spacing, refine_bspline  # noqa: E402
+from regviewer.core.registration.params import Pipeline, Stage, replace  # noqa: E402
 from regviewer.core.registration.presets import load_preset  # noqa: E402
 from regviewer.core.registration.search import clear_cache as clear_search_cache  # noqa: E402
 from regviewer.core.transforms.resample import interpolator_id  # noqa: E402
@@ -182,7 +182,7 @@ def plain_simpleitk(pipeline: Pipeline, fixed: sitk.Image, moving: sitk.Image, s
         runs = [[lv] for lv in levels] if per_level else [levels]
         tx = initial
         if stage.transform.kind == "bspline":
-            mesh = _mesh_for_spacing(f, stage.transform.grid_spacing_mm)
+            mesh = mesh_for_spacing(f, stage.transform.grid_spacing_mm)
             n = len(levels)
             tx = sitk.BSplineTransformInitializer(f, [max(1, round(x / 2 ** (n - 1))) for x in mesh], 3)
         for k, lv in enumerate(runs):

@@ -5,7 +5,7 @@ import pytest
 import SimpleITK as sitk
 
 from regviewer.core.transforms import ops as T
-from regviewer.core.registration.stages import refine_bspline
+from regviewer.core.registration.bspline_grid import refine_bspline
 from regviewer.core.errors import ParameterError
 
 

@@ -33,6 +33,7 @@ import scipy.optimize
 import SimpleITK as sitk
 
 from regviewer.core.errors import ParameterError, RegistrationFailed
+from regviewer.core.registration.creep import MAX_RESTARTS, CreepWatch
 from regviewer.core.registration.guided_terms import ItkMetricTerm, LandmarkTerm, membrane_energy, physical_scales
 from regviewer.core.registration.params import Stage
 from regviewer.core.registration.run_state import RunState
@@ -66,7 +67,8 @@ def run_guided_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previo
                      run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
                      initial: sitk.Transform | None, reproducible: bool, landmarks) -> sitk.Transform:
     """Optimise one stage level by level; return its own transform (not composed with `previous`)."""
-    from regviewer.core.registration.stages import _grid_center, _mesh_for_spacing, explain_failure, refine_bspline
+    from regviewer.core.registration.bspline_grid import mesh_for_spacing, refine_bspline
+    from regviewer.core.registration.stages import _grid_center, explain_failure
 
     kind = stage.transform.kind
     if kind not in GUIDED_KINDS:
@@ -80,7 +82,7 @@ def run_guided_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previo
     levels, sigmas = stage.pyramid.shrink_factors, stage.pyramid.smoothing_sigmas
     n = len(levels)
     if kind == "bspline":
-        final_mesh = _mesh_for_spacing(fixed, stage.transform.grid_spacing_mm)
+        final_mesh = mesh_for_spacing(fixed, stage.transform.grid_spacing_mm)
         refine = stage.transform.refine_grid
         start = [max(1, int(round(m / 2 ** (n - 1)))) for m in final_mesh] if refine else final_mesh
         tx = sitk.BSplineTransformInitializer(fixed, start, 3)
@@ -174,7 +176,7 @@ def _optimise_level(stage: Stage, tx: sitk.Transform, metric, lm: LandmarkTerm |
     try:
         if o.kind == "regular_step" and tx.GetName() != "BSplineTransform":
             reason = regular_step(objective, len(p0), o.learning_rate, o.min_step, o.relaxation, int(o.iterations),
-                                  callback)
+                                  callback, regrow=o.regrow_step)
         else:
             res = scipy.optimize.minimize(objective, np.zeros(len(p0)), jac=True, method="L-BFGS-B",
                                           callback=callback,
@@ -214,7 +216,7 @@ def _with_itk_centre(tx: sitk.Transform, metric: ItkMetricTerm) -> sitk.Transfor
 
 
 def regular_step(objective, n: int, step: float, min_step: float, relaxation: float, iterations: int,
-                 callback) -> str:
+                 callback, regrow: bool = False) -> str:
     """Regular-step gradient descent, as ITK's: move `step` (mm, the variables are scaled to mm)
     along the steepest descent; shrink the step by `relaxation` whenever the gradient turns back.
 
@@ -222,11 +224,14 @@ def regular_step(objective, n: int, step: float, min_step: float, relaxation: fl
     interpolated value (they differ by 10-20 %), and on a rigid or affine stage L-BFGS's line
     search then stops early (a guided affine stage ended at twice the error of ITK's own
     regular-step run from the same start, even with the landmark term off). A fixed-length
-    step needs only the gradient's direction.
+    step needs only the gradient's direction. With `regrow`, a creeping step is lengthened as
+    the plain stage's restart does (`creep.py`), here without a restart.
     """
     z = np.zeros(n)
-    _f, g = objective(z)
+    f, g = objective(z)
     previous = None
+    watch = CreepWatch(step, start=z) if regrow else None
+    regrowths = 0
     for _ in range(iterations):
         norm = float(np.linalg.norm(g))
         if not norm > 1e-12:
@@ -237,6 +242,9 @@ def regular_step(objective, n: int, step: float, min_step: float, relaxation: fl
             return "regular step: step below the minimum"
         previous = g
         z = z - step * g / norm
-        _f, g = objective(z)
+        f, g = objective(z)
         callback(z)
+        if watch is not None and watch.update(z, f):
+            step, previous, regrowths = watch.regrown_rate(), None, regrowths + 1
+            watch = CreepWatch(step, start=z) if regrowths < MAX_RESTARTS else None
     return "regular step: maximum iterations"

@@ -113,6 +113,9 @@ class OptimizerParams:
     coarse_min_step: bool = _f(False, "Regular-step: a coarser pyramid level stops at a minimum step as many "
                                "times larger as its shrink factor is (its voxels are that much larger; the "
                                "finer levels refine)", advanced=True)
+    regrow_step: bool = _f(False, "Regular-step, linear transforms: when the step has shrunk to a quarter or "
+                           "less and the optimiser keeps walking the same way, start the level again from "
+                           "there with a step 8 times longer (it never grows back by itself)", advanced=True)
     convergence_window: int = _f(10, "Stop when the metric changed less than the tolerance over this many "
                                  "iterations", min=2, max=100, advanced=True)
     convergence_tolerance: float = _f(1e-6, "Relative metric change regarded as converged", min=0.0, max=1.0,

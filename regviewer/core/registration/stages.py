@@ -16,6 +16,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from regviewer.core.errors import RegistrationFailed
+from regviewer.core.registration.bspline_grid import mesh_for_spacing, refine_bspline
+from regviewer.core.registration.creep import MAX_RESTARTS, CreepWatch
 from regviewer.core.registration.run_state import RunState
 from regviewer.core.registration.params import LINEAR_TRANSFORMS, Stage
 from regviewer.core.transforms.resample import interpolator_id
@@ -53,6 +55,12 @@ def prefetch_first_level(stage: Stage, fixed: sitk.Image, moving: sitk.Image, ru
         run.pyramid.prefetch(image, shrink, sigma, bool(stage.pyramid.sigmas_in_mm))
 
 
+def _watches_creep(stage: Stage) -> bool:
+    """Whether a level of `stage` is restarted when its optimiser creeps (`creep.py`)."""
+    o = stage.optimizer
+    return o.regrow_step and o.kind == "regular_step" and stage.transform.kind in LINEAR_TRANSFORMS
+
+
 def level_optimizer(stage: Stage, k: int):
     """The optimiser settings of pyramid level `k`: with `coarse_min_step`, a regular-step optimiser
     on a coarser level stops at a minimum step as many times larger as the level is coarser (the
@@ -83,7 +91,7 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
     tx = initial
     refine = stage.transform.kind == "bspline" and stage.transform.refine_grid
     if stage.transform.kind == "bspline":
-        final_mesh = _mesh_for_spacing(fixed, stage.transform.grid_spacing_mm)
+        final_mesh = mesh_for_spacing(fixed, stage.transform.grid_spacing_mm)
         start = [max(1, int(round(m / 2 ** (n_levels - 1)))) for m in final_mesh] if refine else final_mesh
         tx = sitk.BSplineTransformInitializer(fixed, start, 3)
     first_reason = len(run.stop_reasons)
@@ -100,8 +108,19 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
         one = dataclasses.replace(
             stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(rest,), smoothing_sigmas=(0.0,)),
             transform=dataclasses.replace(stage.transform, refine_grid=False), optimizer=opt)
-        tx = _execute(one, fixed_k, moving_k, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
-                      n_levels=n_levels, reproducible=reproducible, domain=fixed)
+        watch = CreepWatch(opt.learning_rate) if _watches_creep(stage) else None
+        done = 0  # iterations of this level so far (a restarted level counts on)
+        for restart in range(MAX_RESTARTS + 1):
+            tx = _execute(one, fixed_k, moving_k, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
+                          n_levels=n_levels, reproducible=reproducible, domain=fixed, creep=watch,
+                          first_iteration=done)
+            done += watch.iterations if watch is not None else 0
+            if watch is None or not watch.creeping or run.cancelled or done >= opt.iterations:
+                break
+            # the level again from where it crept, with a longer step and the iterations it has left
+            one = dataclasses.replace(one, optimizer=dataclasses.replace(
+                opt, learning_rate=watch.regrown_rate(), iterations=opt.iterations - done))
+            watch = CreepWatch(one.optimizer.learning_rate) if restart + 1 < MAX_RESTARTS else None
         if run.cancelled:
             break
         if refine and k < n_levels - 1:
@@ -111,31 +130,6 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
     if reasons:
         run.stop_reasons.append(reasons[-1] + (f" (level {len(reasons)} of {n_levels})" if len(reasons) > 1 else ""))
     return tx
-
-
-def refine_bspline(tx: sitk.Transform, reference: sitk.Image) -> sitk.BSplineTransform:
-    """The same cubic B-spline on a control grid twice as fine (exact: B-spline subdivision).
-
-    Per axis, a coarse coefficient sequence c gives fine coefficients
-    (c[k] + c[k+1]) / 2 at coarse mid-points and (c[k] + 6 c[k+1] + c[k+2]) / 8 at coarse
-    nodes; the domain (from `reference`) is unchanged.
-    """
-    coarse = sitk.BSplineTransform(tx)
-    images = coarse.GetCoefficientImages()
-    mesh = [s - 3 for s in images[0].GetSize()]
-    fine = sitk.BSplineTransformInitializer(reference, [2 * m for m in mesh], 3)
-    params = []
-    for img in images:
-        c = sitk.GetArrayFromImage(img).astype(float)
-        for axis in range(c.ndim):
-            c = np.moveaxis(c, axis, 0)
-            out = np.empty((2 * c.shape[0] - 3,) + c.shape[1:])
-            out[0::2] = (c[:-1] + c[1:]) / 2.0
-            out[1::2] = (c[:-2] + 6.0 * c[1:-1] + c[2:]) / 8.0
-            c = np.moveaxis(out, 0, axis)
-        params.append(c.ravel())
-    fine.SetParameters(np.concatenate(params).tolist())
-    return fine
 
 
 def set_inputs(method: sitk.ImageRegistrationMethod, stage: Stage, fixed_mask: sitk.Image | None,
@@ -154,7 +148,8 @@ def set_inputs(method: sitk.ImageRegistrationMethod, stage: Stage, fixed_mask: s
 def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
              run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
              initial: sitk.Transform | None, level_offset: int = 0, n_levels: int | None = None,
-             reproducible: bool = True, domain: sitk.Image | None = None) -> sitk.Transform:
+             reproducible: bool = True, domain: sitk.Image | None = None, creep: CreepWatch | None = None,
+             first_iteration: int = 0) -> sitk.Transform:
     """One ImageRegistrationMethod run: one pyramid level (see `_run_levels`), or all
     levels of a displacement-field stage, whose field ITK resamples per level itself.
     `domain` (default `fixed`): the full-size fixed image new transforms are defined on."""
@@ -178,6 +173,8 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
     builder = _TransformBuilder(stage, fixed if domain is None else domain, initial)
     method.SetInitialTransform(builder.transform, inPlace=True)
     _set_optimizer(method, stage, builder)
+    if creep is not None:
+        creep.begin(builder.transform.GetParameters())
 
     state = {"level": -1, "best": None, "best_metric": math.inf}
     want_best = kind != "displacement"  # a dense field is too big to copy each iteration
@@ -197,8 +194,8 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
         if run.progress is not None:
             position = method.GetOptimizerPosition()
             snapshot = lambda: _compose_snapshot(previous, builder.at(level, position))  # noqa: E731
-        run.record(level, n_levels, method.GetOptimizerIteration(), metric, snapshot)
-        if run.cancelled:
+        run.record(level, n_levels, first_iteration + method.GetOptimizerIteration(), metric, snapshot)
+        if run.cancelled or creep is not None and creep.update(method.GetOptimizerPosition(), metric):
             method.StopRegistration()
 
     method.AddCommand(sitk.sitkMultiResolutionIterationEvent, on_level)
@@ -213,7 +210,8 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
                                  "the moving image (the images do not overlap under the current transform). "
                                  "Start from a better alignment (initializer 'moments', landmarks or a manual "
                                  f"alignment). The optimiser said: {reason}")
-    run.stop_reasons.append(f"{stage.name}: {reason}")
+    if creep is None or not creep.creeping:  # a level restarted for creeping says why it stops next time
+        run.stop_reasons.append(f"{stage.name}: {reason}")
     final_metric = method.GetMetricValue()
     if not np.isfinite(final_metric) or not np.all(np.isfinite(result.GetParameters())):
         raise RegistrationFailed(f"Stage '{stage.name}' diverged (metric {final_metric}); the optimiser said: "
@@ -275,7 +273,7 @@ class _TransformBuilder:
             self.transform = initial if initial is not None else make_linear(kind, dim, _grid_center(fixed))
         elif kind == "bspline":
             self.transform = initial if initial is not None else sitk.BSplineTransformInitializer(
-                fixed, _mesh_for_spacing(fixed, stage.transform.grid_spacing_mm), 3)
+                fixed, mesh_for_spacing(fixed, stage.transform.grid_spacing_mm), 3)
         elif kind == "displacement":
             field = sitk.Image(fixed.GetSize(), sitk.sitkVectorFloat64, dim)
             field.CopyInformation(fixed)
@@ -296,11 +294,6 @@ class _TransformBuilder:
 
 def _grid_center(image: sitk.Image) -> list[float]:
     return list(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in image.GetSize()]))
-
-
-def _mesh_for_spacing(image: sitk.Image, spacing_mm: float) -> list[int]:
-    extent = [(sz - 1) * sp for sz, sp in zip(image.GetSize(), image.GetSpacing())]
-    return [max(1, int(round(e / spacing_mm))) for e in extent]
 
 
 def _variance_vox(sigma_mm: float, image: sitk.Image) -> float:
