@@ -163,6 +163,27 @@ def test_images_handed_to_the_spare_early_are_not_sent_again_at_run(monkeypatch)
     remote.discard_spare()
 
 
+def test_opening_another_moving_image_sends_only_that_one_to_the_spare(monkeypatch):
+    """The spare keeps what it was sent: a new moving image goes over alone (a 1 mm fixed image is
+    35 MB), and the run then sends neither image."""
+    from regviewer.core.registration import remote
+
+    remote.discard_spare()
+    fixed, moving, other = Volume(_blobs()), Volume(_blobs((4.0, -3.0))), Volume(_blobs((2.0, 1.0)))
+    remote.prewarm({"fixed": fixed, "moving": moving})
+    packed = []
+    real_pack = remote._pack_image
+    monkeypatch.setattr(remote, "_pack_image", lambda image, buffers: packed.append(image) or real_pack(image, buffers))
+    remote.prewarm({"fixed": fixed, "moving": other})
+    assert packed == [other]
+    assert remote.spare_ready(60.0)
+    packed.clear()
+    result = run_in_process(dict(fixed=fixed, moving=other, params=_pipeline()), None, CancelToken())
+    assert not any(isinstance(p, (Volume, sitk.Image)) for p in packed)
+    assert result.transform.GetParameters() == register(fixed, other, params=_pipeline()).transform.GetParameters()
+    remote.discard_spare()
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread priorities are read from /proc")
 def test_the_engine_process_runs_at_a_lower_priority():
     """The window's slice steps get a core at once while the engine uses every core: every

@@ -56,12 +56,15 @@ STAGED_KEYS = ("fixed", "moving")
 
 class _Stager(threading.Thread):
     """Sends images to a spare process on `conn` (after the previous stager on it); `ok`
-    once every buffer is over. Takes no lock, so a discard can wait for it."""
+    once every buffer is over. Only images the spare does not hold go over: opening another
+    moving image sends that one, not the pair again. Takes no lock, so a discard can wait for it."""
 
     def __init__(self, conn: Any, images: dict, previous: "_Stager | None") -> None:
         super().__init__(name="regviewer-stage-images", daemon=True)
         self.conn, self.previous = conn, previous
-        self.images = {key: _sitk_of(image) for key, image in images.items()}  # by identity
+        self.sent = {key: _sitk_of(image) for key, image in images.items()}  # by identity
+        # what the spare holds once this is over: the earlier stagers' images, then these
+        self.images = {**(previous.images if previous is not None else {}), **self.sent}
         # Views taken here, on the caller's (GUI) thread: `GetArrayViewFromImage` calls MakeUnique,
         # which must not run on these objects beside a GUI-thread read of them (see pyramid.in_background).
         self._buffers: list = []
@@ -71,6 +74,8 @@ class _Stager(threading.Thread):
     def run(self) -> None:
         if self.previous is not None:
             self.previous.join()
+            if not self.previous.ok:  # it did not get its images over: the spare holds only these
+                self.images = dict(self.sent)
             self.previous = None
         try:
             self.conn.send(("images", self._packed))
@@ -116,18 +121,19 @@ def prewarm(images: dict | None = None) -> None:
     does not wait for a process start and the engine's imports. Cheap to call often.
 
     `images` ({"fixed": Volume, "moving": Volume}): hand these to the spare now, from a
-    background thread, unless it has them already; a run with the same image objects then
+    background thread, except those it has already; a run with the same image objects then
     sends only its job."""
     with _Spare.lock:
         if _Spare.process is None or not _Spare.process.is_alive():
             _discard()
             _Spare.process, _Spare.conn, _Spare.stop = _start()
-        wanted = {k: v for k, v in (images or {}).items() if k in STAGED_KEYS and isinstance(_sitk_of(v), sitk.Image)}
         last = _Spare.stager
-        if not wanted or (last is not None and last.conn is _Spare.conn
-                          and all(last.images.get(k) is _sitk_of(v) for k, v in wanted.items())):
-            return  # nothing to send, or sent (or on its way) already
         previous = last if last is not None and last.conn is _Spare.conn else None
+        held = previous.images if previous is not None else {}
+        wanted = {k: v for k, v in (images or {}).items() if k in STAGED_KEYS and isinstance(_sitk_of(v), sitk.Image)
+                  and held.get(k) is not _sitk_of(v)}  # only what the spare does not hold (or get) already
+        if not wanted:
+            return
         _Spare.stager = _Stager(_Spare.conn, wanted, previous)
         _Spare.stager.start()
 
