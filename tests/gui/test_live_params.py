@@ -132,3 +132,25 @@ def test_rebuilding_forms_never_leaves_floating_windows(panel, qtbot):
     strays = [w for w in QtWidgets.QApplication.topLevelWidgets()
               if w.isVisible() and w is not panel and not isinstance(w, QtWidgets.QMainWindow)]
     assert strays == []
+
+
+def test_an_advanced_section_with_nothing_for_the_model_is_not_shown_empty(qtbot, panel):
+    """An affine stage has no advanced transform field: no empty "Transform model" box under Advanced;
+    a B-spline stage has one (grid refinement), and the box comes back."""
+    from PyQt6 import QtWidgets
+
+    panel.choose_preset("affine-mi")
+    panel.advanced_toggle.click()
+    qtbot.wait(1)
+
+    def transform_box_shown() -> bool:
+        boxes = [b for b in panel.advanced_box.findChildren(QtWidgets.QGroupBox) if b.title() == "Transform model"]
+        return len(boxes) == 1 and boxes[0].isVisible()
+
+    assert not transform_box_shown()
+    assert panel.editor(0, "optimizer", "regrow_step").isVisible()  # the Optimiser box is there
+    panel.editor(0, "transform", "kind").set_text("bspline")
+    qtbot.wait(1)
+    assert transform_box_shown() and panel.editor(0, "transform", "refine_grid").isVisible()
+    assert not any(w.isWindow() and isinstance(w, QtWidgets.QGroupBox) for w in QtWidgets.QApplication.topLevelWidgets()
+                   if w.isVisible())  # no box ever shown loose, as a window of its own

@@ -241,9 +241,16 @@ class ParamsPanel(QtWidgets.QWidget):
     def _show_fields_for_model(self, index: int) -> None:
         """Show a field only for the transform kinds it applies to (`models` metadata)."""
         kind = self._pipeline.stages[index].transform.kind
+        any_shown: dict[QtWidgets.QFormLayout, bool] = {}
         for path, (form, f) in getattr(self, "_model_rows", {}).items():
             if path[0] == index and path in self._editors:
-                form.setRowVisible(self._editors[path], applies_to(f, kind))
+                shown = applies_to(f, kind)
+                form.setRowVisible(self._editors[path], shown)
+                any_shown[form] = any_shown.get(form, False) or shown
+        for form, shown in any_shown.items():  # no empty box (an affine has no advanced transform field)
+            box = form.parentWidget()
+            if box is not None and (not shown or box.parentWidget() is not None):  # never show a loose box
+                box.setHidden(not shown)
 
     # --- generated forms ------------------------------------------------------------------
     def _make_editor(self, path: Path_, owner: Any, f: dataclasses.Field, hint: Any) -> FieldEditor:
