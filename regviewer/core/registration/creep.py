@@ -2,9 +2,9 @@
 
 ITK's regular-step gradient descent halves its step at every reversal of the gradient and
 never lengthens it again. Early on a coarse level the metric is rough, a few reversals come
-quickly, and the optimiser then walks the rest of the way to the optimum at a sixteenth of
-its step: on the 1 mm brain the coarsest level took 146 iterations for 8 mm, 0.05-0.1 mm
-each. `CreepWatch` sees that from the optimiser's positions (each step of this optimiser
+quickly, and the optimiser then walks the rest of the way to the optimum at a sixteenth or a
+thirty-second of its step: on the 1 mm brain the coarsest level took 146 iterations for 8 mm,
+0.05-0.1 mm each. `CreepWatch` sees that from the optimiser's positions (each step of this optimiser
 has the length learning rate x relaxation, in parameter space) and says when the level
 should be restarted from where it stands with a longer step. It looks only at positions
 and metric values, so a run repeats bit for bit.
@@ -13,10 +13,12 @@ and metric values, so a run repeats bit for bit.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
-# Creeping: at least this many steps in a row, each at most CREEP_RELAXATION of the level's
-# learning rate, each in the same direction as the one before and each improving the metric.
+# Creeping: at least this many steps in a row, each at most CREEP_RELAXATION of the learning rate
+# the optimiser started with, each as long as the one before and in its direction, each improving
+# the metric.
 CREEP_STEPS = 6
 CREEP_RELAXATION = 0.25
 # The restarted level's learning rate is the creeping step times this (never more than the

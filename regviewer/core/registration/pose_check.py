@@ -14,9 +14,9 @@ the rest of the matrix and the shift linearly), every pose must score higher tha
 before and the result highest of all. Such a candidate lies on the result's own slope. Any
 dip or plateau on the way, a pose there scoring above the result, a candidate scoring at least
 as well as the result: the candidate is refined as before. A wrong optimum 15 degrees from
-the right pose (rigid-25-3d under `affine-mi` before its levels regrew a creeping step) shows such a bump on the path from the right
-candidate. A result with a deformable stage is judged by its linear stages (`linear_part`); one
-without any has every candidate refined.
+the right pose (rigid-25-3d under `affine-mi`, before its levels regrew a creeping step) shows
+such a bump on the path from the right candidate. A result with a deformable stage is judged
+by its linear stages (`linear_part`); one without any has every candidate refined.
 
 The grid is scored on the second core while the stages run. Once the result is known, the
 candidates that need refining are refined side by side on both cores and read best first, until

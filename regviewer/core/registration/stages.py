@@ -121,6 +121,8 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
             one = dataclasses.replace(one, optimizer=dataclasses.replace(
                 opt, learning_rate=watch.regrown_rate(), iterations=opt.iterations - done))
             watch = CreepWatch(one.optimizer.learning_rate) if restart + 1 < MAX_RESTARTS else None
+        if watch is not None and watch.creeping and not run.cancelled:  # its budget ran out between restarts
+            run.stop_reasons.append(f"{stage.name}: maximum iterations ({opt.iterations}) reached while creeping")
         if run.cancelled:
             break
         if refine and k < n_levels - 1:
