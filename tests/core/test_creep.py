@@ -35,7 +35,9 @@ def test_small_steps_the_same_way_that_keep_improving_are_creeping():
     watch = CreepWatch(1.0)
     _walk(watch, [step] * (CREEP_STEPS + 1), list(-np.arange(CREEP_STEPS + 1.0)))
     assert watch.regrown_rate() == pytest.approx(REGROWTH * 0.05)
-    assert CreepWatch(0.1).regrown_rate() <= 0.1  # never longer than the rate it crept at
+    slow = CreepWatch(0.1)  # creeping at a quarter of its rate: the restart is capped at that rate
+    _walk(slow, [np.array([0.025, 0.0, 0.0])] * (CREEP_STEPS + 1), list(-np.arange(CREEP_STEPS + 1.0)))
+    assert slow.creeping and slow.regrown_rate() == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize("spoil", ["reversal", "worse", "long", "halving"])
@@ -112,3 +114,40 @@ def test_the_landmark_guided_loop_lengthens_a_creeping_step_too():
     assert len(paths[True]) < 0.85 * len(paths[False])
     np.testing.assert_allclose(paths[True][-1], [12.0, 3.6], atol=0.03)
     np.testing.assert_allclose(paths[False][-1], [12.0, 3.6], atol=0.03)
+
+
+def test_a_level_whose_budget_runs_out_between_restarts_says_so_and_restarts_are_capped(monkeypatch):
+    """The iteration budget is the level's, restarts included, and the stop reasons say when it ran out
+    while the optimiser was still creeping; no level restarts more than MAX_RESTARTS times."""
+    from regviewer.core.registration import creep
+
+    fixed, moving, _true = _pair()
+    pipe = _affine_mi(True)
+    stage = pipe.stages[0]
+    tight = dataclasses.replace(pipe, stages=(dataclasses.replace(
+        stage, optimizer=dataclasses.replace(stage.optimizer, iterations=21)),))
+    said = []  # each level's own stop reason (the result keeps the last level's)
+    real_level = stages._run_level
+
+    def level_and_its_words(*args, **kwargs):
+        tx = real_level(*args, **kwargs)
+        said.append(args[4].stop_reasons[-1])  # args[4]: the run
+        return tx
+
+    monkeypatch.setattr(stages, "_run_level", level_and_its_words)
+    clear_cache()
+    result = register(fixed, moving, params=tight)
+    per_level = [sum(1 for h in result.history if h.level == level) for level in range(3)]
+    assert max(per_level) <= 21
+    assert any("maximum iterations (21) reached while creeping" in r for r in said)
+    assert any("restarts)" in r for r in said)  # a restarted level's words count the whole level
+    monkeypatch.setattr(stages, "_run_level", real_level)
+
+    executes = []
+    real = stages._execute
+    monkeypatch.setattr(stages, "_execute", lambda stage, *a, **k: executes.append(k["level_offset"]) or real(stage, *a, **k))
+    monkeypatch.setattr(stages, "MAX_RESTARTS", 1)
+    clear_cache()
+    register(fixed, moving, params=_affine_mi(True))
+    assert all(executes.count(level) <= 2 for level in range(3))  # one run and at most one restart
+    assert creep.MAX_RESTARTS == 8

@@ -184,6 +184,35 @@ def test_opening_another_moving_image_sends_only_that_one_to_the_spare(monkeypat
     remote.discard_spare()
 
 
+def test_a_spare_is_never_said_to_hold_an_image_whose_transfer_failed():
+    """Stagers queue behind each other; one whose send failed must not be counted by the later ones,
+    even those made before it failed (they would name an image the engine never got)."""
+    from regviewer.core.registration import remote
+
+    class Pipe:
+        def __init__(self, fail_first: bool) -> None:
+            self.fail = fail_first
+
+        def send(self, _msg) -> None:
+            if self.fail:
+                self.fail = False
+                raise OSError("broken")
+
+        def send_bytes(self, _data) -> None:
+            pass
+
+    pipe = Pipe(fail_first=True)
+    fixed, moving, other = _blobs(), _blobs((4.0, -3.0)), _blobs((2.0, 1.0))
+    first = remote._Stager(pipe, {"fixed": fixed}, None)
+    second = remote._Stager(pipe, {"moving": moving}, first)
+    third = remote._Stager(pipe, {"moving": other}, second)  # made while the first is still pending
+    for stager in (first, second, third):
+        stager.start()
+    third.join(10)
+    assert not first.ok and second.ok and third.ok
+    assert third.holds(pipe) == {"moving": other}  # not the fixed image the first one failed to send
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread priorities are read from /proc")
 def test_the_engine_process_runs_at_a_lower_priority():
     """The window's slice steps get a core at once while the engine uses every core: every

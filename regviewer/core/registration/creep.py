@@ -7,7 +7,9 @@ thirty-second of its step: on the 1 mm brain the coarsest level took 146 iterati
 0.05-0.1 mm each. `CreepWatch` sees that from the optimiser's positions (each step of this optimiser
 has the length learning rate x relaxation, in parameter space) and says when the level
 should be restarted from where it stands with a longer step. It looks only at positions
-and metric values, so a run repeats bit for bit.
+and metric values, so a run repeats bit for bit. ITK reports at each iteration the metric of
+the position before its step, so in a plain stage the "improving" test lags one step (the
+newest step is not judged); the landmark-guided loop passes the value after the step.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import math
 
 import numpy as np
 
-# Creeping: at least this many steps in a row, each at most CREEP_RELAXATION of the learning rate
-# the optimiser started with, each as long as the one before and in its direction, each improving
-# the metric.
+from regviewer.core.registration.params import LINEAR_TRANSFORMS, Stage
+
+# Creeping: this many times in a row, a step at most CREEP_RELAXATION of the learning rate the
+# optimiser started with, as long as the step before it, at an acute angle to it, and the metric
+# improving (so CREEP_STEPS + 1 equal small steps).
 CREEP_STEPS = 6
 CREEP_RELAXATION = 0.25
-# The restarted level's learning rate is the creeping step times this (never more than the
-# learning rate it crept at); a level restarts at most MAX_RESTARTS times.
+# The restarted level's learning rate is the creeping step times this, but never more than the
+# learning rate the creeping run started with; a level restarts at most MAX_RESTARTS times.
 REGROWTH = 8.0
 MAX_RESTARTS = 8
 
@@ -30,17 +34,14 @@ MAX_RESTARTS = 8
 class CreepWatch:
     """Fed every iteration's optimiser position and metric; `creeping` once the optimiser is."""
 
-    def __init__(self, learning_rate: float, start=None) -> None:
+    def __init__(self, learning_rate: float) -> None:
         self.learning_rate = float(learning_rate)
         self.creeping = False
-        self.iterations = 0
         self.step_length = 0.0
         self._previous: np.ndarray | None = None
         self._previous_step: np.ndarray | None = None
         self._previous_metric = math.inf
         self._run = 0
-        if start is not None:
-            self.begin(start)
 
     def begin(self, position) -> None:
         """The position the optimiser starts from."""
@@ -48,7 +49,6 @@ class CreepWatch:
 
     def update(self, position, metric: float) -> bool:
         """True (and `creeping`) when the last CREEP_STEPS steps crept (see the module docstring)."""
-        self.iterations += 1
         here = np.asarray(position, dtype=float)
         step = here - (self._previous if self._previous is not None else here)
         length = float(np.linalg.norm(step))
@@ -67,4 +67,10 @@ class CreepWatch:
         return min(self.learning_rate, REGROWTH * self.step_length)
 
 
-__all__ = ["CreepWatch", "MAX_RESTARTS"]
+def regrows(stage: Stage) -> bool:
+    """Whether a level of `stage` is restarted when its optimiser creeps."""
+    o = stage.optimizer
+    return o.regrow_step and o.kind == "regular_step" and stage.transform.kind in LINEAR_TRANSFORMS
+
+
+__all__ = ["CreepWatch", "MAX_RESTARTS", "regrows"]

@@ -68,7 +68,8 @@ def run_guided_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previo
                      initial: sitk.Transform | None, reproducible: bool, landmarks) -> sitk.Transform:
     """Optimise one stage level by level; return its own transform (not composed with `previous`)."""
     from regviewer.core.registration.bspline_grid import mesh_for_spacing, refine_bspline
-    from regviewer.core.registration.stages import _grid_center, explain_failure
+    from regviewer.core.registration.stage_errors import explain_failure
+    from regviewer.core.registration.stages import _grid_center
 
     kind = stage.transform.kind
     if kind not in GUIDED_KINDS:
@@ -230,7 +231,7 @@ def regular_step(objective, n: int, step: float, min_step: float, relaxation: fl
     z = np.zeros(n)
     f, g = objective(z)
     previous = None
-    watch = CreepWatch(step, start=z) if regrow else None
+    watch = _creep_watch(step, z) if regrow else None
     regrowths = 0
     for _ in range(iterations):
         norm = float(np.linalg.norm(g))
@@ -246,5 +247,11 @@ def regular_step(objective, n: int, step: float, min_step: float, relaxation: fl
         callback(z)
         if watch is not None and watch.update(z, f):
             step, previous, regrowths = watch.regrown_rate(), None, regrowths + 1
-            watch = CreepWatch(step, start=z) if regrowths < MAX_RESTARTS else None
+            watch = _creep_watch(step, z) if regrowths < MAX_RESTARTS else None
     return "regular step: maximum iterations"
+
+
+def _creep_watch(step: float, z: np.ndarray) -> CreepWatch:
+    watch = CreepWatch(step)
+    watch.begin(z)
+    return watch

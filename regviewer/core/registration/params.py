@@ -115,7 +115,8 @@ class OptimizerParams:
                                "finer levels refine)", advanced=True)
     regrow_step: bool = _f(False, "Regular-step, linear transforms: when the step has shrunk to a quarter or "
                            "less and the optimiser keeps walking the same way, start the level again from "
-                           "there with a step 8 times longer (it never grows back by itself)", advanced=True)
+                           "there with a step up to 8 times longer (it never grows back by itself)", advanced=True,
+                           models=LINEAR_TRANSFORMS)
     convergence_window: int = _f(10, "Stop when the metric changed less than the tolerance over this many "
                                  "iterations", min=2, max=100, advanced=True)
     convergence_tolerance: float = _f(1e-6, "Relative metric change regarded as converged", min=0.0, max=1.0,

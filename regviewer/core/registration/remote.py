@@ -63,7 +63,8 @@ class _Stager(threading.Thread):
         super().__init__(name="regviewer-stage-images", daemon=True)
         self.conn, self.previous = conn, previous
         self.sent = {key: _sitk_of(image) for key, image in images.items()}  # by identity
-        # what the spare holds once this is over: the earlier stagers' images, then these
+        # what the spare will hold once this is over (`prewarm` sends only what is not here);
+        # settled in `run` once the earlier stager is done
         self.images = {**(previous.images if previous is not None else {}), **self.sent}
         # Views taken here, on the caller's (GUI) thread: `GetArrayViewFromImage` calls MakeUnique,
         # which must not run on these objects beside a GUI-thread read of them (see pyramid.in_background).
@@ -73,9 +74,8 @@ class _Stager(threading.Thread):
 
     def run(self) -> None:
         if self.previous is not None:
-            self.previous.join()
-            if not self.previous.ok:  # it did not get its images over: the spare holds only these
-                self.images = dict(self.sent)
+            self.previous.join()  # its `images` are settled now, and say what the spare holds
+            self.images = {**(self.previous.images if self.previous.ok else {}), **self.sent}
             self.previous = None
         try:
             self.conn.send(("images", self._packed))

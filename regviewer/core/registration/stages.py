@@ -17,8 +17,9 @@ import SimpleITK as sitk
 
 from regviewer.core.errors import RegistrationFailed
 from regviewer.core.registration.bspline_grid import mesh_for_spacing, refine_bspline
-from regviewer.core.registration.creep import MAX_RESTARTS, CreepWatch
+from regviewer.core.registration.creep import MAX_RESTARTS, CreepWatch, regrows
 from regviewer.core.registration.run_state import RunState
+from regviewer.core.registration.stage_errors import explain_failure
 from regviewer.core.registration.params import LINEAR_TRANSFORMS, Stage
 from regviewer.core.transforms.resample import interpolator_id
 from regviewer.core.transforms.ops import copy_transform, make_linear
@@ -53,12 +54,6 @@ def prefetch_first_level(stage: Stage, fixed: sitk.Image, moving: sitk.Image, ru
     shrink, sigma = stage.pyramid.shrink_factors[0], stage.pyramid.smoothing_sigmas[0]
     for image in (fixed, moving):
         run.pyramid.prefetch(image, shrink, sigma, bool(stage.pyramid.sigmas_in_mm))
-
-
-def _watches_creep(stage: Stage) -> bool:
-    """Whether a level of `stage` is restarted when its optimiser creeps (`creep.py`)."""
-    o = stage.optimizer
-    return o.regrow_step and o.kind == "regular_step" and stage.transform.kind in LINEAR_TRANSFORMS
 
 
 def level_optimizer(stage: Stage, k: int):
@@ -108,21 +103,8 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
         one = dataclasses.replace(
             stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(rest,), smoothing_sigmas=(0.0,)),
             transform=dataclasses.replace(stage.transform, refine_grid=False), optimizer=opt)
-        watch = CreepWatch(opt.learning_rate) if _watches_creep(stage) else None
-        done = 0  # iterations of this level so far (a restarted level counts on)
-        for restart in range(MAX_RESTARTS + 1):
-            tx = _execute(one, fixed_k, moving_k, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
-                          n_levels=n_levels, reproducible=reproducible, domain=fixed, creep=watch,
-                          first_iteration=done)
-            done += watch.iterations if watch is not None else 0
-            if watch is None or not watch.creeping or run.cancelled or done >= opt.iterations:
-                break
-            # the level again from where it crept, with a longer step and the iterations it has left
-            one = dataclasses.replace(one, optimizer=dataclasses.replace(
-                opt, learning_rate=watch.regrown_rate(), iterations=opt.iterations - done))
-            watch = CreepWatch(one.optimizer.learning_rate) if restart + 1 < MAX_RESTARTS else None
-        if watch is not None and watch.creeping and not run.cancelled:  # its budget ran out between restarts
-            run.stop_reasons.append(f"{stage.name}: maximum iterations ({opt.iterations}) reached while creeping")
+        tx = _run_level(one, fixed_k, moving_k, previous, run, seed, fixed_mask, moving_mask, tx, k, n_levels,
+                        reproducible, fixed, regrow=regrows(stage))
         if run.cancelled:
             break
         if refine and k < n_levels - 1:
@@ -131,6 +113,34 @@ def _run_levels(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: s
     del run.stop_reasons[first_reason:]
     if reasons:
         run.stop_reasons.append(reasons[-1] + (f" (level {len(reasons)} of {n_levels})" if len(reasons) > 1 else ""))
+    return tx
+
+
+def _run_level(one: Stage, fixed_k: sitk.Image, moving_k: sitk.Image, previous: sitk.Transform | None,
+               run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
+               tx: sitk.Transform | None, k: int, n_levels: int, reproducible: bool, domain: sitk.Image,
+               regrow: bool) -> sitk.Transform:
+    """One pyramid level (`one`: the stage as this level runs it): one ImageRegistrationMethod run,
+    or with `regrow` several, each starting where the one before crept, with a longer step."""
+    opt = one.optimizer
+    first, restarts = len(run.history), 0
+    while True:
+        watch = CreepWatch(one.optimizer.learning_rate) if regrow and restarts < MAX_RESTARTS else None
+        done = len(run.history) - first  # the level's iterations so far: a restarted level counts on
+        tx = _execute(one, fixed_k, moving_k, previous, run, seed, fixed_mask, moving_mask, tx, level_offset=k,
+                      n_levels=n_levels, reproducible=reproducible, domain=domain, creep=watch,
+                      first_iteration=done)
+        done = len(run.history) - first
+        if watch is None or not watch.creeping or run.cancelled:
+            break
+        if done >= opt.iterations:
+            run.stop_reasons.append(f"{one.name}: maximum iterations ({opt.iterations}) reached while creeping")
+            break
+        restarts += 1
+        one = dataclasses.replace(one, optimizer=dataclasses.replace(
+            opt, learning_rate=watch.regrown_rate(), iterations=opt.iterations - done))
+    if restarts and run.stop_reasons:  # the last run's own words count only its own iterations
+        run.stop_reasons[-1] += f" (the level: {done} iterations, {restarts} restarts)"
     return tx
 
 
@@ -383,20 +393,3 @@ def _set_scales(method: sitk.ImageRegistrationMethod, stage: Stage, builder: _Tr
         method.SetOptimizerScalesFromIndexShift()
     elif scales == "jacobian":
         method.SetOptimizerScalesFromJacobian()
-
-
-def explain_failure(stage: Stage, exc: Exception, name: str) -> str:
-    """An ITK exception in words a user can act on."""
-    text = str(exc)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    detail = next((ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("description:")),
-                  lines[-1] if lines else "unknown error")
-    low = text.lower()
-    if "too many samples map outside" in low or "all the points mapped to outside" in low or "valid points" in low:
-        return (f"Stage '{name}' failed: the images hardly overlap under the current transform, so the "
-                f"{stage.metric.kind} metric cannot be computed. Start from a better alignment (initializer "
-                "'moments', landmarks or a manual alignment) or use a coarser pyramid. (ITK: {detail})"
-                ).replace("{detail}", detail[:200])
-    if "size of scales" in low:
-        return f"Stage '{name}' failed: the optimiser scales do not match the transform ({detail[:200]})"
-    return f"Stage '{name}' failed: {detail[:300]}"
