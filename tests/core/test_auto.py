@@ -120,3 +120,11 @@ def test_a_named_preset_stuck_in_a_wrong_optimum_says_so(small):
     assert mean_error(result.transform, true, small) > 5  # it did fail...
     assert any("probably wrong" in w for w in result.warnings)  # ...and says so
     assert regviewer.register(small, moved(small, true)).warnings == []  # auto: found, no warning
+
+
+def test_auto_restarts_a_creeping_linear_stage(small):
+    """On an 8-megapixel photograph (`scripts/bench_photo_sizes.py`) auto's similarity stage crept into
+    its iteration cap and ended 14 px off without `regrow_step`; every linear stage it builds has it."""
+    pipe = build_pipeline(inspect_pair(as_volume(small), as_volume(small)))
+    linear = [s for s in pipe.stages if s.transform.kind in ("rigid", "similarity", "affine")]
+    assert linear and all(s.optimizer.regrow_step for s in linear)

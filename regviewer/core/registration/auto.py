@@ -132,12 +132,12 @@ def build_pipeline(info: PairInfo, deformable: bool = False) -> Pipeline:
         rigid_levels, affine_levels, iterations = slice(coarse[0], coarse[0] + 1), slice(coarse[-1], coarse[-1] + 1), (30, 30)
     stages = [
         Stage(name=first, transform=TransformParams(kind=first), metric=metric,
-              optimizer=OptimizerParams(kind="regular_step", iterations=iterations[0], min_step=1e-3),
+              optimizer=OptimizerParams(kind="regular_step", iterations=iterations[0], min_step=1e-3, regrow_step=True),
               pyramid=PyramidParams(shrink_factors=shrink[rigid_levels], smoothing_sigmas=sigmas[rigid_levels]),
               sampling=sampling, initializer="search"),
         Stage(name="affine", transform=TransformParams(kind="affine"), metric=metric,
               optimizer=OptimizerParams(kind="regular_step", iterations=iterations[1], min_step=1e-4,
-                                        learning_rate=0.25),
+                                        learning_rate=0.25, regrow_step=True),
               pyramid=PyramidParams(shrink_factors=shrink[affine_levels], smoothing_sigmas=sigmas[affine_levels]),
               sampling=sampling),
     ]
