@@ -55,8 +55,8 @@ def main() -> int:
     rows: dict[bool, list[tuple]] = {on: [] for on in arms}
     print(f"{args.pairs} pairs, {args.mm} mm {t1.GetSize()}, affine-mi with regrow_step off / on")
     for i in range(args.pairs):
-        true = syn.affine_transform(centre, rotation_deg=rng.uniform(-12, 12, 3), translation_mm=rng.uniform(-10, 10, 3),
-                                    scale=rng.uniform(0.94, 1.06, 3))
+        true = syn.affine_transform(centre, rotation_deg=rng.uniform(-12, 12, 3),
+                                    translation_mm=rng.uniform(-10, 10, 3), scale=rng.uniform(0.94, 1.06, 3))
         moving = syn.warp_image(t2, true)
         cells = []
         for on, params in arms.items():
@@ -71,12 +71,14 @@ def main() -> int:
                          f"{err.max():.3f} mm{' (warned: probably wrong)' if wrong else ''}")
         print(f"pair {i}: " + "  |  ".join(cells), flush=True)
     print()
-    print("| regrow_step | median time | median iterations | mean TRE (mean over pairs) | worst pair: mean / max TRE | warned \"probably wrong\" |")
+    print("| regrow_step | median time | median iterations | mean TRE (mean over pairs) | worst pair: mean / max TRE "
+          "| warned \"probably wrong\" |")
     print("|---|---|---|---|---|---|")
     for on, r in rows.items():
         worst = max(r, key=lambda x: x[2])
-        print(f"| {'on' if on else 'off'} | {statistics.median(x[0] for x in r):.2f} s | {statistics.median(x[1] for x in r):.0f} | "
-              f"{np.mean([x[2] for x in r]):.3f} mm | {worst[2]:.3f} / {worst[3]:.3f} mm | {sum(x[4] for x in r)} of {len(r)} |")
+        print(f"| {'on' if on else 'off'} | {statistics.median(x[0] for x in r):.2f} s "
+              f"| {statistics.median(x[1] for x in r):.0f} | {np.mean([x[2] for x in r]):.3f} mm "
+              f"| {worst[2]:.3f} / {worst[3]:.3f} mm | {sum(x[4] for x in r)} of {len(r)} |")
     return 0
 
 

@@ -145,7 +145,8 @@ def test_a_level_whose_budget_runs_out_between_restarts_says_so_and_restarts_are
 
     executes = []
     real = stages._execute
-    monkeypatch.setattr(stages, "_execute", lambda stage, *a, **k: executes.append(k["level_offset"]) or real(stage, *a, **k))
+    monkeypatch.setattr(stages, "_execute",
+                        lambda stage, *a, **k: executes.append(k["level_offset"]) or real(stage, *a, **k))
     monkeypatch.setattr(stages, "MAX_RESTARTS", 1)
     clear_cache()
     register(fixed, moving, params=_affine_mi(True))
