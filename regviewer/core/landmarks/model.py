@@ -29,7 +29,8 @@ from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
 
 from regviewer.core.landmarks import formats as landmark_formats
 from regviewer.core.errors import LandmarkFileError, LandmarkEditError
-from regviewer.core.landmarks.fitting import MODELS, LandmarkErrors, LandmarkFit, fit, landmark_errors
+from regviewer.core.landmarks.errors import LandmarkErrors, landmark_errors
+from regviewer.core.landmarks.fitting import MODELS, LandmarkFit, fit
 from regviewer.core.workspace.undo import Command, UndoStack
 
 Point = tuple[float, ...]
