@@ -150,3 +150,16 @@ def click(qtbot, view, at, modifiers=None):
 
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PyQt6")
+
+
+def aligned_stack_window(qtbot, folder):
+    """A stack window on `folder`, shown, its alignment (one neighbour each side) run to the end."""
+    from regviewer.gui.stack.stack_window import StackWindow
+
+    w = StackWindow(folder, neighbours=1, start=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    with qtbot.waitSignal(w.runner.finished, timeout=120_000):
+        w.start()
+    return w

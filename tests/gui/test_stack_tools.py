@@ -13,22 +13,14 @@ import pytest
 
 from tests.stack_phantom import block, cut
 
-from .conftest import skip_without_vtk_display
+from .conftest import aligned_stack_window, skip_without_vtk_display
 
 
 @pytest.fixture
 def aligned_window(qtbot, tmp_path):
-    from regviewer.gui.stack.stack_window import StackWindow
-
     planes = block(5, seed=8)
     cut(planes, tmp_path, seed=9)
-    w = StackWindow(tmp_path, neighbours=1, start=False)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    with qtbot.waitSignal(w.runner.finished, timeout=120_000):
-        w.start()
-    return w
+    return aligned_stack_window(qtbot, tmp_path)
 
 
 def _shift(after: np.ndarray, before: np.ndarray) -> int:

@@ -73,16 +73,9 @@ def test_shift_drag_moves_the_section_and_the_later_ones_follow(qtbot, stack_fol
 
     from PyQt6 import QtCore
 
-    from regviewer.gui.stack.stack_window import StackWindow
+    from .conftest import aligned_stack_window, drag
 
-    from .conftest import drag
-
-    w = StackWindow(stack_folder, neighbours=1, start=False)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    with qtbot.waitSignal(w.runner.finished, timeout=120_000):
-        w.start()
+    w = aligned_stack_window(qtbot, stack_folder)
     model = w.model
     before = [None if a is None else a.copy() for a in model.aligned]
     w.slider.setValue(1)
