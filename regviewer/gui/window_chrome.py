@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PyQt6 import QtCore, QtGui, QtWidgets
+from PyQt6 import QtGui, QtWidgets
 
 from regviewer.core.imaging.window_presets import WINDOW_PRESETS, window_presets_for
 from regviewer.gui import file_actions

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import SimpleITK as sitk
 
-from regviewer.core.imaging.composite import OverlaySettings, composite, to_rgb, window_level
+from regviewer.core.imaging.composite import OverlaySettings, composite, window_level
 from regviewer.core.errors import ParameterError
 from regviewer.core.imaging.image import Volume
 from regviewer.core.imaging.slicing import PlaneGeometry, reslice
