@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from regviewer.core.registration.engine import register
@@ -151,3 +154,36 @@ def test_a_cancelled_run_leaves_no_background_work_running():
     result = register(fixed, moving, params=load_preset("affine-mi"), progress=cancel_at_once, cancel=token)
     assert result.cancelled
     assert not [t for t in threading.enumerate() if t.name == BACKGROUND_THREAD_NAME and t.is_alive()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
+def test_background_work_yields_the_cores_to_the_run_itself():
+    """The pose search, pyramid prefetches and the evaluation run beside the optimisation: with more
+    threads than cores, the optimisation everything waits for must get a core first."""
+    import os
+    import threading
+
+    from regviewer.core.registration.pyramid import BACKGROUND_NICE, in_background
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    theirs = in_background(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+    assert BACKGROUND_NICE > 0 and theirs == min(19, mine + BACKGROUND_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller keeps its own
+
+
+def test_a_single_threaded_pose_search_finds_the_same_candidates():
+    """The wrong-optimum check scores its pose grid on one ITK thread (off the run's core); the
+    search shares its cache with `search_pose`, so the numbers must not depend on the thread count."""
+    from regviewer.core.registration.search import clear_cache, find_candidates
+
+    fixed = sitk.GaussianSource(sitk.sitkFloat32, [48, 40, 36], [8.0, 5.0, 4.0], [20.0, 22.0, 17.0])
+    fixed = fixed + sitk.GaussianSource(sitk.sitkFloat32, [48, 40, 36], [3.0] * 3, [30.0, 12.0, 20.0], 60.0)
+    moving = sitk.Resample(fixed, sitk.Euler3DTransform((24, 20, 18), 0.3, -0.2, 0.5, (3.0, -2.0, 1.0)))
+    found = []
+    for threads in (0, 1):
+        clear_cache()
+        found.append(find_candidates(fixed, moving, "rigid", threads=threads))
+    clear_cache()
+    assert [(s, m.tolist(), t.tolist()) for s, m, t in found[0].chosen] == \
+        [(s, m.tolist(), t.tolist()) for s, m, t in found[1].chosen]
+    assert sitk.Hash(found[0].fixed) == sitk.Hash(found[1].fixed)

@@ -24,6 +24,7 @@ from regviewer.core.registration.run_state import CancelToken, HistoryEntry, Pro
 from regviewer.core.errors import IncompatibleImagesError, ParameterError, RegistrationFailed
 from regviewer.core.imaging.image import Volume, as_volume
 from regviewer.core.imaging.io import check_compatible
+from regviewer.core.imaging.moments import intensity_centroid
 from regviewer.core.registration.params import LINEAR_TRANSFORMS, Pipeline
 from regviewer.core.registration.presets import DEFAULT_PRESET
 from regviewer.core.registration.pose_check import WrongOptimumCheck
@@ -284,13 +285,19 @@ def _initializer(stage, fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform
         return None
     centred = kind in LINEAR_TRANSFORMS and kind != "translation"
     tx = make_linear(kind if centred else "affine", fixed.GetDimension())
-    mode = (sitk.CenteredTransformInitializerFilter.MOMENTS if stage.initializer == "moments"
-            else sitk.CenteredTransformInitializerFilter.GEOMETRY)
-    try:
-        tx = sitk.CenteredTransformInitializer(fixed, moving, tx, mode)
-    except RuntimeError as exc:
-        raise RegistrationFailed(f"The '{stage.initializer}' initializer failed (is one image empty?): "
-                                 f"{str(exc).strip().splitlines()[-1][:200]}") from None
+    if stage.initializer == "moments":  # ITK's MOMENTS mode, without the second moments it discards
+        centres = intensity_centroid(fixed), intensity_centroid(moving)
+        if None in centres:
+            raise RegistrationFailed("The 'moments' initializer failed (is one image empty?): the pixel values "
+                                     f"of the {'fixed' if centres[0] is None else 'moving'} image sum to zero")
+        tx.SetCenter(centres[0])
+        tx.SetTranslation([m - f for f, m in zip(*centres)])
+    else:
+        try:
+            tx = sitk.CenteredTransformInitializer(fixed, moving, tx, sitk.CenteredTransformInitializerFilter.GEOMETRY)
+        except RuntimeError as exc:
+            raise RegistrationFailed(f"The '{stage.initializer}' initializer failed (is one image empty?): "
+                                     f"{str(exc).strip().splitlines()[-1][:200]}") from None
     if not centred:  # translation model or a deformable first stage: keep only the shift of the centres
         return sitk.TranslationTransform(fixed.GetDimension(), tuple(sitk.AffineTransform(tx).GetTranslation()))
     return tx

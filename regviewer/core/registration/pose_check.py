@@ -97,7 +97,7 @@ class WrongOptimumCheck:
 
     def _find(self, fixed: sitk.Image, moving: sitk.Image) -> Candidates | SearchResult | None:
         try:
-            found = find_candidates(fixed, moving, self.kind, self._should_stop)
+            found = find_candidates(fixed, moving, self.kind, self._should_stop, threads=1)
             if found is None:  # a partial field of view is searched the other way round, in full
                 found = search_pose(fixed, moving, self.kind, should_stop=self._should_stop)
         except (RuntimeError, RegistrationCancelled):  # RuntimeError: a degenerate image ITK refuses to smooth

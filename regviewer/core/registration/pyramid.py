@@ -17,6 +17,8 @@ core is otherwise idle. Same filters, same numbers; only the timing changes.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
 from concurrent.futures import Future
 from typing import Callable
@@ -27,6 +29,10 @@ import SimpleITK as sitk
 # The CLI leaves with os._exit while a thread of this name is alive after an interrupt (a normal
 # interpreter exit would kill it inside ITK and abort the process): background work counts as such.
 BACKGROUND_THREAD_NAME = "regviewer-work"
+# Added to a background thread's nice value (Linux, where a nice value belongs to a thread): the run's
+# own optimisation, which everything else waits for, gets a core first when more threads than cores
+# are runnable; the background work then finishes while the run waits for it anyway.
+BACKGROUND_NICE = 5
 
 
 def in_background(fn: Callable, *args) -> Future:
@@ -48,6 +54,7 @@ def in_background(fn: Callable, *args) -> Future:
     def target() -> None:
         if not future.set_running_or_notify_cancel():
             return
+        _lower_this_thread(BACKGROUND_NICE)
         try:
             result = fn(*own)
         except BaseException as exc:  # handed to whoever waits for the result
@@ -61,6 +68,16 @@ def in_background(fn: Callable, *args) -> Future:
 
     threading.Thread(target=target, name=BACKGROUND_THREAD_NAME, daemon=True).start()
     return future
+
+
+def _lower_this_thread(nice: int) -> None:
+    if nice <= 0 or not sys.platform.startswith("linux"):  # elsewhere setpriority would renice the process
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError:  # not allowed here: the work still runs, only without the lower priority
+        pass
 
 
 class PyramidCache:
