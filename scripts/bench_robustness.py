@@ -44,6 +44,7 @@ from regviewer.core.registration import search  # noqa: E402
 
 DATA = Path(os.environ.get("REGVIEWER_DATA", ROOT.parent / "shared" / "data"))
 DEMO = ROOT / "resources" / "demo"
+WRONG_FLAG = "probably wrong"  # the wrong-optimum check's warning (core/registration/verify.py)
 
 
 @dataclass
@@ -269,11 +270,12 @@ def sitk_script(fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform:
     return init
 
 
-def methods_for(case: Case, quick: bool, only: set[str] | None = None) -> list[tuple[str, Callable[[], sitk.Transform]]]:
+def methods_for(case: Case, quick: bool, only: set[str] | None = None) -> list[tuple[str, Callable[[], object]]]:
+    """(name, run): a run returns a transform, or regviewer's result (whose warnings are read)."""
     def preset(name):
         def run():
             search._CACHE.clear()  # every run pays for its own inspection
-            return regviewer.register(case.fixed, case.moving, preset=name).transform
+            return regviewer.register(case.fixed, case.moving, preset=name)  # a result: its warnings count too
         return run
 
     names = ["auto"] + (["auto-deformable"] if case.deformable else [])
@@ -301,17 +303,20 @@ def run(cases: list[Case], quick: bool, only: set[str] | None = None) -> None:
         for name, fn in methods_for(case, quick, only):
             t = time.perf_counter()
             try:
-                tx = fn()
+                out = fn()
+                tx = getattr(out, "transform", out)
+                flagged = any(WRONG_FLAG in w for w in getattr(out, "warnings", ()))
                 e = errors(case, tx)
                 ok = (e.mean() <= 3 and np.median(e) <= 1) if case.deformable else e.mean() <= 1
-                cells[name] = (float(e.mean()), float(np.median(e)), time.perf_counter() - t, ok)
+                cells[name] = (float(e.mean()), float(np.median(e)), time.perf_counter() - t, ok, flagged)
             except Exception as exc:  # a failure is a result here
-                cells[name] = (math.inf, math.inf, time.perf_counter() - t, False)
+                cells[name] = (math.inf, math.inf, time.perf_counter() - t, False, True)
                 print(f"  {case.name} {name}: {type(exc).__name__}: {str(exc)[:120]}", file=sys.stderr)
             if name not in columns:
                 columns.append(name)
         rows.append((case, cells))
-        line = "  ".join(f"{n}={c[0]:.2f}v/{c[2]:.1f}s{'' if c[3] else ' FAIL'}" for n, c in cells.items())
+        line = "  ".join(f"{n}={c[0]:.2f}v/{c[2]:.1f}s{'' if c[3] else ' FAIL'}{' flagged' if c[4] else ''}"
+                         for n, c in cells.items())
         print(f"{case.name}: {line}", file=sys.stderr, flush=True)
     print()
     print("| case | " + " | ".join(columns) + " | auto / best named (time) |")
@@ -323,9 +328,9 @@ def run(cases: list[Case], quick: bool, only: set[str] | None = None) -> None:
             if name not in cells:
                 out.append("")
                 continue
-            mean, median, seconds, ok = cells[name]
+            mean, median, seconds, ok, flagged = cells[name]
             err = f"{mean:.2f}/{median:.2f}" if case.deformable else f"{mean:.2f}"
-            out.append(f"{'✓' if ok else '✗'} {err} · {seconds:.1f}s")
+            out.append(f"{'✓' if ok else '✗'} {err} · {seconds:.1f}s{' ⚑' if flagged else ''}")
         auto = cells.get("auto-deformable" if case.deformable else "auto")
         n_ok += bool(auto and auto[3])
         named = [c[2] for n, c in cells.items() if not n.startswith("auto") and n != "sitk-script" and c[3]]
@@ -333,7 +338,15 @@ def run(cases: list[Case], quick: bool, only: set[str] | None = None) -> None:
         print(f"| {case.name} | " + " | ".join(out) + f" | {ratio} |")
     print(f"\nauto (auto-deformable on deformable cases) succeeds on {n_ok} of {len(rows)} cases. Errors in voxels "
           "of the fixed image (deformable: mean/median end-point error, px); ✓ = mean <= 1 voxel "
-          "(deformable: mean <= 3 and median <= 1 px).")
+          "(deformable: mean <= 3 and median <= 1 px); ⚑ = the run said its result is probably wrong "
+          "(or it raised).")
+    for name in columns:
+        if name == "sitk-script":
+            continue
+        cells = [c[name] for _, c in rows if name in c]
+        wrong = [c for c in cells if not c[3]]
+        print(f"{name}: {len(wrong)} of {len(cells)} wrong, {sum(c[4] for c in wrong)} of them flagged; "
+              f"{sum(c[4] for c in cells if c[3])} right ones flagged")
 
 
 def main() -> None:

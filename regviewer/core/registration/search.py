@@ -64,18 +64,29 @@ class SearchResult:
 
 def coarse(image: sitk.Image, across: int, threads: int = 0) -> sitk.Image:
     """A smoothed isotropic copy about `across` voxels along its longest physical axis (`threads`: ITK
-    threads per filter, 0 for ITK's default; the same numbers either way)."""
+    threads per filter, 0 for ITK's default; the same numbers either way).
+
+    Averaged down first (at least two voxels kept per coarse step), then smoothed by what the
+    averaging has not removed, as the pyramid does (`pyramid._make_level`): smoothing the full
+    1 mm brain took 0.34 s per pair on one core, every run, for a 32-voxel copy.
+    """
     dim = image.GetDimension()
-    extent = [(n - 1) * s for n, s in zip(image.GetSize(), image.GetSpacing())]
-    step = max(max(extent) / across, min(image.GetSpacing()))
-    small_axis = min(image.GetSize()) < 4  # ITK's recursive Gaussian needs 4 voxels along every axis
-    smooth = image
-    if step > 1.5 * min(image.GetSpacing()) and not small_axis:
+    spacing, n = image.GetSpacing(), image.GetSize()
+    extent = [(k - 1) * s for k, s in zip(n, spacing)]
+    step = max(max(extent) / across, min(spacing))
+    small_axis = min(n) < 4  # ITK's recursive Gaussian needs 4 voxels along every axis
+    smooth, pre = image, [1] * dim
+    if step > 1.5 * min(spacing) and not small_axis:
+        pre = [max(1, min(int(step / (2.0 * sp)), k // 4)) for sp, k in zip(spacing, n)]
+        if max(pre) > 1:
+            smooth = sitk.BinShrink(image, pre)
+        # averaging p voxels leaves a box blur of variance (p^2 - 1) / 12 voxels^2 along that axis
+        sigmas = [math.sqrt(max((step / 2.0) ** 2 - sp * sp * (p * p - 1) / 12.0, 0.0)) for sp, p in zip(spacing, pre)]
         gaussian = sitk.SmoothingRecursiveGaussianImageFilter()
-        gaussian.SetSigma([step / 2.0] * dim)
+        gaussian.SetSigma(sigmas)
         if threads > 0:
             gaussian.SetNumberOfThreads(threads)
-        smooth = gaussian.Execute(image)
+        smooth = gaussian.Execute(smooth)
     size = [max(2, int(math.ceil(e / step)) + 1) for e in extent]
     resampler = sitk.ResampleImageFilter()
     resampler.SetSize(size)
@@ -84,6 +95,8 @@ def coarse(image: sitk.Image, across: int, threads: int = 0) -> sitk.Image:
     resampler.SetOutputSpacing([step] * dim)
     resampler.SetInterpolator(sitk.sitkLinear)
     resampler.SetOutputPixelType(sitk.sitkFloat32)
+    # the averaged copy's outer voxel centres lie up to half a bin inside the image's: no zeros at its edge
+    resampler.SetUseNearestNeighborExtrapolator(max(pre) > 1)
     if threads > 0:
         resampler.SetNumberOfThreads(threads)
     return resampler.Execute(smooth)

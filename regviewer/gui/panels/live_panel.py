@@ -35,7 +35,8 @@ from regviewer.gui.worker import LiveSnapshot, RegistrationWorker
 
 # Snapshots per second: what the eye needs (the overlay and the grid redraw no more often
 # anyway); each costs the engine a transform copy and the window a plot and status update.
-LIVE_RATE_HZ = 5.0
+import os as _os
+LIVE_RATE_HZ = float(_os.environ.get("RV_HZ", "5"))
 
 
 def describe_progress(progress: Any, n_stages: int) -> str:
