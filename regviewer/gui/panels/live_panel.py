@@ -35,8 +35,7 @@ from regviewer.gui.worker import LiveSnapshot, RegistrationWorker
 
 # Snapshots per second: what the eye needs (the overlay and the grid redraw no more often
 # anyway); each costs the engine a transform copy and the window a plot and status update.
-import os as _os
-LIVE_RATE_HZ = float(_os.environ.get("RV_HZ", "5"))
+LIVE_RATE_HZ = 5.0
 
 
 def describe_progress(progress: Any, n_stages: int) -> str:
