@@ -41,6 +41,7 @@ from regviewer.core.registration.verify import Evaluation
 ANGLES_2D = tuple(range(0, 360, 15))
 SCALES_2D = (0.8, 1.0, 1.25)
 REFINE = 4  # candidates refined by a short optimisation
+VOXELS_PER_STEP = 2.0  # averaged voxels kept per step of a coarse copy (at least)
 _CACHE: dict[tuple, "SearchResult | Candidates"] = {}  # a few recent pairs; runs in several threads share it
 _CACHE_LOCK = threading.Lock()
 
@@ -77,7 +78,7 @@ def coarse(image: sitk.Image, across: int, threads: int = 0) -> sitk.Image:
     small_axis = min(n) < 4  # ITK's recursive Gaussian needs 4 voxels along every axis
     smooth, pre = image, [1] * dim
     if step > 1.5 * min(spacing) and not small_axis:
-        pre = [max(1, min(int(step / (2.0 * sp)), k // 4)) for sp, k in zip(spacing, n)]
+        pre = [max(1, min(int(step / (VOXELS_PER_STEP * sp)), k // 4)) for sp, k in zip(spacing, n)]
         if max(pre) > 1:
             smooth = sitk.BinShrink(image, pre)
         # averaging p voxels leaves a box blur of variance (p^2 - 1) / 12 voxels^2 along that axis
