@@ -117,15 +117,6 @@ def _child_main(conn: Any, stop: Any, nice: int = 0) -> None:
     """The engine process: import the engine, then receive staged images and the job (a
     spare process waits here), run it, stream progress, send the result."""
     _lower_priority(nice)
-    if nice > 0:
-        # The whole process already yields to the window; within it the run's background threads (pyramid
-        # prefetch, pose search, evaluation) go as low as they can, so when the window needs a core it
-        # takes theirs rather than the optimisation's. Live / headless on the 1 mm brain (medians of 5
-        # pairs, two alternating rounds each): at the engine's own priority 1.10 / 1.16x against five
-        # steps lower 1.05 / 1.11x; then five steps lower 1.11 / 1.13x against the lowest 1.09 / 1.09x.
-        from regviewer.core.registration import pyramid
-
-        pyramid.BACKGROUND_NICE = 19
     from regviewer.core.registration.engine import register
     from regviewer.core.registration.run_state import RunState
 
