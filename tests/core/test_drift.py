@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from regviewer.core.registration import stages
+from regviewer.core.registration import drift
 from regviewer.core.registration.engine import register
 from regviewer.core.registration.params import (MetricParams, OptimizerParams, Pipeline, PyramidParams,
                                                 SamplingParams, Stage, TransformParams)
@@ -41,8 +41,8 @@ def test_a_level_that_steps_off_the_image_keeps_its_best_position_instead_of_fai
 
 
 def test_a_level_that_stays_worse_than_its_best_stops_and_keeps_its_best(monkeypatch):
-    monkeypatch.setattr(stages, "DRIFT_ITERATIONS", 20)  # this run stays 1 % worse 20-29 iterations, then recovers
-    monkeypatch.setattr(stages, "DRIFT_STOP", 0.01)
+    monkeypatch.setattr(drift, "DRIFT_ITERATIONS", 20)  # this run stays 1 % worse 20-29 iterations, then recovers
+    monkeypatch.setattr(drift, "DRIFT_STOP", 0.01)
     result = _run(20.0)
     assert len(result.history) == 21 and max(h.metric for h in result.history) > 100 * result.history[0].metric
     np.testing.assert_allclose(_shift(result), (3.05, -2.0), atol=1e-9)
@@ -51,7 +51,23 @@ def test_a_level_that_stays_worse_than_its_best_stops_and_keeps_its_best(monkeyp
 
 def test_a_level_that_recovers_or_ends_near_its_best_keeps_its_end():
     recovered = _run(20.0)  # the same run with the default patience: it comes back and converges
-    assert len(recovered.history) > stages.DRIFT_ITERATIONS
+    assert len(recovered.history) > drift.DRIFT_ITERATIONS
     for result in (recovered, _run(1.0, sitk.TranslationTransform(2, (1.0, -1.0)))):
         np.testing.assert_allclose(_shift(result), (3.0, -2.0), atol=0.01)
         assert "best position" not in result.stop_reason
+
+
+def test_a_lagging_optimisers_metric_belongs_to_the_position_before_its_step():
+    """Regular-step gradient descent reports, after each step, the metric of where it stood before
+    it: the best metric must be paired with that position, not the one it stepped to."""
+    watch = drift.BestPosition(start=(0.0,), lags=True)
+    for metric, after_step in ((5.0, (1.0,)), (1.0, (2.0,)), (3.0, (3.0,)), (4.0, (4.0,))):
+        watch.update(0, metric, after_step)
+    assert watch.best == (0, (1.0,)) and watch.best_metric == 1.0
+    assert watch.worse_than_best(4.0) and not watch.worse_than_best(1.04)  # 1 % of the size seen (5.0)
+    plain = drift.BestPosition(start=None, lags=False)
+    for metric, position in ((5.0, (1.0,)), (1.0, (2.0,))):
+        plain.update(0, metric, position)
+    assert plain.best == (0, (2.0,))
+    watch.update(0, 1e300, (9.0,))  # no overlap: ITK's largest value is not a metric
+    assert watch.best_metric == 1.0 and not watch.worse_than_best(1.04)

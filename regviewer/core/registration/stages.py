@@ -10,7 +10,6 @@ fixed -> moving mapping is ``previous(stage(x))``.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import SimpleITK as sitk
@@ -18,6 +17,7 @@ import SimpleITK as sitk
 from regviewer.core.errors import RegistrationFailed
 from regviewer.core.registration.bspline_grid import mesh_for_spacing, refine_bspline
 from regviewer.core.registration.creep import MAX_RESTARTS, CreepWatch, regrows
+from regviewer.core.registration.drift import LAGGING_OPTIMIZERS, BestPosition
 from regviewer.core.registration.run_state import RunState
 from regviewer.core.registration.stage_errors import explain_failure
 from regviewer.core.registration.params import LINEAR_TRANSFORMS, Stage
@@ -188,40 +188,28 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
     if creep is not None:
         creep.begin(builder.transform.GetParameters())
 
-    state = {"level": -1, "best": None, "best_metric": math.inf, "before": None, "worse": 0, "scale": 0.0}
+    state = {"level": -1}
     want_best = kind != "displacement"  # a dense field is too big to copy each iteration
-    # A gradient-descent optimiser reports the metric of the position it stood at before its step,
-    # and its position after it: a metric belongs to the position of the iteration before.
     lags = stage.optimizer.kind in LAGGING_OPTIMIZERS
-    start = builder.transform.GetParameters() if want_best and lags else None
+    watch = BestPosition(builder.transform.GetParameters() if want_best and lags else None, lags)
 
     def on_level() -> None:
-        if state["level"] < 0:
-            state["before"] = start  # later levels of one run start where the last one stood
+        if state["level"] >= 0:
+            watch.new_level()
         state["level"] = level_offset if state["level"] < 0 else state["level"] + 1
-        state["best"], state["best_metric"] = None, math.inf
         if run.cancelled:
             method.StopRegistration()
 
     def on_iteration() -> None:
         metric = method.GetMetricValue()
         level = max(state["level"], level_offset)
-        if want_best:
-            position = method.GetOptimizerPosition()
-            measured = state["before"] if lags else position
-            if measured is not None and metric < state["best_metric"]:
-                state["best_metric"], state["best"] = metric, (level, measured)
-            state["before"] = position
-            if math.isfinite(metric) and abs(metric) < 1e30:  # ITK reports its largest value for no overlap
-                state["scale"] = max(state["scale"], abs(metric))
-            state["worse"] = state["worse"] + 1 if _drifted(metric, state, DRIFT_STOP) else 0
+        wandered = want_best and watch.update(level, metric, method.GetOptimizerPosition())
         snapshot = None
         if run.progress is not None:
             position = method.GetOptimizerPosition()
             snapshot = lambda: _compose_snapshot(previous, builder.at(level, position))  # noqa: E731
         run.record(level, n_levels, first_iteration + method.GetOptimizerIteration(), metric, snapshot)
-        if run.cancelled or creep is not None and creep.update(method.GetOptimizerPosition(), metric) \
-                or state["worse"] >= DRIFT_ITERATIONS:
+        if run.cancelled or wandered or creep is not None and creep.update(method.GetOptimizerPosition(), metric):
             method.StopRegistration()
 
     method.AddCommand(sitk.sitkMultiResolutionIterationEvent, on_level)
@@ -232,11 +220,11 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
         raise RegistrationFailed(explain_failure(stage, exc, run.stage_name)) from None
     reason = method.GetOptimizerStopConditionDescription()
     creeping = creep is not None and creep.creeping
-    kept_best = want_best and not creeping and not run.cancelled and state["best"] is not None
+    kept_best = want_best and not creeping and not run.cancelled and watch.best is not None
     if method.GetMetricNumberOfValidPoints() == 0 and kept_best:  # it had overlap, then stepped off the image
         run.stop_reasons.append(f"{stage.name}: {reason}; it stepped off the moving image, so its best position "
-                                f"(metric {state['best_metric']:.4g}) is kept")
-        return builder.at(*state["best"])
+                                f"(metric {watch.best_metric:.4g}) is kept")
+        return builder.at(*watch.best)
     if method.GetMetricNumberOfValidPoints() == 0:
         raise RegistrationFailed(f"Stage '{stage.name}' failed: no sampled point of the fixed image falls inside "
                                  "the moving image (the images do not overlap under the current transform). "
@@ -249,32 +237,13 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
         raise RegistrationFailed(f"Stage '{stage.name}' diverged (metric {final_metric}); the optimiser said: "
                                  f"{reason}. Try a smaller learning rate or a better initial alignment.")
     if run.cancelled:
-        return _cancelled_transform(builder, state)
-    if kept_best and _drifted(final_metric, state):
-        run.stop_reasons[-1] += (f"; it ended worse than where it had been (metric {state['best_metric']:.4g} -> "
+        return _cancelled_transform(builder, watch)
+    if kept_best and watch.worse_than_best(final_metric):
+        run.stop_reasons[-1] += (f"; it ended worse than where it had been (metric {watch.best_metric:.4g} -> "
                                  f"{final_metric:.4g}), so its best position is kept")
-        return builder.at(*state["best"])
+        return builder.at(*watch.best)
     return copy_transform(builder.transform)
 
-
-def _drifted(metric: float, state: dict, tolerance: float = 0.0) -> bool:
-    """Worse than the run's best by more than `tolerance` (default DRIFT_TOLERANCE) of the metric's own
-    size (the largest magnitude seen: a mean-squares run converging towards 0 is not judged against 0)."""
-    margin = (tolerance or DRIFT_TOLERANCE) * state["scale"]
-    return state["best"] is not None and metric > state["best_metric"] + margin
-
-
-# Optimisers whose iteration event pairs the metric of the position before the step with the position after it.
-LAGGING_OPTIMIZERS = ("regular_step", "gradient_descent_line_search", "conjugate_gradient_line_search")
-# A run (one pyramid level) that ends this much worse than its best iterate (relative to the metric's
-# size) has drifted away (a full-resolution photograph under `photo-2d` went from correlation -0.9999 to
-# -0.26): its best position is kept. Ordinary runs end within about 1e-5 of their best, and keep their end.
-DRIFT_TOLERANCE = 0.01
-# A run this far gone (half the metric's size) for this many iterations in a row stops there (the
-# photograph: 54 iterations, not 300). Only that far: a rigid run on a low-contrast photograph wandered
-# 30 % below its best for over 50 iterations at its coarsest level, then found a far better optimum.
-DRIFT_STOP = 0.5
-DRIFT_ITERATIONS = 50
 
 # Work units for a reproducible metric whose threaded sums ITK reduces in a fixed order
 # (per-work-unit partial sums added in unit order): any fixed count gives bit-identical
@@ -299,11 +268,10 @@ def _set_work_units(method: sitk.ImageRegistrationMethod, stage: Stage, reproduc
         method.SetNumberOfWorkUnits(REPRODUCIBLE_WORK_UNITS)
 
 
-def _cancelled_transform(builder: "_TransformBuilder", state: dict) -> sitk.Transform:
+def _cancelled_transform(builder: "_TransformBuilder", watch: BestPosition) -> sitk.Transform:
     """The best transform of the current level when cancelled (else where the optimiser stood)."""
-    best = state.get("best")
-    if best is not None:
-        return builder.at(*best)
+    if watch.best is not None:
+        return builder.at(*watch.best)
     return copy_transform(builder.transform)
 
 
