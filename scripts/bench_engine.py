@@ -159,7 +159,8 @@ def _mean_p95_max(err: np.ndarray) -> list[float]:
 # --- a plain SimpleITK script with the same settings ----------------------------------
 def plain_simpleitk(pipeline: Pipeline, fixed: sitk.Image, moving: sitk.Image, seed: int = 0) -> sitk.Transform:
     """What a user would write by hand: ITK's own pyramid, no callbacks."""
-    from regviewer.core.registration.stages import _set_metric, _set_optimizer, _set_sampling, _TransformBuilder
+    from regviewer.core.registration.method_settings import set_metric, set_optimizer, set_sampling
+    from regviewer.core.registration.stages import _TransformBuilder
 
     f = sitk.Cast(fixed, sitk.sitkFloat32) if fixed.GetNumberOfComponentsPerPixel() == 1 else _lum(fixed)
     m = sitk.Cast(moving, sitk.sitkFloat32) if moving.GetNumberOfComponentsPerPixel() == 1 else _lum(moving)
@@ -191,8 +192,8 @@ def plain_simpleitk(pipeline: Pipeline, fixed: sitk.Image, moving: sitk.Image, s
             method = sitk.ImageRegistrationMethod()
             if pipeline.reproducible:
                 method.SetNumberOfWorkUnits(1)
-            _set_metric(method, one)
-            if _set_sampling(method, one, f, seed):  # as the engine: gradients at the sampled points only
+            set_metric(method, one)
+            if set_sampling(method, one, f, seed):  # as the engine: gradients at the sampled points only
                 method.SetMetricUseFixedImageGradientFilter(False)
                 method.SetMetricUseMovingImageGradientFilter(False)
             method.SetInterpolator(interpolator_id(one.interpolator))
@@ -203,7 +204,7 @@ def plain_simpleitk(pipeline: Pipeline, fixed: sitk.Image, moving: sitk.Image, s
                 method.SetMovingInitialTransform(previous)
             builder = _TransformBuilder(one, f, tx)
             method.SetInitialTransform(builder.transform, inPlace=True)
-            _set_optimizer(method, one, builder)
+            set_optimizer(method, one)
             method.Execute(f, m)
             tx = builder.transform
             if stage.transform.kind == "bspline" and k < len(runs) - 1:

@@ -63,15 +63,15 @@ class ItkMetricTerm:
         return max(0.01 * stats.GetVariance(), 1e-12)
 
     def _build(self, tx: sitk.Transform) -> None:
-        from regviewer.core.registration.stages import _set_metric, _set_sampling, _set_work_units, set_inputs
+        from regviewer.core.registration.method_settings import set_inputs, set_metric, set_sampling, set_work_units
 
         stage, fixed, _moving, previous, seed, f_mask, m_mask, reproducible, rest = self._args
         method = sitk.ImageRegistrationMethod()
-        _set_work_units(method, stage, reproducible)
-        _set_metric(method, stage)
+        set_work_units(method, stage, reproducible)
+        set_metric(method, stage)
         one = dataclasses.replace(stage, pyramid=dataclasses.replace(stage.pyramid, shrink_factors=(rest,),
                                                                      smoothing_sigmas=(0.0,)))
-        _set_sampling(method, one, fixed, seed)
+        set_sampling(method, one, fixed, seed)
         method.SetMetricUseFixedImageGradientFilter(False)
         method.SetMetricUseMovingImageGradientFilter(False)
         method.SetShrinkFactorsPerLevel([1])

@@ -18,16 +18,12 @@ from regviewer.core.errors import RegistrationFailed
 from regviewer.core.registration.bspline_grid import mesh_for_spacing, refine_bspline
 from regviewer.core.registration.creep import MAX_RESTARTS, CreepWatch, regrows
 from regviewer.core.registration.drift import LAGGING_OPTIMIZERS, BestPosition
+from regviewer.core.registration.method_settings import (set_inputs, set_metric, set_optimizer, set_sampling,
+                                                        set_work_units)
 from regviewer.core.registration.run_state import RunState
 from regviewer.core.registration.stage_errors import explain_failure
 from regviewer.core.registration.params import LINEAR_TRANSFORMS, Stage
-from regviewer.core.transforms.resample import interpolator_id
 from regviewer.core.transforms.ops import copy_transform, make_linear
-
-
-def itk_seed(seed: int) -> int:
-    """SimpleITK treats seed 0 as 'use the wall clock'; shift so every user seed is reproducible."""
-    return int(seed) + 1
 
 
 def run_method_stage(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
@@ -144,19 +140,6 @@ def _run_level(one: Stage, fixed_k: sitk.Image, moving_k: sitk.Image, previous: 
     return tx
 
 
-def set_inputs(method: sitk.ImageRegistrationMethod, stage: Stage, fixed_mask: sitk.Image | None,
-               moving_mask: sitk.Image | None, previous: sitk.Transform | None) -> None:
-    """The interpolator, the masks the stage uses and the transform before it: one place, so a
-    plain stage and the landmark-guided metric term (`guided_terms`) see the same objective."""
-    method.SetInterpolator(interpolator_id(stage.interpolator))
-    if fixed_mask is not None and stage.use_fixed_mask:
-        method.SetMetricFixedMask(fixed_mask)
-    if moving_mask is not None and stage.use_moving_mask:
-        method.SetMetricMovingMask(moving_mask)
-    if previous is not None:
-        method.SetMovingInitialTransform(previous)
-
-
 def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk.Transform | None,
              run: RunState, seed: int, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None,
              initial: sitk.Transform | None, level_offset: int = 0, n_levels: int | None = None,
@@ -169,9 +152,9 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
     levels = stage.pyramid.shrink_factors
     n_levels = n_levels or len(levels)
     method = sitk.ImageRegistrationMethod()
-    _set_work_units(method, stage, reproducible)
-    _set_metric(method, stage)
-    if _set_sampling(method, stage, fixed, seed):
+    set_work_units(method, stage, reproducible)
+    set_metric(method, stage)
+    if set_sampling(method, stage, fixed, seed):
         # Sampled metrics: image gradients by central differences at the sampled points only,
         # not a smoothed gradient image of the whole image per level (half the affine time
         # on the 2 mm brain, and no full-size vector image in memory).
@@ -184,7 +167,7 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
 
     builder = _TransformBuilder(stage, fixed if domain is None else domain, initial)
     method.SetInitialTransform(builder.transform, inPlace=True)
-    _set_optimizer(method, stage, builder)
+    set_optimizer(method, stage)
     if creep is not None:
         creep.begin(builder.transform.GetParameters())
 
@@ -245,29 +228,6 @@ def _execute(stage: Stage, fixed: sitk.Image, moving: sitk.Image, previous: sitk
     return copy_transform(builder.transform)
 
 
-# Work units for a reproducible metric whose threaded sums ITK reduces in a fixed order
-# (per-work-unit partial sums added in unit order): any fixed count gives bit-identical
-# results run after run. A constant, not the core count, so the answer does not depend on
-# the machine's load or the thread pool's scheduling.
-REPRODUCIBLE_WORK_UNITS = 8
-
-
-def _set_work_units(method: sitk.ImageRegistrationMethod, stage: Stage, reproducible: bool) -> None:
-    """Threads for the metric: all cores, or a fixed split when results must repeat bit for bit.
-
-    Measured (scripts/bench_engine.py --threads): correlation, mean squares and
-    joint-histogram MI give identical results with a fixed number of work units;
-    ITK's Mattes MI does not (its threads add their derivative buffers into one shared
-    sum under a lock, in whatever order they arrive), so it runs as one unit here.
-    """
-    if not reproducible:
-        return
-    if stage.metric.kind == "mattes":
-        method.SetNumberOfWorkUnits(1)
-    else:
-        method.SetNumberOfWorkUnits(REPRODUCIBLE_WORK_UNITS)
-
-
 def _cancelled_transform(builder: "_TransformBuilder", watch: BestPosition) -> sitk.Transform:
     """The best transform of the current level when cancelled (else where the optimiser stood)."""
     if watch.best is not None:
@@ -323,84 +283,3 @@ def _variance_vox(sigma_mm: float, image: sitk.Image) -> float:
     """DisplacementFieldTransform smooths with a variance in voxel units (squared)."""
     sigma_vox = sigma_mm / float(np.mean(image.GetSpacing()))
     return float(sigma_vox**2)
-
-
-def _set_metric(method: sitk.ImageRegistrationMethod, stage: Stage) -> None:
-    m = stage.metric
-    if m.kind == "mattes":
-        method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=m.bins)
-    elif m.kind == "joint_histogram":
-        method.SetMetricAsJointHistogramMutualInformation(numberOfHistogramBins=m.bins, varianceForJointPDFSmoothing=1.5)
-    elif m.kind == "correlation":
-        method.SetMetricAsCorrelation()
-    elif m.kind == "mean_squares":
-        method.SetMetricAsMeanSquares()
-    elif m.kind == "ants_nc":
-        method.SetMetricAsANTSNeighborhoodCorrelation(m.radius)
-
-
-def _set_sampling(method: sitk.ImageRegistrationMethod, stage: Stage, fixed: sitk.Image, seed: int) -> bool:
-    """Set the metric's sample points; True when the metric sees a subset of the voxels."""
-    s = stage.sampling
-    if s.strategy == "none" or stage.metric.kind == "ants_nc" and s.strategy == "random":
-        # ANTS NC with random sampling is ill-defined in ITK (it needs neighbourhoods); use all voxels.
-        method.SetMetricSamplingStrategy(method.NONE)
-        return False
-    method.SetMetricSamplingStrategy(method.RANDOM if s.strategy == "random" else method.REGULAR)
-    if s.count > 0:
-        n_voxels = float(np.prod(fixed.GetSize()))
-        per_level = [min(1.0, s.count * f ** fixed.GetDimension() / n_voxels) for f in stage.pyramid.shrink_factors]
-        method.SetMetricSamplingPercentagePerLevel(per_level, itk_seed(seed))
-        return max(per_level) < 0.5
-    method.SetMetricSamplingPercentage(float(s.percentage), itk_seed(seed))
-    return s.percentage < 0.5
-
-
-def _set_optimizer(method: sitk.ImageRegistrationMethod, stage: Stage, builder: _TransformBuilder) -> None:
-    o = stage.optimizer
-    if o.kind == "regular_step":
-        method.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=o.learning_rate, minStep=o.min_step, numberOfIterations=o.iterations,
-            relaxationFactor=o.relaxation, gradientMagnitudeTolerance=1e-8)
-    elif o.kind == "gradient_descent_line_search":
-        method.SetOptimizerAsGradientDescentLineSearch(
-            learningRate=o.learning_rate, numberOfIterations=o.iterations,
-            convergenceMinimumValue=o.convergence_tolerance, convergenceWindowSize=o.convergence_window)
-    elif o.kind == "conjugate_gradient_line_search":
-        method.SetOptimizerAsConjugateGradientLineSearch(
-            learningRate=o.learning_rate, numberOfIterations=o.iterations,
-            convergenceMinimumValue=o.convergence_tolerance, convergenceWindowSize=o.convergence_window)
-    elif o.kind == "lbfgsb":
-        method.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=o.gradient_tolerance,
-                                    numberOfIterations=o.iterations, maximumNumberOfCorrections=5,
-                                    maximumNumberOfFunctionEvaluations=max(2000, 4 * o.iterations),
-                                    costFunctionConvergenceFactor=1e7)
-    elif o.kind == "lbfgs2":
-        method.SetOptimizerAsLBFGS2(solutionAccuracy=o.gradient_tolerance, numberOfIterations=o.iterations,
-                                    deltaConvergenceTolerance=o.convergence_tolerance)
-    elif o.kind == "powell":
-        method.SetOptimizerAsPowell(numberOfIterations=o.iterations, maximumLineIterations=20,
-                                    stepLength=o.simplex_delta, stepTolerance=1e-4, valueTolerance=1e-6)
-    elif o.kind == "amoeba":
-        method.SetOptimizerAsAmoeba(simplexDelta=o.simplex_delta, numberOfIterations=o.iterations,
-                                    parametersConvergenceTolerance=1e-6, functionConvergenceTolerance=1e-6)
-    _set_scales(method, stage, builder)
-
-
-def _set_scales(method: sitk.ImageRegistrationMethod, stage: Stage, builder: _TransformBuilder) -> None:
-    """Automatic scales, except where ITK cannot use them.
-
-    L-BFGS-B keeps the scales it was given when the B-spline grid is refined, so the
-    next level fails with "Size of scales (N) must equal number of local parameters
-    (M)". B-spline and displacement-field parameters are all mm shifts of the same
-    kind, so unit scales are exact for them: we simply do not estimate any.
-    """
-    scales = stage.optimizer.scales
-    if scales == "none" or stage.transform.kind in ("bspline", "displacement"):
-        return
-    if scales == "physical_shift":
-        method.SetOptimizerScalesFromPhysicalShift()
-    elif scales == "index_shift":
-        method.SetOptimizerScalesFromIndexShift()
-    elif scales == "jacobian":
-        method.SetOptimizerScalesFromJacobian()
